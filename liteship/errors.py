@@ -1,0 +1,91 @@
+"""One exception hierarchy; every class carries its documented exit code."""
+
+from __future__ import annotations
+
+
+class LiteshipError(Exception):
+    """Base of every error liteship reports to the user (never with a traceback)."""
+
+    exit_code = 1
+    #: short, stable identifier used in report.json and --json output
+    kind = "error"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageProblem(LiteshipError):
+    """Bad command-line arguments (conflicting flags, missing files, bad output folder)."""
+
+    exit_code = 2
+    kind = "usage"
+
+
+class EnvironmentProblem(LiteshipError):
+    """The installation is broken (a dependency missing or incompatible)."""
+
+    exit_code = 3
+    kind = "environment"
+
+
+class ConfigProblem(LiteshipError):
+    """pipeline.config is unreadable or describes a model that cannot go to TFLite."""
+
+    exit_code = 10
+    kind = "config"
+
+
+class LabelMapProblem(LiteshipError):
+    """label_map.pbtxt unreadable, ids not starting at 1, duplicates, count mismatch."""
+
+    exit_code = 11
+    kind = "label_map"
+
+
+class CheckpointProblem(LiteshipError):
+    """Checkpoint missing, unreadable, or not matching the model built from the config."""
+
+    exit_code = 12
+    kind = "checkpoint"
+
+
+class ModelInputProblem(LiteshipError):
+    """A SavedModel / frozen graph / .tflite given as input is not what it must be."""
+
+    exit_code = 13
+    kind = "model_input"
+
+
+class CalibrationProblem(LiteshipError):
+    """No usable calibration images for int8 (the other variants are still produced)."""
+
+    exit_code = 14
+    kind = "calibration"
+
+
+class ExportProblem(LiteshipError):
+    """The OD API export failed."""
+
+    exit_code = 20
+    kind = "export"
+
+
+class ConversionProblem(LiteshipError):
+    """The TFLite converter failed or produced a model that breaks the contract."""
+
+    exit_code = 21
+    kind = "conversion"
+
+
+class MetadataProblem(LiteshipError):
+    """Writing or reading back TFLite metadata failed."""
+
+    exit_code = 22
+    kind = "metadata"
+
+
+class Interrupted(LiteshipError):
+    exit_code = 130
+    kind = "interrupted"
