@@ -8,7 +8,13 @@ in memory, at import time (nothing in site-packages is edited):
 2. ``builders.model_builder`` imports ``meta_architectures.deepmac_meta_arch``, which
    imports ``tensorflow_io`` at module level although only DeepMAC uses it -> when
    ``tensorflow_io`` is not installed, a stand-in module is registered that fails with a
-   clear message if anything actually uses it.
+   clear message if anything actually uses it;
+3. ``inputs`` (used by the training loop, ``model_lib_v2``) imports
+   ``tensorflow.compat.v1.estimator``, removed in TF 2.16, only for TF1 serving input
+   receivers -> same kind of stand-in;
+4. tf-slim (the OD API's TFRecord decoder) calls ``control_flow_ops.case``/``cond``/
+   ``while_loop``/``Assert``, which TF 2.21 moved to their own modules -> the aliases are
+   added back (only where missing) when an OD API module is first requested.
 
 Everything else in liteship gets OD API modules through the accessors below.
 """
@@ -25,16 +31,17 @@ from liteship import protocompat
 from liteship.errors import EnvironmentProblem
 
 
-class _MissingTensorflowIO(types.ModuleType):
-    """Stands in for ``tensorflow_io`` (imported, never used, by the OD API's DeepMAC)."""
+class _UnusedModule(types.ModuleType):
+    """Stands in for a module the OD API imports at module level but liteship never uses."""
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        raise EnvironmentProblem(
-            "tensorflow_io is not installed; it is only needed for DeepMAC models, "
-            "which cannot be exported to TFLite anyway. Train an SSD model instead."
-        )
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(name)
+        self._why = why
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        raise EnvironmentProblem(f"{self.__name__} is not available: {self._why}")
 
 
 def _prepare() -> None:
@@ -47,14 +54,45 @@ def _prepare() -> None:
     try:
         importlib.import_module("tensorflow_io")
     except ImportError:
-        sys.modules["tensorflow_io"] = _MissingTensorflowIO("tensorflow_io")
+        sys.modules["tensorflow_io"] = _UnusedModule(
+            "tensorflow_io",
+            "it is only needed for DeepMAC models, which cannot go to TFLite; train an SSD.",
+        )
+    # ``from tensorflow.compat.v1 import estimator`` falls back to sys.modules when the
+    # attribute is missing (TF >= 2.16 has no estimator).
+    sys.modules.setdefault(
+        "tensorflow.compat.v1.estimator",
+        _UnusedModule("tensorflow.compat.v1.estimator", "TF 2.16+ removed tf.estimator."),
+    )
 
 
 _prepare()
 
 
+_tf_aliases_done = False
+
+
+def _add_tf_aliases() -> None:
+    global _tf_aliases_done
+    if _tf_aliases_done:
+        return
+    from tensorflow.python.ops import cond, control_flow_assert, control_flow_case, control_flow_ops, while_loop
+
+    moved = {
+        "case": control_flow_case.case,
+        "cond": cond.cond,
+        "while_loop": while_loop.while_loop,
+        "Assert": control_flow_assert.Assert,
+    }
+    for name, fn in moved.items():
+        if not hasattr(control_flow_ops, name):
+            setattr(control_flow_ops, name, fn)
+    _tf_aliases_done = True
+
+
 def module(name: str) -> types.ModuleType:
     """Import ``object_detection.<name>`` (e.g. ``builders.model_builder``)."""
+    _add_tf_aliases()
     try:
         return importlib.import_module(f"object_detection.{name}")
     except ImportError as exc:  # pragma: no cover - environment problem
