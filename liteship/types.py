@@ -1,0 +1,118 @@
+"""Shared types: ``str`` enums (CLI choices come from them) and frozen dataclasses."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Variant(str, enum.Enum):
+    """The four TFLite variants made from one export (file name = value + ``.tflite``)."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    DYNAMIC = "dynamic"  # dynamic-range: int8 weights, float activations
+    INT8 = "int8"  # full integer: int8 weights and activations, uint8 (or int8) input
+
+
+class OutputOrder(str, enum.Enum):
+    """Order of the 4 outputs in the converted model's output list."""
+
+    #: boxes [1,N,4], classes [1,N], scores [1,N], count [1]: the TFLite_Detection_PostProcess
+    #: port order, what TF1 exports give and what apps reading outputs by index expect.
+    PORT = "port"
+    #: what the TF2 converter leaves (scores, boxes, count, classes): only safe for apps that
+    #: find outputs by metadata name (Task Library).
+    CONVERTER = "converter"
+
+
+class Int8Input(str, enum.Enum):
+    UINT8 = "uint8"  # Task Library, LiteRT sample, legacy app
+    INT8 = "int8"  # rejected by the Task Library
+
+
+class InputKind(str, enum.Enum):
+    CHECKPOINT = "checkpoint"  # pipeline.config + checkpoint dir (model_main_tf2.py output)
+    SAVED_MODEL = "saved_model"  # export_tflite_graph_tf2.py output
+    FROZEN_GRAPH = "frozen_graph"  # export_tflite_ssd_graph.py (TF1) tflite_graph.pb
+
+
+class OutputRole(str, enum.Enum):
+    """Role of a detection output; values are the Task Library metadata tensor names."""
+
+    BOXES = "location"
+    CLASSES = "category"
+    SCORES = "score"
+    COUNT = "number of detections"
+
+
+#: TFLite_Detection_PostProcess output ports, in order (source of truth:
+#: tensorflow/lite/kernels/detection_postprocess.cc, kOutputTensorDetectionBoxes = 0,
+#: kOutputTensorDetectionClasses = 1, kOutputTensorDetectionScores = 2,
+#: kOutputTensorNumDetections = 3).
+POSTPROCESS_PORT_ORDER: tuple[OutputRole, ...] = (
+    OutputRole.BOXES,
+    OutputRole.CLASSES,
+    OutputRole.SCORES,
+    OutputRole.COUNT,
+)
+
+POSTPROCESS_OP = "TFLite_Detection_PostProcess"
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """``normalized = (pixel - mean) / std`` per channel, pixel in [0, 255]."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def range(self) -> tuple[float, float]:
+        lo = min((0.0 - m) / s for m, s in zip(self.mean, self.std))
+        hi = max((255.0 - m) / s for m, s in zip(self.mean, self.std))
+        return lo, hi
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    max_detections: int = 10
+    use_regular_nms: bool = False
+    #: None = keep the pipeline.config's batch_non_max_suppression value
+    score_threshold: float | None = None
+    iou_threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class FrozenGraphOptions:
+    """Defaults match the TF1 ``export_tflite_ssd_graph.py`` exporter."""
+
+    input_name: str = "normalized_input_image_tensor"
+    height: int = 300
+    width: int = 300
+    output_names: tuple[str, ...] = (
+        "TFLite_Detection_PostProcess",
+        "TFLite_Detection_PostProcess:1",
+        "TFLite_Detection_PostProcess:2",
+        "TFLite_Detection_PostProcess:3",
+    )
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    variants: tuple[Variant, ...] = tuple(Variant)
+    int8_input: Int8Input = Int8Input.UINT8
+    calibration_images: int = 100
+    output_order: OutputOrder = OutputOrder.PORT
+
+
+@dataclass(frozen=True)
+class InputStats:
+    """Statistics of the preprocessed representative dataset."""
+
+    count: int
+    min: float
+    max: float
+    mean: float
+    std: float
+    expected_range: tuple[float, float]
+    files_skipped: tuple[str, ...] = field(default_factory=tuple)
