@@ -65,6 +65,13 @@ class CalibrationProblem(LiteshipError):
     kind = "calibration"
 
 
+class TFLiteFileProblem(LiteshipError):
+    """A .tflite file is missing, unreadable, truncated, or not a TFLite flatbuffer."""
+
+    exit_code = 15
+    kind = "tflite_file"
+
+
 class ExportProblem(LiteshipError):
     """The OD API export failed."""
 

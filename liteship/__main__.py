@@ -1,0 +1,3 @@
+from liteship.cli import main
+
+raise SystemExit(main())

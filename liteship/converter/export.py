@@ -1,0 +1,346 @@
+"""Export: the three accepted inputs become one TFLite-convertible source.
+
+(a) pipeline.config + checkpoint -> the OD API's own TFLite exporter logic
+    (``export_tflite_graph_lib_tf2.SSDModule``: ``predict`` + score conversion + anchors +
+    the ``TFLite_Detection_PostProcess`` composite) saved as a SavedModel, PLUS a
+    ``reference`` SavedModel with the model's own preprocess / raw heads / postprocess,
+    aligned with the exported op's NMS settings: the exported SavedModel's detection
+    outputs are dummies, so numbers for parity must come from the detection model itself.
+(b) a SavedModel already written by ``export_tflite_graph_tf2.py`` -> checked and used as is.
+(c) a TF1 ``tflite_graph.pb`` from ``export_tflite_ssd_graph.py`` -> checked and used as is.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from liteship import atomic, odapi
+from liteship.converter import preflight
+from liteship.errors import ExportProblem, ModelInputProblem
+from liteship.types import ExportOptions, FrozenGraphOptions, InputKind, Normalization, POSTPROCESS_OP
+
+#: the MobileNet family's (x - 127.5) / 127.5; used when nothing better is known
+DEFAULT_NORMALIZATION = Normalization(mean=(127.5,), std=(127.5,))
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    kind: InputKind
+    #: SavedModel dir (a, b) or tflite_graph.pb (c): what the converter reads
+    source: Path
+    input_shape: tuple[int, int, int, int]
+    normalization: Normalization
+    #: where the normalization came from: feature_extractor | config | cli | default
+    normalization_source: str
+    num_classes: int
+    max_detections: int
+    use_regular_nms: bool | None
+    score_threshold: float | None
+    iou_threshold: float | None
+    #: SavedModel with `preprocess`, `heads`, `detect` signatures + anchors.npy (input a only)
+    reference_dir: Path | None = None
+    frozen_graph: FrozenGraphOptions | None = None
+    checkpoint: str | None = None
+    seconds: float = 0.0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, Path):
+                d[k] = str(v)
+        d["kind"] = self.kind.value
+        return d
+
+
+def aligned_config(config: Any, options: ExportOptions) -> Any:
+    """A copy of the pipeline config whose postprocess matches the exported TFLite op.
+
+    The OD API's own ``postprocess`` then computes what TFLite_Detection_PostProcess
+    computes: fast NMS = class-agnostic with one class per box; regular NMS = per-class
+    NMS (``detections_per_class`` 100, the op's default) then the top ``max_detections``.
+    """
+    cfg = copy.deepcopy(config)
+    nms = cfg.model.ssd.post_processing.batch_non_max_suppression
+    if options.score_threshold is not None:
+        nms.score_threshold = options.score_threshold
+    if options.iou_threshold is not None:
+        nms.iou_threshold = options.iou_threshold
+    nms.max_total_detections = options.max_detections
+    if options.use_regular_nms:
+        nms.use_class_agnostic_nms = False
+        nms.max_detections_per_class = 100
+    else:
+        nms.use_class_agnostic_nms = True
+        nms.max_classes_per_detection = 1
+        nms.max_detections_per_class = options.max_detections
+    return cfg
+
+
+def derive_normalization(model: Any, height: int, width: int, channels: int) -> Normalization:
+    """Read mean/std off the model's own ``preprocess`` (it must be affine per channel)."""
+    import tensorflow as tf
+
+    def pre(value: float) -> np.ndarray:
+        out, _ = model.preprocess(tf.fill([1, height, width, channels], value))
+        return out.numpy().reshape(-1, out.shape[-1]).mean(axis=0)
+
+    lo, mid, hi = pre(0.0), pre(127.0), pre(255.0)
+    slope = (hi - lo) / 255.0
+    if np.any(np.abs(slope) < 1e-9) or not np.allclose(lo + slope * 127.0, mid, atol=1e-3):
+        raise ExportProblem(
+            "the feature extractor's preprocess is not an affine (x - mean) / std map; "
+            "TFLite metadata cannot describe it — pass --norm-mean/--norm-std explicitly"
+        )
+    std = 1.0 / slope
+    mean = -lo * std
+    # float32 arithmetic gives 127.499992 for 127.5: round to what a config can mean
+    return Normalization(mean=tuple(round(float(m), 3) for m in mean), std=tuple(round(float(s), 3) for s in std))
+
+
+class _ReferenceModule:
+    """Built lazily (needs TF): the model's own preprocess / heads / postprocess."""
+
+    @staticmethod
+    def build(model: Any, config: Any, height: int, width: int, channels: int) -> Any:
+        import tensorflow as tf
+
+        post_processing_builder = odapi.module("builders.post_processing_builder")
+        _, score_fn = post_processing_builder.build(config.model.ssd.post_processing)
+
+        class ReferenceModule(tf.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = model
+
+            @tf.function(input_signature=[tf.TensorSpec([1, None, None, channels], tf.float32, name="image")])
+            def preprocess(self, image: Any) -> dict[str, Any]:
+                out, shapes = self.model.preprocess(image)
+                return {"preprocessed": out, "true_image_shape": shapes}
+
+            @tf.function(input_signature=[tf.TensorSpec([1, height, width, channels], tf.float32, name="preprocessed")])
+            def heads(self, preprocessed: Any) -> dict[str, Any]:
+                pred = self.model.predict(preprocessed, None)
+                return {
+                    "box_encodings": pred["box_encodings"],
+                    "class_predictions": score_fn(pred["class_predictions_with_background"]),
+                }
+
+            @tf.function(input_signature=[tf.TensorSpec([1, height, width, channels], tf.float32, name="preprocessed")])
+            def detect(self, preprocessed: Any) -> dict[str, Any]:
+                shapes = tf.constant([[height, width, channels]], tf.int32)
+                det = self.model.postprocess(self.model.predict(preprocessed, shapes), shapes)
+                return {
+                    "boxes": det["detection_boxes"],
+                    "classes": det["detection_classes"],
+                    "scores": det["detection_scores"],
+                    "num_detections": det["num_detections"],
+                }
+
+        return ReferenceModule()
+
+
+def export_from_checkpoint(
+    config_path: Path,
+    checkpoint_dir: Path,
+    workdir: Path,
+    options: ExportOptions,
+    checkpoint: str | None = None,
+    config: Any | None = None,
+) -> ExportResult:
+    """Input (a). Writes ``workdir/saved_model`` and ``workdir/reference`` atomically."""
+    import tensorflow as tf
+
+    t0 = time.perf_counter()
+    if config is None:
+        config = preflight.read_pipeline_config(config_path)
+    facts = preflight.check_config(config, config_path)
+    prefix = preflight.resolve_checkpoint(checkpoint_dir, checkpoint)
+    cfg = aligned_config(config, options)
+    model_builder = odapi.model_builder()
+    export_lib = odapi.export_tflite_lib()
+    try:
+        model = model_builder.build(cfg.model, is_training=False)
+    except (ValueError, KeyError) as exc:
+        raise preflight.ConfigProblem(f"{config_path}: the OD API cannot build this model: {exc}") from exc
+    h, w, c = facts.height, facts.width, facts.channels
+    image, shapes = model.preprocess(tf.zeros([1, h, w, c]))
+    model.postprocess(model.predict(image, shapes), shapes)  # creates every variable
+    preflight.restore_checkpoint(model, prefix, Path(config_path))
+    normalization = derive_normalization(model, h, w, c)
+
+    workdir = Path(workdir)
+    workdir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{workdir.name}.", suffix=".partial", dir=workdir.parent))
+    try:
+        module = export_lib.SSDModule(cfg, model, options.max_detections, options.use_regular_nms)
+        concrete = module.inference_fn.get_concrete_function(
+            tf.TensorSpec(shape=module.input_shape(), dtype=tf.float32, name="input")
+        )
+        tf.saved_model.save(module, str(staging / "saved_model"), signatures=concrete)
+        ref = _ReferenceModule.build(model, cfg, h, w, c)
+        tf.saved_model.save(
+            ref,
+            str(staging / "reference"),
+            signatures={"preprocess": ref.preprocess, "heads": ref.heads, "detect": ref.detect},
+        )
+        pred = model.predict(image, shapes)
+        box_list = odapi.module("core.box_list")
+        ycenter, xcenter, ha, wa = box_list.BoxList(pred["anchors"]).get_center_coordinates_and_sizes()
+        np.save(staging / "reference" / "anchors.npy", np.stack([ycenter, xcenter, ha, wa], axis=1).astype(np.float32))
+        atomic.write_text(staging / "reference" / "pipeline.config", _config_text(cfg))
+        atomic.replace_dir(staging, workdir)
+    except Exception as exc:
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, ExportProblem):
+            raise
+        raise ExportProblem(f"the OD API TFLite export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
+    nms = cfg.model.ssd.post_processing.batch_non_max_suppression
+    return ExportResult(
+        kind=InputKind.CHECKPOINT,
+        source=workdir / "saved_model",
+        input_shape=(1, h, w, c),
+        normalization=normalization,
+        normalization_source="feature_extractor",
+        num_classes=facts.num_classes,
+        max_detections=options.max_detections,
+        use_regular_nms=options.use_regular_nms,
+        score_threshold=float(nms.score_threshold),
+        iou_threshold=float(nms.iou_threshold),
+        reference_dir=workdir / "reference",
+        checkpoint=prefix,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _config_text(config: Any) -> str:
+    from google.protobuf import text_format
+
+    return text_format.MessageToString(config)
+
+
+_IMPLEMENTS_ATTR = re.compile(rb'key: \\?"(\w+)\\?" value \{ (\w): ([\w.\-+e]+) \}')
+
+
+def _postprocess_attrs_from_saved_model(pb: bytes) -> dict[str, str]:
+    """The ``experimental_implements`` attrs of the composite (plain text in saved_model.pb)."""
+    start = pb.find(f'name: "{POSTPROCESS_OP}"'.encode())
+    if start < 0:
+        start = pb.find(f'name: \\"{POSTPROCESS_OP}\\"'.encode())
+    if start < 0:
+        return {}
+    chunk = pb[start : start + 2000]
+    return {m.group(1).decode(): m.group(3).decode() for m in _IMPLEMENTS_ATTR.finditer(chunk)}
+
+
+def inspect_saved_model(
+    saved_model: Path,
+    normalization: Normalization | None = None,
+    normalization_source: str = "default",
+) -> ExportResult:
+    """Input (b): a SavedModel written by ``export_tflite_graph_tf2.py``."""
+    saved_model = Path(saved_model)
+    pb_path = saved_model / "saved_model.pb"
+    if not pb_path.is_file():
+        raise ModelInputProblem(
+            f"{saved_model} is not a SavedModel (no saved_model.pb); pass the `saved_model` folder that export_tflite_graph_tf2.py wrote"
+        )
+    pb = pb_path.read_bytes()
+    attrs = _postprocess_attrs_from_saved_model(pb)
+    if not attrs:
+        hint = (
+            " It looks like an exporter_main_v2.py export (detection_boxes outputs), whose NMS becomes Flex ops;"
+            if b"detection_boxes" in pb
+            else ""
+        )
+        raise ModelInputProblem(
+            f"{saved_model} has no {POSTPROCESS_OP} composite.{hint} export with "
+            "export_tflite_graph_tf2.py, or give liteship --pipeline-config and --checkpoint-dir"
+        )
+    import tensorflow as tf
+
+    try:
+        loaded = tf.saved_model.load(str(saved_model))
+        fn = loaded.signatures["serving_default"]
+    except Exception as exc:  # SavedModel loader raises many types
+        raise ModelInputProblem(f"cannot load SavedModel {saved_model}: {type(exc).__name__}: {str(exc)[:200]}") from exc
+    specs = list(fn.structured_input_signature[1].values())
+    if len(specs) != 1 or specs[0].shape.rank != 4 or None in specs[0].shape.as_list():
+        raise ModelInputProblem(
+            f"{saved_model}: expected one fixed-size image input [1,H,W,3], found {[s.shape for s in specs]}"
+        )
+    shape = tuple(int(d) for d in specs[0].shape.as_list())
+    return ExportResult(
+        kind=InputKind.SAVED_MODEL,
+        source=saved_model,
+        input_shape=shape,  # type: ignore[arg-type]
+        normalization=normalization or DEFAULT_NORMALIZATION,
+        normalization_source=normalization_source if normalization else "default",
+        num_classes=int(attrs.get("num_classes", "0")),
+        max_detections=int(attrs.get("max_detections", "0")),
+        use_regular_nms=attrs.get("use_regular_nms") == "true",
+        score_threshold=float(attrs["nms_score_threshold"]) if "nms_score_threshold" in attrs else None,
+        iou_threshold=float(attrs["nms_iou_threshold"]) if "nms_iou_threshold" in attrs else None,
+        notes=("no desktop reference: the exported SavedModel's detection outputs are placeholders; "
+               "give --pipeline-config/--checkpoint-dir for numeric parity",),
+    )
+
+
+def inspect_frozen_graph(
+    graph_path: Path,
+    options: FrozenGraphOptions,
+    normalization: Normalization | None = None,
+    normalization_source: str = "default",
+) -> ExportResult:
+    """Input (c): a TF1 ``tflite_graph.pb`` from ``export_tflite_ssd_graph.py``."""
+    import tensorflow as tf
+
+    graph_path = Path(graph_path)
+    if not graph_path.is_file():
+        raise ModelInputProblem(f"frozen graph {graph_path} does not exist; pass the tflite_graph.pb written by export_tflite_ssd_graph.py")
+    graph_def = tf.compat.v1.GraphDef()
+    try:
+        graph_def.ParseFromString(graph_path.read_bytes())
+    except Exception as exc:  # protobuf DecodeError and friends
+        raise ModelInputProblem(f"{graph_path} is not a binary GraphDef ({type(exc).__name__}); pass tflite_graph.pb, not the .pbtxt") from exc
+    nodes = {n.name: n for n in graph_def.node}
+    post = [n for n in graph_def.node if n.op == POSTPROCESS_OP]
+    if len(post) != 1:
+        raise ModelInputProblem(
+            f"{graph_path} has {len(post)} {POSTPROCESS_OP} nodes, expected 1: export it with "
+            "export_tflite_ssd_graph.py --add_postprocessing_op=true"
+        )
+    if options.input_name not in nodes:
+        placeholders = [n.name for n in graph_def.node if n.op == "Placeholder"]
+        raise ModelInputProblem(
+            f"{graph_path} has no input node {options.input_name!r}; placeholders found: {placeholders}; set --input-name"
+        )
+    wanted = {name.split(":")[0] for name in options.output_names}
+    missing = sorted(wanted - set(nodes))
+    if missing:
+        raise ModelInputProblem(f"{graph_path} has no output node(s) {missing}; set --output-names")
+    attr = post[0].attr
+    return ExportResult(
+        kind=InputKind.FROZEN_GRAPH,
+        source=graph_path,
+        input_shape=(1, options.height, options.width, 3),
+        normalization=normalization or DEFAULT_NORMALIZATION,
+        normalization_source=normalization_source if normalization else "default",
+        num_classes=int(attr["num_classes"].i),
+        max_detections=int(attr["max_detections"].i),
+        use_regular_nms=bool(attr["use_regular_nms"].b) if "use_regular_nms" in attr else False,
+        score_threshold=float(attr["nms_score_threshold"].f) if "nms_score_threshold" in attr else None,
+        iou_threshold=float(attr["nms_iou_threshold"].f) if "nms_iou_threshold" in attr else None,
+        frozen_graph=options,
+        notes=("no desktop reference: a frozen graph carries no preprocess/postprocess to compare with",),
+    )

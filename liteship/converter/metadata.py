@@ -1,0 +1,112 @@
+"""TFLite metadata with tflite-support's object-detector writer, then read back and verified.
+
+The writer (``object_detector.MetadataWriter.create_for_inference``) names the outputs
+``location``, ``category``, ``score``, ``number of detections`` (the names the Task
+Library looks up), attaches ``labelmap.txt`` to the category tensor as
+TENSOR_VALUE_LABELS and records the input normalization. It binds the four output
+metadata entries by ascending tensor index (the postprocess op's port order), whatever
+the order of the output list; :func:`verify` proves the binding on the written model.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from liteship import tflsupport
+from liteship.errors import MetadataProblem
+from liteship.tflite_inspect import inspect_model
+from liteship.types import Normalization, OutputRole
+
+LABEL_FILE = "labelmap.txt"
+
+
+@dataclass(frozen=True)
+class MetadataSummary:
+    output_names: tuple[str, ...]  # metadata names, in output-list order
+    associated_files: tuple[str, ...]
+    norm_mean: tuple[float, ...]
+    norm_std: tuple[float, ...]
+    label_count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output_names": list(self.output_names),
+            "associated_files": list(self.associated_files),
+            "norm_mean": list(self.norm_mean),
+            "norm_std": list(self.norm_std),
+            "label_count": self.label_count,
+        }
+
+
+def _collapse(values: tuple[float, ...]) -> list[float]:
+    return [values[0]] if len(set(values)) == 1 else list(values)
+
+
+def write_metadata(model: bytes, normalization: Normalization, labels_txt: str) -> bytes:
+    """Model bytes -> model bytes with object-detector metadata and labelmap.txt."""
+    writer_mod = tflsupport.object_detector_writer()
+    with tempfile.TemporaryDirectory(prefix="liteship-md-") as tmp:
+        label_path = Path(tmp) / LABEL_FILE  # the associated file's name is this basename
+        label_path.write_text(labels_txt, encoding="utf-8")
+        try:
+            writer = writer_mod.MetadataWriter.create_for_inference(
+                bytearray(model), _collapse(normalization.mean), _collapse(normalization.std), [str(label_path)]
+            )
+            return bytes(writer.populate())
+        except Exception as exc:  # the writer raises ValueError / RuntimeError / flatbuffer errors
+            raise MetadataProblem(f"tflite-support could not write metadata: {type(exc).__name__}: {str(exc)[:300]}") from exc
+
+
+def read_metadata(model: bytes) -> MetadataSummary:
+    md = tflsupport.metadata()
+    try:
+        displayer = md.MetadataDisplayer.with_model_buffer(bytearray(model))
+        meta = json.loads(displayer.get_metadata_json())
+        files = tuple(displayer.get_packed_associated_file_list())
+        labels = displayer.get_associated_file_buffer(LABEL_FILE).decode("utf-8") if LABEL_FILE in files else ""
+    except Exception as exc:
+        raise MetadataProblem(f"cannot read metadata back: {type(exc).__name__}: {str(exc)[:300]}") from exc
+    sub = meta["subgraph_metadata"][0]
+    outputs = tuple(t.get("name", "") for t in sub.get("output_tensor_metadata", []))
+    norm = next(
+        (
+            u["options"]
+            for t in sub.get("input_tensor_metadata", [])
+            for u in t.get("process_units", [])
+            if u.get("options_type") == "NormalizationOptions"
+        ),
+        {},
+    )
+    return MetadataSummary(
+        output_names=outputs,
+        associated_files=files,
+        norm_mean=tuple(norm.get("mean", [])),
+        norm_std=tuple(norm.get("std", [])),
+        label_count=len([line for line in labels.splitlines()]),
+    )
+
+
+def verify(model: bytes, normalization: Normalization, expected_labels: int) -> MetadataSummary:
+    """Read the metadata back; every output's name must match the role its tensor plays."""
+    summary = read_metadata(model)
+    info = inspect_model(model)
+    roles = [r.value if isinstance(r, OutputRole) else None for r in info.output_roles]
+    problems = []
+    if list(summary.output_names) != roles:
+        problems.append(f"output metadata names {list(summary.output_names)} do not match the output roles {roles}")
+    if LABEL_FILE not in summary.associated_files:
+        problems.append(f"{LABEL_FILE} is not attached (found {list(summary.associated_files)})")
+    if summary.label_count != expected_labels:
+        problems.append(f"{LABEL_FILE} has {summary.label_count} lines, expected {expected_labels}")
+    want_mean, want_std = _collapse(normalization.mean), _collapse(normalization.std)
+    if [round(v, 4) for v in summary.norm_mean] != [round(v, 4) for v in want_mean] or [
+        round(v, 4) for v in summary.norm_std
+    ] != [round(v, 4) for v in want_std]:
+        problems.append(f"normalization mean/std {summary.norm_mean}/{summary.norm_std}, expected {want_mean}/{want_std}")
+    if problems:
+        raise MetadataProblem("metadata verification failed: " + "; ".join(problems))
+    return summary

@@ -1,0 +1,309 @@
+"""``liteship run`` and the stage commands: one thin flow over the stage modules.
+
+pre-flight (nothing written) -> export -> calibration -> per variant: convert ->
+reorder outputs -> metadata -> read back + checks -> models/<variant>.tflite ->
+labelmap.txt -> report.json. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from liteship import atomic
+from liteship.errors import CalibrationProblem, ConversionProblem, LiteshipError, UsageProblem
+from liteship.progress import Progress
+from liteship.report import Report, Verdict, sha256
+from liteship.types import (
+    ConvertOptions,
+    ExportOptions,
+    FrozenGraphOptions,
+    InputKind,
+    Normalization,
+    Variant,
+)
+
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+
+
+class Stage:
+    EXPORT = "export"
+    CONVERT = "convert"
+    METADATA = "metadata"
+
+
+@dataclass(frozen=True)
+class Request:
+    out: Path
+    kind: InputKind | None = None  # None = the embedded demo
+    pipeline_config: Path | None = None
+    checkpoint_dir: Path | None = None
+    checkpoint: str | None = None
+    saved_model: Path | None = None
+    frozen_graph: Path | None = None
+    frozen_graph_options: FrozenGraphOptions = field(default_factory=FrozenGraphOptions)
+    label_map: Path | None = None
+    images: Path | None = None
+    normalization: Normalization | None = None
+    export: ExportOptions = field(default_factory=ExportOptions)
+    convert: ConvertOptions = field(default_factory=ConvertOptions)
+    until: str = Stage.METADATA
+    command: tuple[str, ...] = ()
+
+
+def demo_request(out: Path, **overrides: Any) -> Request:
+    """The embedded demo: a small SSD trained on synthetic shapes, shipped in the package."""
+    model = DEMO_DIR / "model"
+    base = dict(
+        out=out,
+        kind=InputKind.CHECKPOINT,
+        pipeline_config=model / "pipeline.config",
+        checkpoint_dir=model / "checkpoint",
+        label_map=model / "label_map.pbtxt",
+        images=DEMO_DIR / "data" / "calibration",
+    )
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return Request(**base)  # type: ignore[arg-type]
+
+
+def check_out_dir(out: Path) -> None:
+    """The output folder must be creatable and writable; checked before anything is written."""
+    if out.exists() and not out.is_dir():
+        raise UsageProblem(f"--out {out} is a file; give a folder path (it is created if missing)")
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageProblem(f"--out {out}: {probe} is not writable; choose another output folder")
+
+
+def _resolve_label_map(req: Request, config: Any | None) -> Path | None:
+    if req.label_map is not None:
+        return req.label_map
+    if config is not None:
+        for reader in (config.train_input_reader, *config.eval_input_reader):
+            path = reader.label_map_path
+            if path:
+                candidate = Path(path)
+                if not candidate.is_absolute() and req.pipeline_config is not None:
+                    candidate = req.pipeline_config.parent / candidate
+                if candidate.is_file():
+                    return candidate
+    return None
+
+
+def run(req: Request, progress: Progress | None = None) -> dict[str, Any]:
+    """Run the flow; returns the report dict. Raises LiteshipError (with exit code)."""
+    from liteship.converter import export as export_mod
+    from liteship.converter import labels as labels_mod
+    from liteship.converter import preflight
+
+    progress = progress or Progress(quiet=True)
+    out = Path(req.out)
+    check_out_dir(out)
+
+    # ---- pre-flight: nothing is written before all of this passes --------------------
+    config = None
+    with progress.step("pre-flight checks"):
+        if req.kind is InputKind.CHECKPOINT:
+            assert req.pipeline_config is not None and req.checkpoint_dir is not None
+            config = preflight.read_pipeline_config(req.pipeline_config)
+            facts = preflight.check_config(config, req.pipeline_config)
+            preflight.resolve_checkpoint(req.checkpoint_dir, req.checkpoint)
+        label_map_path = _resolve_label_map(req, config)
+        label_map = None
+        if label_map_path is not None:
+            label_map = labels_mod.read_label_map(label_map_path)
+            if config is not None:
+                labels_mod.check_num_classes(label_map, facts.num_classes, req.pipeline_config)
+        elif req.until == Stage.METADATA:
+            raise UsageProblem(
+                "metadata needs labels: pass --label-map label_map.pbtxt (the OD API label map used for training)"
+            )
+
+    report = Report(command=list(req.command), out_dir=out)
+    report.inputs = {
+        "kind": req.kind.value if req.kind else None,
+        "demo": req.pipeline_config is not None and DEMO_DIR in req.pipeline_config.resolve().parents,
+        "pipeline_config": _s(req.pipeline_config),
+        "checkpoint_dir": _s(req.checkpoint_dir),
+        "saved_model": _s(req.saved_model),
+        "frozen_graph": _s(req.frozen_graph),
+        "label_map": _s(label_map_path),
+        "images": _s(req.images),
+        "export_options": dataclasses.asdict(req.export),
+        "convert_options": {
+            "variants": [v.value for v in req.convert.variants],
+            "int8_input": req.convert.int8_input.value,
+            "calibration_images": req.convert.calibration_images,
+            "output_order": req.convert.output_order.value,
+        },
+    }
+
+    # ---- export ------------------------------------------------------------------------
+    try:
+        with progress.step("export"):
+            if req.kind is InputKind.CHECKPOINT:
+                assert req.pipeline_config is not None and req.checkpoint_dir is not None
+                exported = export_mod.export_from_checkpoint(
+                    req.pipeline_config, req.checkpoint_dir, out / "export", req.export, req.checkpoint, config=config
+                )
+            elif req.kind is InputKind.SAVED_MODEL:
+                assert req.saved_model is not None
+                exported = export_mod.inspect_saved_model(req.saved_model, req.normalization, "cli")
+            else:
+                assert req.frozen_graph is not None
+                exported = export_mod.inspect_frozen_graph(
+                    req.frozen_graph, req.frozen_graph_options, req.normalization, "cli"
+                )
+            if req.normalization is not None and exported.normalization != req.normalization:
+                exported = dataclasses.replace(exported, normalization=req.normalization, normalization_source="cli")
+        if label_map is not None and config is None and exported.num_classes:
+            labels_mod.check_num_classes(label_map, exported.num_classes, None)
+    except LiteshipError as exc:
+        if out.exists():
+            report.errors.append(_error(exc))
+            report.write("error")
+        raise
+    out.mkdir(parents=True, exist_ok=True)
+    report.export = exported.to_dict()
+    labels_txt = labels_mod.labelmap_txt(label_map) if label_map is not None else None
+    if labels_txt is not None:
+        atomic.write_text(out / "labelmap.txt", labels_txt)
+        report.labels = {"path": "labelmap.txt", "count": labels_txt.count("\n"), "source": str(label_map_path)}
+    if req.until == Stage.EXPORT:
+        report.write("ok")
+        return report.to_dict("ok")
+
+    # ---- calibration ---------------------------------------------------------------------
+    variants = list(req.convert.variants)
+    representative = None
+    refused: CalibrationProblem | None = None
+    if Variant.INT8 in variants:
+        with progress.step("calibration images"):
+            try:
+                representative = _calibration(req, exported)
+                report.calibration = {"images_dir": _s(req.images), **representative.stats_dict()}
+            except CalibrationProblem as exc:
+                refused = exc
+                variants.remove(Variant.INT8)
+                report.calibration = {"images_dir": _s(req.images), "refused": exc.message}
+                progress.warn(f"int8 refused: {exc.message}")
+
+    # ---- convert + metadata + checks per variant -----------------------------------------
+    failed: list[str] = []
+    for variant in variants:
+        with progress.step(f"convert {variant.value}"):
+            entry = _variant(req, exported, variant, representative, labels_txt)
+        report.variants.append(entry)
+        failed += [f"{variant.value}:{c['id']}" for c in entry["checks"] if c["verdict"] == Verdict.FAIL]
+        if representative is not None and variant is Variant.INT8:
+            report.calibration = {"images_dir": _s(req.images), **representative.stats_dict()}
+    if refused is not None:
+        report.errors.append(_error(refused))
+    if failed:
+        err = ConversionProblem(f"converted models failed checks: {', '.join(failed)} (see report.json)")
+        report.errors.append(_error(err))
+        report.write("fail")
+        raise err
+    status = "ok" if refused is None else "partial"
+    report.write(status)
+    if refused is not None:
+        raise refused
+    return report.to_dict(status)
+
+
+class _Representative:
+    """Adapter: the calibration module's dataset + its statistics as report data."""
+
+    def __init__(self, calibration: Any) -> None:
+        self.calibration = calibration
+
+    def __call__(self) -> Any:
+        return self.calibration()
+
+    def stats_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.calibration.stats())
+
+
+def _calibration(req: Request, exported: Any) -> _Representative:
+    from liteship.converter import calibration
+
+    if req.images is None:
+        raise CalibrationProblem(
+            "int8 needs calibration images: pass --images DIR with 100+ photos like the ones the app will see "
+            "(or leave int8 out with --variants fp32,fp16,dynamic)"
+        )
+    paths, skipped = calibration.find_images(req.images)
+    _, h, w, _ = exported.input_shape
+    if exported.reference_dir is not None:
+        preprocess = _reference_preprocess(exported.reference_dir)
+    else:
+        preprocess = calibration.resize_normalize(h, w, exported.normalization)
+    ds = calibration.representative_dataset(
+        paths, preprocess, req.convert.calibration_images, exported.normalization.range()
+    )
+    rep = _Representative(ds)
+    next(iter(ds()))  # fail now (typed) when no image is usable
+    return rep
+
+
+def _reference_preprocess(reference_dir: Path) -> Any:
+    """The model's own preprocess (from the reference SavedModel): exact by construction."""
+    import numpy as np
+    import tensorflow as tf
+
+    fn = tf.saved_model.load(str(reference_dir)).signatures["preprocess"]
+
+    def pre(rgb: np.ndarray) -> np.ndarray:
+        return fn(image=tf.constant(rgb[None].astype(np.float32)))["preprocessed"].numpy()
+
+    return pre
+
+
+def _variant(req: Request, exported: Any, variant: Variant, representative: Any, labels_txt: str | None) -> dict[str, Any]:
+    from liteship.converter import convert, metadata, reorder, verify
+    from liteship.tflite_inspect import inspect_model
+
+    converted = convert.convert_variant(exported, variant, representative, req.convert.int8_input)
+    model = reorder.reorder_outputs(converted.model, req.convert.output_order)
+    md_summary = None
+    if labels_txt is not None and req.until == Stage.METADATA:
+        model = metadata.write_metadata(model, exported.normalization, labels_txt)
+        md_summary = metadata.verify(model, exported.normalization, labels_txt.count("\n"))
+    info = inspect_model(model)
+    checks = verify.static_checks(info, variant, req.convert.output_order, req.convert.int8_input)
+    run_check, run_facts = verify.runtime_check(model, exported.max_detections)
+    checks.append(run_check)
+    rel = Path("models") / f"{variant.value}.tflite"
+    atomic.write_bytes(req.out / rel, model)
+    inp = info.inputs[0]
+    return {
+        "name": variant.value,
+        "path": str(rel),
+        "sha256": sha256(model),
+        "size_bytes": len(model),
+        "input": {"name": inp.name, "dtype": inp.dtype, "shape": list(inp.shape), "quantization": inp.quantization},
+        "outputs": [
+            {"position": o.position, "role": r.value if r else None, "name": o.name, "shape": list(o.shape), "dtype": o.dtype}
+            for o, r in zip(info.outputs, info.output_roles)
+        ],
+        "output_order": req.convert.output_order.value,
+        "ops": dict(sorted(info.op_counts.items())),
+        "postprocess": info.postprocess_options,
+        "conversion_seconds": round(converted.seconds, 3),
+        "metadata": md_summary.to_dict() if md_summary else None,
+        "runtime": run_facts,
+        "checks": [c.to_dict() for c in checks],
+    }
+
+
+def _s(p: Path | None) -> str | None:
+    return str(p) if p is not None else None
+
+
+def _error(exc: LiteshipError) -> dict[str, Any]:
+    return {"kind": exc.kind, "exit_code": exc.exit_code, "message": exc.message}

@@ -1,0 +1,101 @@
+"""report.json: the versioned, machine-readable contract of a liteship run.
+
+Schema ``liteship.report`` version 1 (see docs/report.md). Later stages (parity, lint,
+device) add keys; they never change the meaning of existing ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from liteship import __version__, atomic
+
+SCHEMA = "liteship.report"
+SCHEMA_VERSION = 1
+
+
+class Verdict:
+    PASS = "pass"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One measured property: what was expected, what was found, the verdict, the fix."""
+
+    id: str
+    verdict: str
+    expected: Any
+    found: Any
+    message: str = ""
+    fix: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _dist(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def versions() -> dict[str, str | None]:
+    return {
+        "liteship": __version__,
+        "python": platform.python_version(),
+        "tensorflow": _dist("tensorflow"),
+        "tflite_converter": _dist("tensorflow"),  # the converter ships inside TensorFlow
+        "ai_edge_litert": _dist("ai-edge-litert"),
+        "od_api": _dist("tf-models-research-object-detection"),
+        "tflite_support": _dist("tflite-support"),
+        "protobuf": _dist("protobuf"),
+        "numpy": _dist("numpy"),
+    }
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class Report:
+    command: list[str]
+    out_dir: Path
+    inputs: dict[str, Any] = field(default_factory=dict)
+    export: dict[str, Any] | None = None
+    calibration: dict[str, Any] | None = None
+    labels: dict[str, Any] | None = None
+    variants: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+
+    def to_dict(self, status: str) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            "status": status,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
+            "wall_seconds": round(time.time() - self.started, 3),
+            "command": self.command,
+            "platform": {"system": platform.system(), "machine": platform.machine(), "python": sys.version.split()[0]},
+            "versions": versions(),
+            "inputs": self.inputs,
+            "labels": self.labels,
+            "export": self.export,
+            "calibration": self.calibration,
+            "variants": self.variants,
+            "errors": self.errors,
+        }
+
+    def write(self, status: str) -> Path:
+        return atomic.write_json(self.out_dir / "report.json", self.to_dict(status))
