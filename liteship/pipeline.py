@@ -244,7 +244,8 @@ def _calibration(req: Request, exported: Any) -> _Representative:
     else:
         preprocess = calibration.resize_normalize(h, w, exported.normalization)
     ds = calibration.representative_dataset(
-        paths, preprocess, req.convert.calibration_images, exported.normalization.range()
+        paths, preprocess, req.convert.calibration_images, exported.normalization.range(),
+        source=req.images, already_skipped=skipped,
     )
     rep = _Representative(ds)
     next(iter(ds()))  # fail now (typed) when no image is usable

@@ -45,6 +45,7 @@ _DTYPE_NAMES: dict[int, str] = {
 _BUFFER_DATA_SLOT = 4
 _BUFFER_OFFSET_SLOT = 6
 _BUFFER_SIZE_SLOT = 8
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _POSTPROCESS_FLOAT_KEYS = ("nms_score_threshold", "nms_iou_threshold", "y_scale", "x_scale", "h_scale", "w_scale")
 _POSTPROCESS_INT_KEYS = ("max_detections", "max_classes_per_detection", "num_classes", "detections_per_class")
 
@@ -431,6 +432,8 @@ def _postprocess_options(raw: bytes) -> PostprocessOptions:
 def _short_float(value: Any) -> float:
     """A float32 value as its shortest float32 repr (0.6000000238 -> 0.6), else unchanged."""
     value = float(value)
+    if not abs(value) <= _FLOAT32_MAX:
+        return value
     single = np.float32(value)
     return float(str(single)) if float(single) == value else value
 

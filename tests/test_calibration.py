@@ -367,6 +367,7 @@ def test_dataset_rejects_non_positive_limit(tmp_path: Path) -> None:
 
 
 @pytest.mark.tf
+@pytest.mark.filterwarnings("ignore:Statistics for quantized inputs were expected")
 def test_dataset_drives_the_tflite_converter(tmp_path: Path) -> None:
     import tensorflow as tf
 

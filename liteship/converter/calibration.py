@@ -73,7 +73,7 @@ def _skip_reason(path: Path) -> str | None:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 image.size  # noqa: B018 - header only
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - untrusted file: any decoder failure means "skip it"
         return f"unreadable: {_describe(exc)}"
     return None
 
@@ -99,8 +99,7 @@ def load_rgb(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
                 return _to_rgb(upright)
     except CalibrationProblem:
         raise
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError, SyntaxError) as exc:
-        # SyntaxError: some Pillow decoders report malformed headers that way
+    except Exception as exc:  # noqa: BLE001 - untrusted file: any decoder/EXIF failure means "skip it"
         raise CalibrationProblem(f"cannot use calibration image {path}: {_describe(exc)}") from exc
 
 

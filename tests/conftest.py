@@ -1,0 +1,75 @@
+"""Session-wide fixtures: expensive models are built once per test session.
+
+Tiers (markers, see pyproject.toml): unmarked tests are fast and need no TensorFlow
+model; ``tf`` tests build/convert small models; ``slow`` tests run whole pipelines.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import liteship  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+from liteship.demo import synth
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "tf: needs TensorFlow and builds/converts models (slower)")
+
+
+@pytest.fixture(scope="session")
+def calib_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 seeded synthetic photos of mixed sizes (jpg and png)."""
+    root = tmp_path_factory.mktemp("calib")
+    for i, sample in enumerate(itertools.islice(synth.generate(7, 12, "cal"), 12)):
+        sample.image.save(root / f"{sample.name}.{'jpg' if i % 2 else 'png'}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(pipeline.config, checkpoint dir, label_map.pbtxt) of a 96x96 SSD MobileNetV2 0.25."""
+    from tests.fixtures.odapi_models import write_ssd_checkpoint
+
+    return write_ssd_checkpoint(tmp_path_factory.mktemp("tiny_ssd"), size=96, num_classes=3, seed=0)
+
+
+def run_cli(args: list[str]) -> int:
+    from liteship.cli import main
+
+    return main(args)
+
+
+@pytest.fixture(scope="session")
+def run_a(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: tuple[Path, Path, Path], calib_images: Path) -> Path:
+    """Input (a): the whole flow on the tiny checkpoint, default options (port order)."""
+    config, ckpt, label_map = tiny_checkpoint
+    out = tmp_path_factory.mktemp("run_a") / "out"
+    code = run_cli([
+        "run", "--pipeline-config", str(config), "--checkpoint-dir", str(ckpt), "--label-map", str(label_map),
+        "--images", str(calib_images), "--calibration-images", "8", "--max-detections", "7", "--out", str(out), "--quiet",
+    ])
+    assert code == 0, f"liteship run (a) exited {code}"
+    return out
+
+
+@pytest.fixture(scope="session")
+def run_b(tmp_path_factory: pytest.TempPathFactory, run_a: Path, tiny_checkpoint: tuple[Path, Path, Path], calib_images: Path) -> Path:
+    """Input (b): the SavedModel that run (a) exported, converted with --output-order converter."""
+    _, _, label_map = tiny_checkpoint
+    out = tmp_path_factory.mktemp("run_b") / "out"
+    code = run_cli([
+        "run", "--saved-model", str(run_a / "export" / "saved_model"), "--label-map", str(label_map),
+        "--images", str(calib_images), "--calibration-images", "8", "--output-order", "converter",
+        "--out", str(out), "--quiet",
+    ])
+    assert code == 0, f"liteship run (b) exited {code}"
+    return out
+
+
+def read_report(out: Path) -> dict[str, Any]:
+    return json.loads((out / "report.json").read_text())

@@ -1,0 +1,166 @@
+"""The output-folder contract and each input kind, on small models built in the session."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from liteship.types import POSTPROCESS_PORT_ORDER, Variant
+from tests.conftest import read_report, run_cli
+
+pytestmark = [pytest.mark.tf, pytest.mark.slow]
+
+VARIANTS = [v.value for v in Variant]
+PORT_ROLES = [r.value for r in POSTPROCESS_PORT_ORDER]
+
+
+def _interp(path: Path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(path))
+    it.allocate_tensors()
+    return it
+
+
+def _run(path: Path, seed: int = 0) -> list[np.ndarray]:
+    it = _interp(path)
+    inp = it.get_input_details()[0]
+    rng = np.random.default_rng(seed)
+    if inp["dtype"] == np.uint8:
+        x = rng.integers(0, 256, inp["shape"], dtype=np.uint8)
+    else:
+        x = (rng.integers(0, 256, inp["shape"]).astype(np.float32) - 127.5) / 127.5
+    it.set_tensor(inp["index"], x)
+    it.invoke()
+    return [it.get_tensor(o["index"]) for o in it.get_output_details()]
+
+
+def test_output_folder_has_the_four_variants_labelmap_and_report(run_a: Path) -> None:
+    for v in VARIANTS:
+        assert (run_a / "models" / f"{v}.tflite").is_file()
+    assert (run_a / "labelmap.txt").read_text() == "circle\nsquare\ntriangle\n"
+    report = read_report(run_a)
+    assert report["schema"] == "liteship.report" and report["schema_version"] == 1
+    assert report["status"] == "ok"
+    assert [v["name"] for v in report["variants"]] == VARIANTS
+    assert not list(run_a.rglob("*.partial")), "a temporary file was left behind"
+
+
+def test_report_records_versions_inputs_and_per_variant_facts(run_a: Path) -> None:
+    report = read_report(run_a)
+    for key in ("tensorflow", "tflite_converter", "od_api", "tflite_support", "ai_edge_litert"):
+        assert report["versions"][key], key
+    assert report["inputs"]["kind"] == "checkpoint"
+    for v in report["variants"]:
+        data = (run_a / v["path"]).read_bytes()
+        assert v["sha256"] == hashlib.sha256(data).hexdigest()
+        assert v["size_bytes"] == len(data)
+        assert v["conversion_seconds"] > 0
+        assert v["ops"]["CUSTOM:TFLite_Detection_PostProcess"] == 1
+        assert not [op for op in v["ops"] if op.startswith("FLEX:")]
+        assert [o["role"] for o in v["outputs"]] == PORT_ROLES
+        assert all(c["verdict"] == "pass" for c in v["checks"]), v["checks"]
+
+
+def test_int8_has_uint8_input_and_float_outputs(run_a: Path) -> None:
+    it = _interp(run_a / "models" / "int8.tflite")
+    assert it.get_input_details()[0]["dtype"] == np.uint8
+    assert {o["dtype"] for o in it.get_output_details()} == {np.float32}
+
+
+def test_float_variants_have_float_input(run_a: Path) -> None:
+    for v in ("fp32", "fp16", "dynamic"):
+        it = _interp(run_a / "models" / f"{v}.tflite")
+        assert it.get_input_details()[0]["dtype"] == np.float32, v
+
+
+def test_max_detections_option_sets_n(run_a: Path) -> None:
+    boxes, classes, scores, count = _run(run_a / "models" / "fp32.tflite")
+    assert boxes.shape == (1, 7, 4) and classes.shape == (1, 7) and scores.shape == (1, 7)
+    assert count.shape == (1,)
+
+
+def test_metadata_has_labels_names_and_normalization(run_a: Path) -> None:
+    from liteship.converter.metadata import read_metadata
+
+    for v in VARIANTS:
+        md = read_metadata((run_a / "models" / f"{v}.tflite").read_bytes())
+        assert md.output_names == tuple(PORT_ROLES), v
+        assert "labelmap.txt" in md.associated_files
+        assert md.label_count == 3
+        assert md.norm_mean == (127.5,) and md.norm_std == (127.5,)
+
+
+def test_calibration_statistics_are_recorded(run_a: Path) -> None:
+    cal = read_report(run_a)["calibration"]
+    assert cal["count"] == 8
+    assert -1.0 <= cal["min"] < cal["max"] <= 1.0
+    assert tuple(cal["expected_range"]) == (-1.0, 1.0)
+
+
+def test_export_keeps_a_numerically_real_reference(run_a: Path) -> None:
+    import tensorflow as tf
+
+    ref = tf.saved_model.load(str(run_a / "export" / "reference"))
+    x = tf.random.stateless_uniform([1, 96, 96, 3], seed=(1, 2), minval=-1, maxval=1)
+    heads = ref.signatures["heads"](preprocessed=x)
+    det = ref.signatures["detect"](preprocessed=x)
+    anchors = np.load(run_a / "export" / "reference" / "anchors.npy")
+    assert heads["box_encodings"].shape[1] == anchors.shape[0]
+    assert heads["class_predictions"].shape[-1] == 4  # 3 classes + background
+    assert det["boxes"].shape == (1, 7, 4)
+    # a real model answers differently to different inputs (the SavedModel's are constants)
+    det2 = ref.signatures["detect"](preprocessed=-x)
+    assert not np.allclose(heads["class_predictions"], ref.signatures["heads"](preprocessed=-x)["class_predictions"])
+    assert det2["boxes"].shape == det["boxes"].shape
+
+
+def test_saved_model_input_runs_and_keeps_converter_order(run_b: Path) -> None:
+    report = read_report(run_b)
+    assert report["inputs"]["kind"] == "saved_model"
+    assert report["export"]["max_detections"] == 7 and report["export"]["num_classes"] == 3
+    for v in report["variants"]:
+        assert [o["role"] for o in v["outputs"]] == ["score", "location", "number of detections", "category"]
+        assert all(c["verdict"] == "pass" for c in v["checks"]), v["checks"]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_each_variant_gives_the_same_tensors_in_both_orders(run_b: Path, variant: str, tmp_path: Path) -> None:
+    """Converter order -> port order: the same tensors come out under the new positions."""
+    from liteship.converter.reorder import reorder_outputs
+    from liteship.tflite_inspect import inspect_model
+    from liteship.types import OutputOrder
+
+    src = run_b / "models" / f"{variant}.tflite"
+    data = src.read_bytes()
+    before_roles = [r.value for r in inspect_model(data).output_roles]
+    dst = tmp_path / "port.tflite"
+    dst.write_bytes(reorder_outputs(data, OutputOrder.PORT))
+    after = _run(dst, seed=3)
+    before = _run(src, seed=3)
+    for new_pos, role in enumerate(PORT_ROLES):
+        np.testing.assert_array_equal(after[new_pos], before[before_roles.index(role)])
+
+
+def test_frozen_graph_input_converts_all_variants(tmp_path: Path, calib_images: Path) -> None:
+    from tests.fixtures.tf1_graph import build_tflite_graph_pb
+
+    pb = build_tflite_graph_pb(tmp_path / "tflite_graph.pb", height=96, width=96, num_classes=3, max_detections=10)
+    label_map = tmp_path / "label_map.pbtxt"
+    label_map.write_text("item { id: 1 name: 'a' }\nitem { id: 2 name: 'b' }\nitem { id: 3 name: 'c' }\n")
+    out = tmp_path / "out"
+    code = run_cli([
+        "run", "--frozen-graph", str(pb), "--input-size", "96x96", "--label-map", str(label_map),
+        "--images", str(calib_images), "--calibration-images", "6", "--out", str(out), "--quiet",
+    ])
+    assert code == 0
+    report = read_report(out)
+    assert report["inputs"]["kind"] == "frozen_graph"
+    assert [v["name"] for v in report["variants"]] == VARIANTS
+    for v in report["variants"]:
+        assert [o["role"] for o in v["outputs"]] == PORT_ROLES
+        assert v["ops"]["CUSTOM:TFLite_Detection_PostProcess"] == 1
+        assert all(c["verdict"] == "pass" for c in v["checks"]), (v["name"], v["checks"])
