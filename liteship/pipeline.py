@@ -281,20 +281,22 @@ def _variant(req: Request, exported: Any, variant: Variant, representative: Any,
     checks.append(run_check)
     rel = Path("models") / f"{variant.value}.tflite"
     atomic.write_bytes(req.out / rel, model)
-    inp = info.inputs[0]
+    info_d = info.to_dict()
+    inp = info_d["inputs"][0]
     return {
         "name": variant.value,
         "path": str(rel),
         "sha256": sha256(model),
         "size_bytes": len(model),
-        "input": {"name": inp.name, "dtype": inp.dtype, "shape": list(inp.shape), "quantization": inp.quantization},
+        "input": {k: inp[k] for k in ("name", "dtype", "shape", "quantization")},
         "outputs": [
             {"position": o.position, "role": r.value if r else None, "name": o.name, "shape": list(o.shape), "dtype": o.dtype}
             for o, r in zip(info.outputs, info.output_roles)
         ],
         "output_order": req.convert.output_order.value,
         "ops": dict(sorted(info.op_counts.items())),
-        "postprocess": info.postprocess_options,
+        "postprocess": info_d["postprocess"][0]["options"] if info_d["postprocess"] else None,
+        "op_versions": [list(p) for p in info.op_versions],
         "conversion_seconds": round(converted.seconds, 3),
         "metadata": md_summary.to_dict() if md_summary else None,
         "runtime": run_facts,

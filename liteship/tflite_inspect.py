@@ -174,7 +174,8 @@ def inspect_file(path: Path | str) -> ModelInfo:
 
 def inspect_model(data: bytes, *, source: str = "the model") -> ModelInfo:
     """Describe a TFLite flatbuffer; raises TFLiteFileProblem for anything that is not one."""
-    data = bytes(data)
+    if not isinstance(data, bytes):
+        data = bytes(data)
     _check_header(data, source)
     try:
         return _Reader(data, source).model_info()
@@ -323,6 +324,8 @@ class _Reader:
         found = []
         for i in range(self.count(self.model.SignatureDefsLength(), "signature defs")):
             sig = self.model.SignatureDefs(i)
+            if not 0 <= sig.SubgraphIndex() < subgraph_count:
+                raise self.fail(f"signature {i} refers to subgraph {sig.SubgraphIndex()}, expected < {subgraph_count}")
             found.append(
                 SignatureInfo(
                     key=_text(sig.SignatureKey()),

@@ -25,6 +25,7 @@ from tests.fixtures.tiny_ssd import (
     SyntheticSpec,
     build_synthetic_postprocess_tflite,
     build_tiny_postprocess_tflite,
+    line_anchors,
     repack,
 )
 
@@ -204,6 +205,15 @@ class TestBadBytes:
     @pytest.mark.parametrize("length", [8, 9, 12, 16, 64, 100, 500, 1000, -64, -33])
     def test_truncated(self, synthetic: bytes, length: int) -> None:
         assert_tflite_problem(synthetic[:length])
+
+    @pytest.mark.parametrize("past_end", [1, 1000, 2**31])
+    def test_buffer_past_the_end(self, synthetic: bytes, past_end: int) -> None:
+        anchors = line_anchors(6).tobytes()
+        start = synthetic.index(anchors)
+        assert int.from_bytes(synthetic[start - 4 : start], "little") == len(anchors)
+        length = len(synthetic) - start + past_end
+        data = synthetic[: start - 4] + length.to_bytes(4, "little") + synthetic[start:]
+        assert "buffer 1 needs bytes" in assert_tflite_problem(data).message
 
     def test_every_prefix_fails_or_is_only_missing_padding(self, synthetic_extras: bytes) -> None:
         full = inspect_model(synthetic_extras)

@@ -180,6 +180,7 @@ def export_from_checkpoint(
     workdir = Path(workdir)
     workdir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{workdir.name}.", suffix=".partial", dir=workdir.parent))
+    atomic.make_public(staging, directory=True)
     try:
         module = export_lib.SSDModule(cfg, model, options.max_detections, options.use_regular_nms)
         concrete = module.inference_fn.get_concrete_function(

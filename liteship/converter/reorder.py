@@ -12,11 +12,12 @@ both of which silently misread a converter-ordered model (scores taken as boxes)
 find outputs by metadata name (Task Library) work with either order.
 
 How: only the four int32 entries of subgraph 0's ``outputs`` vector are permuted, in place.
-The vector keeps its length, so nothing is re-serialised: every other byte of the file is
-unchanged, including an appended associated-files zip. Signature defs map names to tensor
-*indices*, not positions, so they stay valid. TFLite metadata, however, describes outputs
-by position, so reordering must happen before metadata is written (a model that already
-has metadata and is not in port order is refused).
+The vector keeps its length, so nothing is re-serialised and every other byte of the file
+is unchanged. Signature defs map names to tensor *indices*, not positions, so they stay
+valid. TFLite metadata, however, describes outputs by position (``output_tensor_metadata``
+follows the subgraph's output list; the Task Library finds "location", "score"... by it), so
+reordering must happen before metadata is written: a model that already has metadata and
+is not in port order is refused rather than left with mislabelled outputs.
 """
 
 from __future__ import annotations
