@@ -12,9 +12,9 @@ Reproducible: every random choice comes from --seed. Steps (each can be rerun al
 
 Usage (needs the `train` extra: `.venv/bin/uv sync --extra train`):
 
-  .venv/bin/python scripts/train_demo.py all --work work-tmp/demo --steps 4000
+  .venv/bin/python scripts/train_demo.py all --work work-tmp/demo --steps 3000 --batch 16
 
-On a 2-core CPU machine training takes about an hour; CI never retrains.
+On a 2-core CPU machine training takes 40-60 minutes; CI never retrains.
 """
 
 from __future__ import annotations
@@ -93,24 +93,26 @@ def make_data(work: Path, seed: int, n_train: int, n_val: int, n_calib: int) -> 
     print(f"data: {n_train} train, {n_val} val, {n_calib} calibration images in {work}")
 
 
-def write_config(work: Path, steps: int, batch: int) -> Path:
+def write_config(work: Path, steps: int, batch: int, lr: float = 0.004) -> Path:
     text = TEMPLATE.read_text()
     text = text.replace("LABEL_MAP", str(work / "label_map.pbtxt")).replace("TRAIN_RECORD", str(work / "train.record"))
     text = text.replace("total_steps: 4000", f"total_steps: {steps}").replace("num_steps: 4000", f"num_steps: {steps}")
     text = text.replace("batch_size: 32", f"batch_size: {batch}")
+    text = text.replace("learning_rate_base: 0.004", f"learning_rate_base: {lr}")
     text = text.replace("warmup_steps: 200", f"warmup_steps: {min(200, steps // 4)}")
     path = work / "pipeline.config"
     path.write_text(text)
     return path
 
 
-def train(work: Path, steps: int, batch: int) -> None:
+def train(work: Path, steps: int, batch: int, lr: float) -> None:
     import tensorflow as tf
 
     from absl import logging as absl_logging
 
     absl_logging.set_verbosity(absl_logging.INFO)  # the loop logs step time and losses at INFO
-    config = write_config(work, steps, batch)
+    tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.INFO)  # "Step N per-step time" lines
+    config = write_config(work, steps, batch, lr)
     model_lib_v2 = odapi.module("model_lib_v2")
     strategy = tf.distribute.get_strategy()  # default (single device) strategy
     t0 = time.time()
@@ -164,8 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("step", choices=["data", "train", "pack", "all"])
     p.add_argument("--work", type=Path, default=REPO / "work-tmp" / "demo")
     p.add_argument("--seed", type=int, default=20261121)
-    p.add_argument("--steps", type=int, default=4000)
-    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=0.003, help="peak learning rate (Adam, cosine decay)")
     p.add_argument("--train-images", type=int, default=4000)
     p.add_argument("--val-images", type=int, default=50)
     p.add_argument("--calibration-images", type=int, default=64)
@@ -174,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.step in ("data", "all"):
         make_data(work, args.seed, args.train_images, args.val_images, args.calibration_images)
     if args.step in ("train", "all"):
-        train(work, args.steps, args.batch)
+        train(work, args.steps, args.batch, args.lr)
     if args.step in ("pack", "all"):
         pack(work)
     return 0
