@@ -59,11 +59,12 @@ def run_a(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: tuple[Path,
 
 @pytest.fixture(scope="session")
 def run_b(tmp_path_factory: pytest.TempPathFactory, run_a: Path, tiny_checkpoint: tuple[Path, Path, Path], calib_images: Path) -> Path:
-    """Input (b): the SavedModel that run (a) exported, converted with --output-order converter."""
+    """Input (b): the SavedModel that run (a) exported, `liteship convert` (no metadata),
+    --output-order converter."""
     _, _, label_map = tiny_checkpoint
     out = tmp_path_factory.mktemp("run_b") / "out"
     code = run_cli([
-        "run", "--saved-model", str(run_a / "export" / "saved_model"), "--label-map", str(label_map),
+        "convert", "--saved-model", str(run_a / "export" / "saved_model"), "--label-map", str(label_map),
         "--images", str(calib_images), "--calibration-images", "8", "--output-order", "converter",
         "--out", str(out), "--quiet",
     ])

@@ -118,13 +118,28 @@ def test_export_keeps_a_numerically_real_reference(run_a: Path) -> None:
     assert det2["boxes"].shape == det["boxes"].shape
 
 
-def test_saved_model_input_runs_and_keeps_converter_order(run_b: Path) -> None:
+CONVERTER_ROLES = ["score", "location", "number of detections", "category"]
+
+
+def test_saved_model_input_converts_and_keeps_converter_order(run_b: Path) -> None:
     report = read_report(run_b)
     assert report["inputs"]["kind"] == "saved_model"
     assert report["export"]["max_detections"] == 7 and report["export"]["num_classes"] == 3
+    assert [v["name"] for v in report["variants"]] == VARIANTS
     for v in report["variants"]:
-        assert [o["role"] for o in v["outputs"]] == ["score", "location", "number of detections", "category"]
+        assert [o["role"] for o in v["outputs"]] == CONVERTER_ROLES
+        assert v["metadata"] is None  # `convert` stops before metadata
         assert all(c["verdict"] == "pass" for c in v["checks"]), v["checks"]
+
+
+def test_metadata_binds_names_to_roles_in_converter_order(run_b: Path) -> None:
+    from liteship.converter.metadata import read_metadata, verify, write_metadata
+    from liteship.types import Normalization
+
+    norm = Normalization(mean=(127.5,), std=(127.5,))
+    model = write_metadata((run_b / "models" / "fp32.tflite").read_bytes(), norm, "a\nb\nc\n")
+    verify(model, norm, 3)  # raises when a name is bound to the wrong tensor
+    assert list(read_metadata(model).output_names) == CONVERTER_ROLES
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
