@@ -282,8 +282,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    from liteship import nativelog
     from liteship.progress import Progress
 
+    nativelog.quiet(not args.debug)
     progress = Progress(quiet=args.quiet or args.json)
     try:
         if args.command == "doctor":

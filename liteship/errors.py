@@ -72,6 +72,13 @@ class TFLiteFileProblem(LiteshipError):
     kind = "tflite_file"
 
 
+class GroundTruthProblem(LiteshipError):
+    """Validation ground truth (Pascal VOC XML, CSV) unreadable or inconsistent with its images."""
+
+    exit_code = 16
+    kind = "ground_truth"
+
+
 class ExportProblem(LiteshipError):
     """The OD API export failed."""
 

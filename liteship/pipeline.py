@@ -104,6 +104,10 @@ def run(req: Request, progress: Progress | None = None) -> dict[str, Any]:
     progress = progress or Progress(quiet=True)
     out = Path(req.out)
     check_out_dir(out)
+    from liteship import nativelog
+
+    with nativelog.captured():  # TF's import prints CUDA/absl notices from C++
+        import tensorflow  # noqa: F401
 
     # ---- pre-flight: nothing is written before all of this passes --------------------
     config = None

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from liteship import nativelog
 from liteship.converter.export import ExportResult
 from liteship.errors import ConversionProblem
 from liteship.types import Int8Input, InputKind, Variant
@@ -79,10 +80,15 @@ def convert_variant(
         converter.inference_input_type = tf.uint8 if int8_input is Int8Input.UINT8 else tf.int8
         # The postprocess op's outputs (boxes, classes, scores, count) stay float32.
         converter.inference_output_type = tf.float32
-    try:
-        model = converter.convert()
-    except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
-        text = str(exc).strip().splitlines()
-        detail = next((line for line in text if "error" in line.lower()), text[0] if text else type(exc).__name__)
-        raise ConversionProblem(f"TFLite conversion to {variant.value} failed: {detail[:400]}") from exc
+    with nativelog.captured() as log:
+        try:
+            model = converter.convert()
+        except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
+            failure: Exception | None = exc
+        else:
+            failure = None
+    if failure is not None:
+        text = str(failure).strip().splitlines() + log.text.strip().splitlines()
+        detail = next((line for line in text if "error" in line.lower()), text[0] if text else type(failure).__name__)
+        raise ConversionProblem(f"TFLite conversion to {variant.value} failed: {detail.strip()[:400]}") from failure
     return Converted(variant=variant, model=bytes(model), seconds=time.perf_counter() - t0)

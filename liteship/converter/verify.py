@@ -43,9 +43,12 @@ def runtime_check(model: bytes, max_detections: int) -> tuple[Check, dict[str, A
     """Load and invoke with ai-edge-litert (the runtime apps embed) on a mid-grey input."""
     from ai_edge_litert.interpreter import Interpreter
 
+    from liteship import nativelog
+
     facts: dict[str, Any] = {}
     try:
-        interp = Interpreter(model_content=model, num_threads=1)
+        with nativelog.captured():
+            interp = Interpreter(model_content=model, num_threads=1)
         interp.allocate_tensors()
         inp = interp.get_input_details()[0]
         if np.issubdtype(inp["dtype"], np.integer):
