@@ -34,6 +34,7 @@ EXIT_CODES_HELP = """exit codes:
   13  --saved-model / --frozen-graph is not a TFLite-exportable SSD
   14  int8 refused: no usable calibration images (other variants were written)
   15  a .tflite file is unreadable or not a TFLite model
+  16  ground truth (VOC folder / CSV) unreadable or inconsistent
   20  export failed
   21  conversion failed or a converted model failed its checks
   22  metadata could not be written or verified

@@ -29,14 +29,14 @@ import math
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from liteship.converter.calibration import MAX_PIXELS, _to_rgb
+from liteship.converter.calibration import MAX_PIXELS, _to_rgb, load_rgb
 from liteship.errors import CalibrationProblem, GroundTruthProblem
 
 CSV_COLUMNS: tuple[str, ...] = ("filename", "width", "height", "class", "xmin", "ymin", "xmax", "ymax")
@@ -84,8 +84,8 @@ class GroundTruth:
     width: int
     height: int
     boxes: tuple[GroundTruthBox, ...]
-    #: the annotation file it came from (XML or CSV)
-    source: Path
+    #: the annotation file it came from (XML or CSV); not compared by ``==``
+    source: Path = field(compare=False)
     #: True when the boxes refer to the EXIF-rotated (upright) view of the image
     exif_transpose: bool = False
 
@@ -97,8 +97,6 @@ class GroundTruth:
         """The image as uint8 HxWx3 RGB, in the orientation the boxes refer to."""
         try:
             if self.exif_transpose:
-                from liteship.converter.calibration import load_rgb
-
                 return load_rgb(self.image_path, max_pixels)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -111,8 +109,9 @@ class GroundTruth:
                     return _to_rgb(image)
         except GroundTruthProblem:
             raise
-        except CalibrationProblem as problem:
-            raise GroundTruthProblem(f"{self.source}: {problem.message}") from None
+        except CalibrationProblem as problem:  # load_rgb's wording is about calibration images
+            reason = problem.message.split(f"{self.image_path}: ", 1)[-1]
+            raise GroundTruthProblem(f"{self.source}: image {self.image_path} cannot be decoded ({reason})") from None
         except Exception as exc:  # noqa: BLE001 - untrusted file: any decoder failure
             raise GroundTruthProblem(f"{self.source}: image {self.image_path} cannot be decoded ({exc})") from None
 
@@ -314,8 +313,9 @@ def load_csv(path: Path | str, class_names: Sequence[str] | None = None) -> list
             continue  # an image without objects
         if not cell["class"]:
             raise GroundTruthProblem(f"{where}: empty class")
-        difficult = cell.get("difficult", "") not in ("", "0", "false", "False")
-        box = GroundTruthBox(*(_csv_float(where, cell, n) for n in ("xmin", "ymin", "xmax", "ymax")), label=cell["class"], difficult=difficult)
+        difficult = cell.get("difficult", "").lower() not in ("", "0", "false")
+        xmin, ymin, xmax, ymax = (_csv_float(where, cell, n) for n in ("xmin", "ymin", "xmax", "ymax"))
+        box = GroundTruthBox(xmin, ymin, xmax, ymax, label=cell["class"], difficult=difficult)
         boxes.append(_checked_box(where, box, width, height, known))
     if not images:
         raise GroundTruthProblem(f"{path}: no rows after the header")
