@@ -113,9 +113,10 @@ def test_export_keeps_a_numerically_real_reference(run_a: Path) -> None:
     assert heads["class_predictions"].shape[-1] == 4  # 3 classes + background
     assert det["boxes"].shape == (1, 7, 4)
     # a real model answers differently to different inputs (the SavedModel's are constants)
-    det2 = ref.signatures["detect"](preprocessed=-x)
-    assert not np.allclose(heads["class_predictions"], ref.signatures["heads"](preprocessed=-x)["class_predictions"])
-    assert det2["boxes"].shape == det["boxes"].shape
+    heads2 = ref.signatures["heads"](preprocessed=-x)
+    assert not np.allclose(heads["class_predictions"], heads2["class_predictions"])
+    assert not np.allclose(heads["box_encodings"], heads2["box_encodings"])
+    assert 0 < int(det["num_detections"][0]) <= 7
 
 
 CONVERTER_ROLES = ["score", "location", "number of detections", "category"]
