@@ -1,0 +1,36 @@
+"""mAP of a .tflite against ground truth, the way an app runs it (one image at a time).
+
+Normalization for float inputs comes from the model's own metadata (what the Task Library
+uses); images are decoded in the orientation the boxes refer to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from liteship.validation.detect import TFLiteDetector
+from liteship.validation.groundtruth import load_ground_truth
+from liteship.validation.metrics import MapResult, coco_map
+
+
+def _normalization(model: bytes) -> tuple[float, float]:
+    from liteship.converter.metadata import read_metadata
+    from liteship.errors import MetadataProblem
+
+    try:
+        md = read_metadata(model)
+    except MetadataProblem:
+        return 127.5, 127.5
+    mean = md.norm_mean[0] if md.norm_mean else 127.5
+    std = md.norm_std[0] if md.norm_std else 127.5
+    return float(mean), float(std)
+
+
+def evaluate_map(model_path: Path, ground_truth: Path, class_names: Sequence[str], num_threads: int = 2) -> MapResult:
+    model = Path(model_path).read_bytes()
+    mean, std = _normalization(model)
+    detector = TFLiteDetector(model, num_threads=num_threads, mean=mean, std=std)
+    gt = load_ground_truth(ground_truth, class_names)
+    detections = {g.filename: detector.detect(g.load_rgb()) for g in gt}
+    return coco_map(gt, detections, list(class_names))
