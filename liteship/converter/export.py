@@ -230,18 +230,38 @@ def _config_text(config: Any) -> str:
     return text_format.MessageToString(config)
 
 
-_IMPLEMENTS_ATTR = re.compile(rb'key: \\?"(\w+)\\?" value \{ (\w): ([\w.\-+e]+) \}')
+def _attr_value(value: Any) -> str:
+    kind = value.WhichOneof("value")
+    v = getattr(value, kind) if kind else None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
 
 
 def _postprocess_attrs_from_saved_model(pb: bytes) -> dict[str, str]:
-    """The ``experimental_implements`` attrs of the composite (plain text in saved_model.pb)."""
-    start = pb.find(f'name: "{POSTPROCESS_OP}"'.encode())
-    if start < 0:
-        start = pb.find(f'name: \\"{POSTPROCESS_OP}\\"'.encode())
-    if start < 0:
+    """The attrs of the function that ``experimental_implements`` TFLite_Detection_PostProcess.
+
+    TF stores ``_implements`` either as a NameAttrList (``func``) or, from older exporters,
+    as the text of one (``s``); both are read.
+    """
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    sm = saved_model_pb2.SavedModel()
+    try:
+        sm.ParseFromString(pb)
+    except Exception:  # protobuf DecodeError: not a SavedModel at all
         return {}
-    chunk = pb[start : start + 2000]
-    return {m.group(1).decode(): m.group(3).decode() for m in _IMPLEMENTS_ATTR.finditer(chunk)}
+    for meta_graph in sm.meta_graphs:
+        for fn in meta_graph.graph_def.library.function:
+            impl = fn.attr.get("_implements")
+            if impl is None:
+                continue
+            if impl.HasField("func") and impl.func.name == POSTPROCESS_OP:
+                return {k: _attr_value(v) for k, v in impl.func.attr.items()}
+            if impl.s and POSTPROCESS_OP.encode() in impl.s:
+                text = impl.s.decode("utf-8", "replace")
+                return {m.group(1): m.group(2) for m in re.finditer(r'key: "(\w+)" value \{ \w: ([\w.\-+]+) \}', text)}
+    return {}
 
 
 def inspect_saved_model(

@@ -168,7 +168,8 @@ def restore_checkpoint(model: Any, prefix: str, config_path: Path) -> None:
     try:
         status = ckpt.restore(prefix)
         status.assert_existing_objects_matched()
-    except (tf.errors.DataLossError, tf.errors.OutOfRangeError) as exc:
+    except (tf.errors.DataLossError, tf.errors.OutOfRangeError, IndexError) as exc:
+        # IndexError: "Read less bytes than requested" from a truncated .data shard
         raise CheckpointProblem(f"checkpoint {prefix} is corrupt or truncated ({_first_line(exc)}); copy it again") from exc
     except tf.errors.NotFoundError as exc:
         raise CheckpointProblem(f"checkpoint {prefix} is incomplete: {_first_line(exc)}") from exc
