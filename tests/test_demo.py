@@ -1,0 +1,66 @@
+"""The embedded demo: shipped files, reproducible data, and the default `liteship run`."""
+
+from __future__ import annotations
+
+import io
+import itertools
+from pathlib import Path
+
+import pytest
+
+from liteship.demo import synth
+from liteship.pipeline import DEMO_DIR
+from tests.conftest import read_report, run_cli
+
+
+def _png(sample: synth.SynthSample) -> bytes:
+    buf = io.BytesIO()
+    sample.image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_same_seed_gives_the_same_images_and_boxes() -> None:
+    a = list(itertools.islice(synth.generate(123, 3), 3))
+    b = list(itertools.islice(synth.generate(123, 3), 3))
+    assert [_png(s) for s in a] == [_png(s) for s in b]
+    assert [s.objects for s in a] == [s.objects for s in b]
+    c = next(iter(synth.generate(124, 1)))
+    assert _png(c) != _png(a[0])
+
+
+def test_synthetic_boxes_lie_inside_their_images_and_use_known_classes() -> None:
+    for s in itertools.islice(synth.generate(5, 40), 40):
+        w, h = s.image.size
+        assert 1 <= len(s.objects) <= 3
+        for o in s.objects:
+            assert o.label in synth.CLASSES
+            assert 0 <= o.xmin < o.xmax <= w and 0 <= o.ymin < o.ymax <= h
+
+
+def test_demo_ships_checkpoint_config_labels_and_data() -> None:
+    model = DEMO_DIR / "model"
+    assert (model / "pipeline.config").is_file()
+    assert (model / "label_map.pbtxt").read_text() == synth.label_map_pbtxt()
+    assert list((model / "checkpoint").glob("*.index")), "no checkpoint shipped"
+    val = DEMO_DIR / "data" / "val"
+    assert len(list(val.glob("*.jpg"))) == 50
+    assert len(list(val.glob("*.xml"))) == 50
+    assert (val / "annotations.csv").is_file()
+    assert len(list((DEMO_DIR / "data" / "calibration").glob("*.jpg"))) >= 50
+    total = sum(p.stat().st_size for p in DEMO_DIR.rglob("*") if p.is_file())
+    assert total < 8 * 1024 * 1024, f"demo assets are {total / 1e6:.1f} MB"
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_default_run_converts_the_demo_and_fp32_reaches_map50_080(tmp_path: Path) -> None:
+    from liteship.validation.evaluate import evaluate_map
+
+    out = tmp_path / "out"
+    assert run_cli(["run", "--out", str(out), "--quiet"]) == 0
+    report = read_report(out)
+    assert report["inputs"]["demo"] is True
+    assert [v["name"] for v in report["variants"]] == ["fp32", "fp16", "dynamic", "int8"]
+    names = (out / "labelmap.txt").read_text().splitlines()
+    result = evaluate_map(out / "models" / "fp32.tflite", DEMO_DIR / "data" / "val", names)
+    assert result.map50 >= 0.80, result.to_dict()
