@@ -206,6 +206,8 @@ def run(req: Request, progress: Progress | None = None) -> dict[str, Any]:
         failed += [f"{variant.value}:{c['id']}" for c in entry["checks"] if c["verdict"] == Verdict.FAIL]
         if representative is not None and variant is Variant.INT8:
             report.calibration = {"images_dir": _s(req.images), **representative.stats_dict()}
+    for stale in set(Variant) - set(variants):  # from an earlier run into the same --out
+        (out / "models" / f"{stale.value}.tflite").unlink(missing_ok=True)
     if refused is not None:
         report.errors.append(_error(refused))
     if failed:

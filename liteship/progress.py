@@ -1,6 +1,8 @@
-"""Progress display for long steps: rich spinner on a TTY, plain lines otherwise.
+"""Progress display for long steps: a rich spinner and a tick per step, on a TTY only.
 
-Everything goes to stderr, so ``--json`` output on stdout stays machine-readable.
+Off when stderr is not a terminal (CI logs) or with ``--quiet``; results (``info``,
+``warn``) are still printed unless ``--quiet``. Everything goes to stderr, so ``--json``
+output on stdout stays machine-readable.
 """
 
 from __future__ import annotations
@@ -17,19 +19,15 @@ class Progress:
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
         self.console = Console(stderr=True, highlight=False, soft_wrap=True)
-        self.live = self.console.is_terminal and sys.stderr.isatty()
+        self.live = not quiet and self.console.is_terminal and sys.stderr.isatty()
 
     @contextmanager
     def step(self, title: str) -> Iterator[None]:
         t0 = time.perf_counter()
-        if self.quiet:
+        if not self.live:
             yield
             return
-        if self.live:
-            with self.console.status(f"{title} ..."):
-                yield
-        else:
-            self.console.print(f"{title} ...")
+        with self.console.status(f"{title} ..."):
             yield
         self.console.print(f"[green]✓[/green] {title} [dim]({time.perf_counter() - t0:.1f} s)[/dim]")
 
