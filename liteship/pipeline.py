@@ -152,9 +152,10 @@ def run(req: Request, progress: Progress | None = None) -> dict[str, Any]:
         with progress.step("export"):
             if req.kind is InputKind.CHECKPOINT:
                 assert req.pipeline_config is not None and req.checkpoint_dir is not None
-                exported = export_mod.export_from_checkpoint(
-                    req.pipeline_config, req.checkpoint_dir, out / "export", req.export, req.checkpoint, config=config
-                )
+                with nativelog.captured():  # TF's "failed call to cuInit" and similar C++ notices
+                    exported = export_mod.export_from_checkpoint(
+                        req.pipeline_config, req.checkpoint_dir, out / "export", req.export, req.checkpoint, config=config
+                    )
             elif req.kind is InputKind.SAVED_MODEL:
                 assert req.saved_model is not None
                 exported = export_mod.inspect_saved_model(req.saved_model, req.normalization, "cli")

@@ -180,3 +180,24 @@ def test_frozen_graph_input_converts_all_variants(tmp_path: Path, calib_images: 
         assert [o["role"] for o in v["outputs"]] == PORT_ROLES
         assert v["ops"]["CUSTOM:TFLite_Detection_PostProcess"] == 1
         assert all(c["verdict"] == "pass" for c in v["checks"]), (v["name"], v["checks"])
+
+
+def test_int8_without_usable_images_is_refused_and_other_variants_are_written(run_a: Path, tmp_path: Path, capsys) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "notes.txt").write_text("not an image")
+    (images / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    out = tmp_path / "out"
+    code = run_cli([
+        "convert", "--saved-model", str(run_a / "export" / "saved_model"), "--variants", "fp32,int8",
+        "--images", str(images), "--out", str(out), "--quiet",
+    ])
+    assert code == 14
+    err = capsys.readouterr().err
+    assert "int8" in err and "Traceback" not in err
+    assert (out / "models" / "fp32.tflite").is_file()
+    assert not (out / "models" / "int8.tflite").exists()
+    report = read_report(out)
+    assert report["status"] == "partial"
+    assert "refused" in report["calibration"]
+    assert [e["exit_code"] for e in report["errors"]] == [14]

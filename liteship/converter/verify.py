@@ -47,16 +47,16 @@ def runtime_check(model: bytes, max_detections: int) -> tuple[Check, dict[str, A
 
     facts: dict[str, Any] = {}
     try:
-        with nativelog.captured():
+        with nativelog.captured():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
             interp = Interpreter(model_content=model, num_threads=1)
-        interp.allocate_tensors()
-        inp = interp.get_input_details()[0]
-        if np.issubdtype(inp["dtype"], np.integer):
-            value = np.full(inp["shape"], 128 if inp["dtype"] == np.uint8 else 0, dtype=inp["dtype"])
-        else:
-            value = np.zeros(inp["shape"], dtype=inp["dtype"])
-        interp.set_tensor(inp["index"], value)
-        interp.invoke()
+            interp.allocate_tensors()
+            inp = interp.get_input_details()[0]
+            if np.issubdtype(inp["dtype"], np.integer):
+                value = np.full(inp["shape"], 128 if inp["dtype"] == np.uint8 else 0, dtype=inp["dtype"])
+            else:
+                value = np.zeros(inp["shape"], dtype=inp["dtype"])
+            interp.set_tensor(inp["index"], value)
+            interp.invoke()
         shapes = [list(interp.get_tensor(o["index"]).shape) for o in interp.get_output_details()]
         facts["runtime_output_shapes"] = shapes
     except Exception as exc:  # the interpreter raises ValueError/RuntimeError with C++ text
