@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from liteship import atomic
-from liteship.errors import CalibrationProblem, ConversionProblem, LiteshipError, UsageProblem
+from liteship.errors import CalibrationProblem, ConversionProblem, ExportProblem, LiteshipError, UsageProblem
 from liteship.progress import Progress
 from liteship.report import Report, Verdict, sha256
 from liteship.types import (
@@ -168,7 +168,7 @@ def run(req: Request, progress: Progress | None = None) -> dict[str, Any]:
                 exported = dataclasses.replace(exported, normalization=req.normalization, normalization_source="cli")
         if label_map is not None and config is None and exported.num_classes:
             labels_mod.check_num_classes(label_map, exported.num_classes, None)
-    except LiteshipError as exc:
+    except ExportProblem as exc:  # refusals (config, labels, checkpoint, input) write nothing
         if out.exists():
             report.errors.append(_error(exc))
             report.write("error")

@@ -125,3 +125,21 @@ def test_truncated_checkpoint_is_refused(
         "--label-map", str(label_map), "--out", str(tmp_path / "out"), "--quiet",
     ]
     _refused(args, tmp_path, capsys, 12, "checkpoint")
+
+
+@pytest.mark.tf
+def test_refused_rerun_leaves_a_previous_output_folder_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_checkpoint: tuple[Path, Path, Path], run_a: Path
+) -> None:
+    _, ckpt, label_map = tiny_checkpoint
+    out = tmp_path / "out"
+    shutil.copytree(run_a, out)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    (tmp_path / "pipeline.config").write_text(ssd_config_text(depth_multiplier=0.5))
+    args = [
+        "run", "--pipeline-config", str(tmp_path / "pipeline.config"), "--checkpoint-dir", str(ckpt),
+        "--label-map", str(label_map), "--out", str(out), "--quiet",
+    ]
+    assert run_cli(args) == 12
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
