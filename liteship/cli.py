@@ -38,6 +38,9 @@ EXIT_CODES_HELP = """exit codes:
   20  export failed
   21  conversion failed or a converted model failed its checks
   22  metadata could not be written or verified
+  30  lint: the model breaks a named app contract
+  31  parity: a variant differs from the desktop reference beyond its tolerances
+  32  accuracy: mAP below --min-map50, or a variant dropped more than --max-map50-drop below fp32
   130 interrupted
 """
 
@@ -143,6 +146,17 @@ def _convert_options(p: argparse.ArgumentParser) -> None:
                         "converter: keep the TF2 converter's scores, boxes, count, classes")
 
 
+def _validation_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("validation (run only)")
+    g.add_argument("--ground-truth", type=Path, metavar="PATH",
+                   help="Pascal VOC folder or CSV (filename,width,height,class,xmin,ymin,xmax,ymax): mAP per variant")
+    g.add_argument("--parity-images", type=_positive, default=50, metavar="N",
+                   help="images compared with the desktop reference (default 50)")
+    g.add_argument("--max-map50-drop", type=_unit, default=0.02, metavar="D",
+                   help="largest mAP@0.5 drop of a variant below fp32 (default 0.02)")
+    g.add_argument("--min-map50", type=_unit, metavar="M", help="minimum mAP@0.5 of every variant (default: none)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="liteship",
@@ -165,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
         _export_options(p)
         if name != "export":
             _convert_options(p)
+        if name == "run":
+            _validation_options(p)
         _common(p)
     p = sub.add_parser("doctor", help="check the installation (imports, versions)")
     _common(p)
@@ -224,9 +240,23 @@ def _request(args: argparse.Namespace) -> Any:
             calibration_images=args.calibration_images,
             output_order=OutputOrder(args.output_order),
         )
-    until = {"export": pipeline.Stage.EXPORT, "convert": pipeline.Stage.CONVERT}.get(args.command, pipeline.Stage.METADATA)
+    until = {
+        "export": pipeline.Stage.EXPORT,
+        "convert": pipeline.Stage.CONVERT,
+        "metadata": pipeline.Stage.METADATA,
+    }.get(args.command, pipeline.Stage.RUN)
     h, w = args.input_size
+    validation: dict[str, Any] = {}
+    if args.command == "run":
+        if args.ground_truth is not None and not args.ground_truth.exists():
+            raise UsageProblem(f"--ground-truth {args.ground_truth} does not exist; give a VOC folder or a CSV file")
+        validation = dict(
+            parity_images=args.parity_images, max_map50_drop=args.max_map50_drop, min_map50=args.min_map50
+        )
+        if args.ground_truth is not None:
+            validation["ground_truth"] = args.ground_truth
     common = dict(
+        **validation,
         export=export,
         convert=convert,
         until=until,
@@ -256,13 +286,19 @@ def _request(args: argparse.Namespace) -> Any:
 
 
 def _summary(report: dict[str, Any]) -> str:
-    lines = [f"{'variant':<8} {'size KB':>9} {'convert s':>9}  input        checks"]
+    lines = [f"{'variant':<8} {'size KB':>9} {'convert s':>9}  {'input':<8} {'mAP@0.5':>8} {'recall':>7}  checks"]
     for v in report.get("variants", []):
         fails = [c["id"] for c in v["checks"] if c["verdict"] == "fail"]
+        map50 = f"{v['map50']:.3f}" if v.get("map50") is not None else "-"
+        parity = v.get("parity") or {}
+        recall = f"{parity['recall']:.3f}" if parity.get("recall") is not None else "-"
         lines.append(
             f"{v['name']:<8} {v['size_bytes'] / 1024:>9.0f} {v['conversion_seconds']:>9.1f}  "
-            f"{v['input']['dtype']:<12} {'FAIL ' + ','.join(fails) if fails else 'ok'}"
+            f"{v['input']['dtype']:<8} {map50:>8} {recall:>7}  {'FAIL ' + ','.join(fails) if fails else 'ok'}"
         )
+    ref = (report.get("validation") or {}).get("reference")
+    if ref:
+        lines.append(f"desktop reference mAP@0.5 {ref['map50']:.3f} (the OD API model, same images)")
     return "\n".join(lines)
 
 

@@ -103,3 +103,24 @@ class MetadataProblem(LiteshipError):
 class Interrupted(LiteshipError):
     exit_code = 130
     kind = "interrupted"
+
+
+class ParityFailed(LiteshipError):
+    """A variant's outputs differ from the desktop reference beyond its tolerances."""
+
+    exit_code = 31
+    kind = "parity"
+
+
+class AccuracyGateFailed(LiteshipError):
+    """A variant's mAP is below the minimum or dropped too far below fp32."""
+
+    exit_code = 32
+    kind = "accuracy"
+
+
+class LintFailed(LiteshipError):
+    """`liteship lint`: a model breaks at least one named app contract."""
+
+    exit_code = 30
+    kind = "lint"

@@ -33,6 +33,7 @@ class Stage:
     EXPORT = "export"
     CONVERT = "convert"
     METADATA = "metadata"
+    RUN = "run"  # metadata + parity against the reference + mAP with ground truth
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,11 @@ class Request:
     convert: ConvertOptions = field(default_factory=ConvertOptions)
     until: str = Stage.METADATA
     command: tuple[str, ...] = ()
+    ground_truth: Path | None = None
+    parity_images: int = 50
+    #: maximum mAP@0.5 drop of any variant below fp32 (the issue's "within 2 points")
+    max_map50_drop: float = 0.02
+    min_map50: float | None = None
 
 
 def demo_request(out: Path, **overrides: Any) -> Request:
@@ -64,6 +70,7 @@ def demo_request(out: Path, **overrides: Any) -> Request:
         checkpoint_dir=model / "checkpoint",
         label_map=model / "label_map.pbtxt",
         images=DEMO_DIR / "data" / "calibration",
+        ground_truth=DEMO_DIR / "data" / "val",
     )
     base.update({k: v for k, v in overrides.items() if v is not None})
     return Request(**base)  # type: ignore[arg-type]
@@ -123,7 +130,7 @@ def run(req: Request, progress: Progress | None = None) -> dict[str, Any]:
             label_map = labels_mod.read_label_map(label_map_path)
             if config is not None:
                 labels_mod.check_num_classes(label_map, facts.num_classes, req.pipeline_config)
-        elif req.until == Stage.METADATA:
+        elif req.until in (Stage.METADATA, Stage.RUN):
             raise UsageProblem(
                 "metadata needs labels: pass --label-map label_map.pbtxt (the OD API label map used for training)"
             )
@@ -209,6 +216,10 @@ def run(req: Request, progress: Progress | None = None) -> dict[str, Any]:
             report.calibration = {"images_dir": _s(req.images), **representative.stats_dict()}
     for stale in set(Variant) - set(variants):  # from an earlier run into the same --out
         (out / "models" / f"{stale.value}.tflite").unlink(missing_ok=True)
+    gate_error: LiteshipError | None = None
+    if req.until == Stage.RUN and report.variants:
+        with progress.step("parity and mAP"):
+            gate_error = _validate(req, exported, report, labels_txt)
     if refused is not None:
         report.errors.append(_error(refused))
     if failed:
@@ -216,11 +227,86 @@ def run(req: Request, progress: Progress | None = None) -> dict[str, Any]:
         report.errors.append(_error(err))
         report.write("fail")
         raise err
+    if gate_error is not None:
+        report.errors.append(_error(gate_error))
+        report.write("fail")
+        raise gate_error
     status = "ok" if refused is None else "partial"
     report.write(status)
     if refused is not None:
         raise refused
     return report.to_dict(status)
+
+
+def _parity_images(req: Request, gt: list[Any] | None) -> list[Path] | None:
+    if gt is not None:
+        return [g.image_path for g in gt][: req.parity_images]
+    if req.images is not None:
+        from liteship.converter import calibration
+
+        return calibration.find_images(req.images)[0][: req.parity_images]
+    return None
+
+
+def _validate(req: Request, exported: Any, report: Report, labels_txt: str | None) -> LiteshipError | None:
+    """Parity against the desktop reference and mAP per variant; returns the gate failure."""
+    from liteship.errors import AccuracyGateFailed, ParityFailed
+    from liteship.report import Check
+    from liteship.validation import evaluate, parity
+    from liteship.validation.groundtruth import load_ground_truth
+
+    names = labels_txt.splitlines() if labels_txt else None
+    gt = load_ground_truth(req.ground_truth, names) if req.ground_truth is not None and names else None
+    models = {v["name"]: (req.out / v["path"]).read_bytes() for v in report.variants}
+    by_name = {v["name"]: v for v in report.variants}
+    parity_failed: list[str] = []
+    report.validation = {"ground_truth": _s(req.ground_truth), "reference": None}
+    paths = _parity_images(req, gt)
+    if exported.reference_dir is None or not paths:
+        why = "no desktop reference (inputs b/c)" if exported.reference_dir is None else "no images (--ground-truth or --images)"
+        for v in report.variants:
+            v["parity"] = None
+            v["checks"].append(Check("parity", "skip", "reference vs variant", None, why).to_dict())
+    else:
+        from liteship.converter.calibration import load_rgb
+
+        images = (g.load_rgb() for g in gt) if gt is not None else (load_rgb(p) for p in paths)
+        results = parity.measure(exported.reference_dir, models, images)
+        for name, result in results.items():
+            checks = parity.judge(result, parity.TOLERANCES[Variant(name)])
+            by_name[name]["parity"] = {**result.to_dict(), "tolerance": dataclasses.asdict(parity.TOLERANCES[Variant(name)])}
+            by_name[name]["checks"] += [c.to_dict() for c in checks]
+            parity_failed += [f"{name}:{c.id}" for c in checks if c.verdict == Verdict.FAIL]
+    accuracy_failed: list[str] = []
+    if gt is not None and names is not None:
+        assert req.ground_truth is not None
+        if exported.reference_dir is not None:
+            ref = evaluate.reference_map(exported.reference_dir, req.ground_truth, names)
+            report.validation["reference"] = {"map50": ref.map50, "map": ref.map}
+        for name in models:
+            r = evaluate.evaluate_map(req.out / by_name[name]["path"], req.ground_truth, names)
+            by_name[name].update(map50=r.map50, map=r.map, map_detail=r.to_dict())
+        base = by_name.get(Variant.FP32.value, {}).get("map50")
+        for name, v in by_name.items():
+            if base is not None and name != Variant.FP32.value and v["map50"] is not None:
+                drop = base - v["map50"]
+                ok = drop <= req.max_map50_drop
+                v["checks"].append(Check("accuracy.map50_drop_vs_fp32", Verdict.PASS if ok else Verdict.FAIL,
+                                         f"<= {req.max_map50_drop}", round(drop, 6), "",
+                                         "" if ok else "quantization costs accuracy: more/better calibration images").to_dict())
+                if not ok:
+                    accuracy_failed.append(f"{name}:map50_drop")
+            if req.min_map50 is not None and v["map50"] is not None:
+                ok = v["map50"] >= req.min_map50
+                v["checks"].append(Check("accuracy.min_map50", Verdict.PASS if ok else Verdict.FAIL, f">= {req.min_map50}",
+                                         round(v["map50"], 6), "", "" if ok else "the model is not accurate enough").to_dict())
+                if not ok:
+                    accuracy_failed.append(f"{name}:min_map50")
+    if parity_failed:
+        return ParityFailed(f"parity with the desktop reference failed: {', '.join(parity_failed)} (see report.json)")
+    if accuracy_failed:
+        return AccuracyGateFailed(f"accuracy gates failed: {', '.join(accuracy_failed)} (see report.json)")
+    return None
 
 
 class _Representative:
@@ -279,7 +365,7 @@ def _variant(req: Request, exported: Any, variant: Variant, representative: Any,
     converted = convert.convert_variant(exported, variant, representative, req.convert.int8_input)
     model = reorder.reorder_outputs(converted.model, req.convert.output_order)
     md_summary = None
-    if labels_txt is not None and req.until == Stage.METADATA:
+    if labels_txt is not None and req.until in (Stage.METADATA, Stage.RUN):
         model = metadata.write_metadata(model, exported.normalization, labels_txt)
         md_summary = metadata.verify(model, exported.normalization, labels_txt.count("\n"))
     info = inspect_model(model)

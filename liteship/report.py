@@ -76,6 +76,7 @@ class Report:
     calibration: dict[str, Any] | None = None
     labels: dict[str, Any] | None = None
     variants: list[dict[str, Any]] = field(default_factory=list)
+    validation: dict[str, Any] | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
     started: float = field(default_factory=time.time)
 
@@ -94,6 +95,7 @@ class Report:
             "export": self.export,
             "calibration": self.calibration,
             "variants": self.variants,
+            "validation": self.validation,
             "errors": self.errors,
         }
 

@@ -46,11 +46,12 @@ def run_cli(args: list[str]) -> int:
 
 @pytest.fixture(scope="session")
 def run_a(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: tuple[Path, Path, Path], calib_images: Path) -> Path:
-    """Input (a): the whole flow on the tiny checkpoint, default options (port order)."""
+    """Input (a): `liteship metadata` (the flow without parity: a random model's int8 is not
+    expected to match its reference) on the tiny checkpoint, default options (port order)."""
     config, ckpt, label_map = tiny_checkpoint
     out = tmp_path_factory.mktemp("run_a") / "out"
     code = run_cli([
-        "run", "--pipeline-config", str(config), "--checkpoint-dir", str(ckpt), "--label-map", str(label_map),
+        "metadata", "--pipeline-config", str(config), "--checkpoint-dir", str(ckpt), "--label-map", str(label_map),
         "--images", str(calib_images), "--calibration-images", "8", "--max-detections", "7", "--out", str(out), "--quiet",
     ])
     assert code == 0, f"liteship run (a) exited {code}"

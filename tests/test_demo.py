@@ -53,7 +53,7 @@ def test_demo_ships_checkpoint_config_labels_and_data() -> None:
 
 @pytest.mark.tf
 @pytest.mark.slow
-def test_default_run_converts_the_demo_and_fp32_reaches_map50_080(tmp_path: Path) -> None:
+def test_default_run_converts_validates_and_fp32_reaches_map50_080(tmp_path: Path) -> None:
     from liteship.validation.evaluate import evaluate_map
 
     out = tmp_path / "out"
@@ -64,3 +64,14 @@ def test_default_run_converts_the_demo_and_fp32_reaches_map50_080(tmp_path: Path
     names = (out / "labelmap.txt").read_text().splitlines()
     result = evaluate_map(out / "models" / "fp32.tflite", DEMO_DIR / "data" / "val", names)
     assert result.map50 >= 0.80, result.to_dict()
+    by = {v["name"]: v for v in report["variants"]}
+    assert by["fp32"]["map50"] == pytest.approx(result.map50)
+    # fp32 reproduces the OD API reference: the reference is numerically real
+    assert by["fp32"]["parity"]["heads"]["box_encodings"]["max_abs"] < 1e-3
+    assert by["fp32"]["parity"]["recall"] == 1.0
+    assert by["fp32"]["map50"] - by["int8"]["map50"] <= 0.02
+    assert report["validation"]["reference"]["map50"] >= 0.80
+    for v in report["variants"]:
+        ids = {c["id"] for c in v["checks"]}
+        assert {"parity.detections.recall", "parity.heads.box_encodings.max_abs"} <= ids
+        assert all(c["verdict"] == "pass" for c in v["checks"]), (v["name"], v["checks"])

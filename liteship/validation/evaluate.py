@@ -34,3 +34,23 @@ def evaluate_map(model_path: Path, ground_truth: Path, class_names: Sequence[str
     gt = load_ground_truth(ground_truth, class_names)
     detections = {g.filename: detector.detect(g.load_rgb()) for g in gt}
     return coco_map(gt, detections, list(class_names))
+
+
+def reference_map(reference_dir: Path, ground_truth: Path, class_names: Sequence[str]) -> MapResult:
+    """mAP of the desktop reference (the OD API model's own preprocess/postprocess)."""
+    import numpy as np
+
+    from liteship.validation.detect import Detections
+    from liteship.validation.parity import _Reference
+
+    ref = _Reference(reference_dir)
+    gt = load_ground_truth(ground_truth, class_names)
+    detections = {}
+    for g in gt:
+        rgb = g.load_rgb()
+        h, w = rgb.shape[:2]
+        _, _, d = ref.run(rgb)
+        b = d["boxes"]  # normalized (ymin, xmin, ymax, xmax): the fixed resizer stretches
+        boxes = np.stack([b[:, 1] * w, b[:, 0] * h, b[:, 3] * w, b[:, 2] * h], axis=1).clip(0, [w, h, w, h])
+        detections[g.filename] = Detections(boxes.astype(np.float32), d["classes"], d["scores"].astype(np.float32))
+    return coco_map(gt, detections, list(class_names))

@@ -1,0 +1,568 @@
+"""``liteship lint``: does a detection .tflite satisfy the contract of the app that loads it?
+
+Works on any .tflite (liteship's or not). Reads the flatbuffer with
+:func:`liteship.tflite_inspect.inspect_model` (no TensorFlow), the TFLite metadata with
+tflite-support's ``MetadataDisplayer``, and turns every field of each
+:class:`~liteship.validation.contracts.Contract` into :class:`~liteship.report.Check` s.
+
+Verdicts: ``fail`` breaks the app; ``pass`` may carry a ``warning:`` message (the app works
+but something needs attention, e.g. a non-300x300 input for the legacy app); ``skip`` = the
+check does not apply or could not run (the reason is in ``message``). A contract fails when
+one of its checks fails; skips do not fail it.
+
+GPU compatibility: ``tf.lite.experimental.Analyzer.analyze(gpu_compatibility=True)`` in a
+child process (it needs TensorFlow, which is slow to import and must not share a process
+with tflite-support's task module; a child also survives a native crash). Every contract's
+app falls back to the CPU for ops the GPU delegate does not take (TFLite_Detection_PostProcess
+is always one of them at runtime, whatever the analyzer says), so for ``Gpu.OPTIONAL``
+contracts incompatible ops are listed in a passing check; only ``Gpu.REQUIRED`` fails on ops
+other than the postprocess op.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from liteship.report import Check, Verdict
+from liteship.tflite_inspect import POSTPROCESS_OP_NAME, ModelInfo, inspect_model
+from liteship.types import POSTPROCESS_OP, OutputRole
+from liteship.validation import contracts as C
+
+LABELS_TYPE = "TENSOR_VALUE_LABELS"
+GPU_TIMEOUT_S = 300
+
+
+# --- metadata ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelFile:
+    name: str
+    type: str
+    lines: int | None  # None = not packed in the model
+
+
+@dataclass(frozen=True)
+class MetadataView:
+    present: bool
+    error: str = ""  # non-empty: present but unreadable
+    output_names: tuple[str, ...] = ()
+    #: (mean, std) lists of the first input's NormalizationOptions, None when absent
+    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    #: output position -> label files attached to it
+    output_files: dict[int, tuple[LabelFile, ...]] = field(default_factory=dict)
+    packed_files: tuple[str, ...] = ()
+
+    @property
+    def readable(self) -> bool:
+        return self.present and not self.error
+
+
+def read_metadata_view(model: bytes, info: ModelInfo) -> MetadataView:
+    if not info.has_tflite_metadata:
+        return MetadataView(present=False)
+    try:
+        from liteship import tflsupport
+
+        md = tflsupport.metadata()
+        displayer = md.MetadataDisplayer.with_model_buffer(bytearray(model))
+        meta = json.loads(displayer.get_metadata_json())
+        packed = tuple(displayer.get_packed_associated_file_list())
+        sub = meta["subgraph_metadata"][0]
+
+        def lines(name: str) -> int | None:
+            if name not in packed:
+                return None
+            return len(displayer.get_associated_file_buffer(name).decode("utf-8", errors="replace").splitlines())
+
+        outputs = sub.get("output_tensor_metadata", [])
+        files = {
+            i: tuple(
+                LabelFile(f.get("name", ""), f.get("type", ""), lines(f.get("name", "")))
+                for f in t.get("associated_files", [])
+            )
+            for i, t in enumerate(outputs)
+        }
+        norm = None
+        inputs = sub.get("input_tensor_metadata", [])
+        for unit in (inputs[0].get("process_units", []) if inputs else []):
+            if unit.get("options_type") == "NormalizationOptions":
+                o = unit.get("options", {})
+                norm = (tuple(o.get("mean", [])), tuple(o.get("std", [])))
+        return MetadataView(
+            present=True,
+            output_names=tuple(t.get("name", "") for t in outputs),
+            normalization=norm,
+            output_files=files,
+            packed_files=packed,
+        )
+    except Exception as exc:  # noqa: BLE001 — any reader failure = unreadable metadata
+        return MetadataView(present=True, error=f"{type(exc).__name__}: {str(exc)[:200]}")
+
+
+# --- GPU analyzer (child process) --------------------------------------------------------
+
+_ANALYZER_CHILD = r"""
+import contextlib, io, sys
+import liteship  # noqa: F401
+try:
+    import tensorflow as tf
+except Exception as exc:
+    print("LITESHIP_NO_TF " + type(exc).__name__ + ": " + str(exc)[:200]); sys.exit(0)
+data = open(sys.argv[1], "rb").read()
+buf = io.StringIO()
+with contextlib.redirect_stdout(buf):
+    tf.lite.experimental.Analyzer.analyze(model_content=data, gpu_compatibility=True)
+print(buf.getvalue())
+"""
+
+
+@dataclass(frozen=True)
+class GpuResult:
+    ran: bool
+    reason: str = ""  # why it did not run
+    incompatible: tuple[str, ...] = ()  # op names with a GPU COMPATIBILITY WARNING
+    summary: str = ""
+
+
+_OP_LINE = re.compile(r"^\s*Op#\d+\s+([A-Za-z0-9_]+)\(")
+
+
+def parse_analyzer(text: str) -> GpuResult:
+    incompatible: list[str] = []
+    current = None
+    summary = ""
+    for line in text.splitlines():
+        m = _OP_LINE.match(line)
+        if m:
+            current = m.group(1)
+            continue
+        if "GPU COMPATIBILITY WARNING" in line:
+            if current is not None and "Subgraph#" not in line:
+                incompatible.append(current)
+            else:
+                summary = line.strip()
+        elif "compatible with GPU delegate" in line:
+            summary = line.strip()
+    return GpuResult(ran=True, incompatible=tuple(dict.fromkeys(incompatible)), summary=summary)
+
+
+def analyze_gpu(path: Path) -> GpuResult:
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _ANALYZER_CHILD, str(path)],
+            capture_output=True, text=True, timeout=GPU_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        return GpuResult(ran=False, reason=f"the TFLite analyzer took more than {GPU_TIMEOUT_S} s")
+    except OSError as exc:
+        return GpuResult(ran=False, reason=f"cannot start the analyzer: {exc}")
+    if proc.stdout.startswith("LITESHIP_NO_TF"):
+        return GpuResult(ran=False, reason="TensorFlow is not available: " + proc.stdout[len("LITESHIP_NO_TF "):].strip())
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1][:200]
+        return GpuResult(ran=False, reason=f"the TFLite analyzer failed (exit {proc.returncode}): {tail}")
+    return parse_analyzer(proc.stdout)
+
+
+# --- checks ------------------------------------------------------------------------------
+
+
+def _pass(id: str, expected: Any, found: Any, message: str = "") -> Check:
+    return Check(id, Verdict.PASS, expected, found, message)
+
+
+def _fail(id: str, expected: Any, found: Any, message: str, fix: str) -> Check:
+    return Check(id, Verdict.FAIL, expected, found, message, fix)
+
+
+def _skip(id: str, expected: Any, message: str) -> Check:
+    return Check(id, Verdict.SKIP, expected, None, message)
+
+
+def _roles(info: ModelInfo) -> list[str | None]:
+    return [r.value if isinstance(r, OutputRole) else None for r in info.output_roles]
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything read from the model once, shared by every contract."""
+
+    info: ModelInfo
+    meta: MetadataView
+    gpu: GpuResult | None
+    task: Any | None  # taskcheck.TaskResult or None
+
+
+def check_contract(c: C.Contract, f: Facts, max_results: int | None = None) -> list[Check]:
+    info, meta = f.info, f.meta
+    checks: list[Check] = []
+    add = checks.append
+    regen = "re-export with `liteship run` (it writes port order, metadata and labelmap.txt)"
+
+    # -- input
+    if len(info.inputs) != 1:
+        add(_fail("input.count", 1, len(info.inputs), "the app feeds exactly one image tensor",
+                  "export the detector with the image as its only input (OD API export_tflite_graph_tf2.py)"))
+        inp = None
+    else:
+        inp = info.inputs[0]
+        add(_pass("input.count", 1, 1))
+    if inp is not None:
+        shape = list(inp.shape)
+        ok_shape = len(shape) == 4 and shape[0] == 1 and shape[3] == 3 and shape[1] > 0 and shape[2] > 0
+        if not ok_shape:
+            add(_fail("input.shape", "[1,H,W,3] fixed", shape, "the app resizes frames to a fixed HxW RGB image",
+                      "use fixed_shape_resizer and export with a fixed input size"))
+        elif c.expected_size and tuple(shape[1:3]) != c.expected_size:
+            h, w = c.expected_size
+            add(_pass("input.shape", f"[1,{h},{w},3]", shape,
+                      f"warning: the app assumes {h}x{w}; change its input size constant to {shape[1]}x{shape[2]}"))
+        else:
+            add(_pass("input.shape", "[1,H,W,3]", shape))
+        if inp.dtype in c.input_dtypes:
+            add(_pass("input.dtype", list(c.input_dtypes), inp.dtype))
+        else:
+            fix = "convert the int8 variant with `--int8-input uint8`" if inp.dtype == "int8" else (
+                "use the full-integer (int8 variant, uint8 input) model" if c.input_dtypes == ("uint8",)
+                else f"use a model with {' or '.join(c.input_dtypes)} input")
+            add(_fail("input.dtype", list(c.input_dtypes), inp.dtype, f"{c.name} rejects {inp.dtype} input", fix))
+        # normalization
+        if inp.dtype != "float32":
+            add(_skip("input.normalization", "NormalizationOptions for float input", f"{inp.dtype} input: not needed"))
+        elif c.float_needs_normalization:
+            if meta.readable and meta.normalization:
+                add(_pass("input.normalization", "NormalizationOptions", {"mean": list(meta.normalization[0]), "std": list(meta.normalization[1])}))
+            else:
+                add(_fail("input.normalization", "NormalizationOptions in the input metadata", None,
+                          "float input without normalization metadata: the app cannot scale pixels",
+                          "write metadata with mean/std (`liteship metadata`, or tflite-support's object_detector writer)"))
+        elif c.fixed_normalization:
+            m, s = c.fixed_normalization
+            if meta.readable and meta.normalization:
+                mean, std = meta.normalization
+                if all(abs(v - m) < 1e-3 for v in mean) and all(abs(v - s) < 1e-3 for v in std):
+                    add(_pass("input.normalization", f"(x-{m})/{s}", {"mean": list(mean), "std": list(std)}))
+                else:
+                    add(_fail("input.normalization", f"(x-{m})/{s}", {"mean": list(mean), "std": list(std)},
+                              f"the app hard-codes (x-{m})/{s}", f"change IMAGE_MEAN/IMAGE_STD in the app to {list(mean)}/{list(std)}"))
+            else:
+                add(_pass("input.normalization", f"(x-{m})/{s}", None,
+                          f"warning: no normalization metadata; the app assumes (x-{m})/{s}"))
+        else:
+            add(_skip("input.normalization", None, f"{c.name} does not read normalization"))
+
+    # -- postprocess op, flex, op versions
+    pp = info.postprocess
+    n_pp = info.op_counts.get(POSTPROCESS_OP_NAME, 0)
+    if n_pp == 1:
+        add(_pass("postprocess.op", 1, 1))
+    else:
+        add(_fail("postprocess.op", f"exactly 1 {POSTPROCESS_OP}", n_pp,
+                  "the app reads decoded boxes from the postprocess op" if n_pp == 0 else "several postprocess ops",
+                  "export with the OD API's export_tflite_graph_tf2.py (TFLite_Detection_PostProcess), then convert"))
+    flex = list(info.flex_ops)
+    if flex:
+        add(_fail("ops.flex", [], flex, "Flex (Select TF) ops need the tensorflow-lite-select-tf-ops AAR, which the app does not ship",
+                  "convert with builtin ops only (no SELECT_TF_OPS); use the TFLite postprocess op instead of TF NMS"))
+    else:
+        add(_pass("ops.flex", [], []))
+    add(_op_versions(c, info))
+
+    # -- outputs
+    roles = _roles(info)
+    if len(info.outputs) != 4:
+        add(_fail("outputs.count", 4, len(info.outputs), "the app reads 4 outputs: boxes, classes, scores, count",
+                  "export with the postprocess op (raw box/class heads cannot be read by the app)"))
+    else:
+        add(_pass("outputs.count", 4, 4))
+    want = {r.value for r in OutputRole}
+    if len(roles) == 4 and set(roles) == want:
+        add(_pass("outputs.roles", sorted(want), roles))
+    else:
+        add(_fail("outputs.roles", "the 4 postprocess ports", roles,
+                  "each output must be one TFLite_Detection_PostProcess port (None = another tensor)",
+                  "make the postprocess op's 4 outputs the model's outputs"))
+    if c.binding == C.Binding.INDEX:
+        expected = [r.value for r in c.index_order]
+        found = roles[: len(expected)]
+        if found == expected:
+            add(_pass("outputs.order", expected, found, "read by index"))
+        else:
+            add(_fail("outputs.order", expected, found, f"{c.name} reads outputs by index",
+                      "reorder outputs to port order: `liteship run --output-order port` (the default)"))
+    else:
+        names = list(meta.output_names) if meta.readable else None
+        if names is None:
+            add(_fail("outputs.names", roles, None, "outputs are found by metadata name, the model has no readable metadata",
+                      "write metadata with tflite-support's object_detector writer (`liteship metadata`)"))
+        elif names == roles and len(names) == 4:
+            add(_pass("outputs.names", roles, names, "found by metadata name (any output order works)"))
+        else:
+            add(_fail("outputs.names", roles, names, "metadata output names do not match the tensors' roles",
+                      "rewrite the metadata (`liteship metadata`): names must be location, category, score, number of detections"))
+
+    # -- metadata and labels
+    if meta.readable:
+        add(_pass("metadata.present", True, True))
+    elif c.metadata_required:
+        add(_fail("metadata.present", True, meta.error or False,
+                  "metadata is unreadable" if meta.present else f"{c.name} needs TFLite metadata",
+                  "write metadata with tflite-support's object_detector writer (`liteship metadata`)"))
+    else:
+        add(_skip("metadata.present", None, f"{c.name} does not read metadata"))
+    add(_labels(c, f, roles))
+    add(_label_count(c, f, roles))
+
+    # -- N
+    want_n = max_results if max_results is not None else c.max_results
+    n = pp[0].options.max_detections if len(pp) == 1 else None
+    if n is None:
+        add(_skip("postprocess.max_detections", f">= {want_n}", "no single postprocess op with max_detections"))
+    elif n >= want_n:
+        add(_pass("postprocess.max_detections", f">= {want_n}", n))
+    else:
+        add(_fail("postprocess.max_detections", f">= {want_n}", n,
+                  f"the app asks for {want_n} results, the op returns at most {n}",
+                  f"re-export with `liteship run --max-detections {want_n}` (or lower the app's max results)"))
+
+    # -- GPU
+    add(_gpu(c, f.gpu))
+    if c.task_library_load:
+        add(_task(f.task))
+    return checks
+
+
+def _op_versions(c: C.Contract, info: ModelInfo) -> Check:
+    cid = "ops.versions"
+    if c.runtime is None:
+        return _skip(cid, c.runtime_note, f"pinned to the current runtime ({c.runtime_note})")
+    too_new, unverified, unknown = [], [], []
+    beyond_table = C.version_key(c.runtime) > C.version_key(C.TABLE_SNAPSHOT)
+    for name, version in info.op_versions:
+        if name.startswith("FLEX:"):
+            continue  # reported by ops.flex
+        if name.startswith("BUILTIN_"):
+            unknown.append(name)
+            continue
+        top = C.max_supported_version(name, c.runtime)
+        if top is None:
+            continue
+        table_max = len(C.MIN_RUNTIME_FOR_OP_VERSION[name])
+        if version <= top:
+            continue
+        if version > table_max and beyond_table:
+            unverified.append(f"{name} v{version}")
+        else:
+            too_new.append(f"{name} v{version} (max v{top})")
+    mrv = info.min_runtime_version
+    if mrv and C.version_key(mrv) > C.version_key(c.runtime):
+        too_new.append(f"min_runtime_version {mrv}")
+    expected = f"op versions of TFLite {c.runtime} ({c.runtime_note})"
+    if too_new or unknown:
+        return _fail(cid, expected, too_new + unknown,
+                     f"ops newer than the pinned runtime {c.runtime}" + (f"; unknown builtins {unknown}" if unknown else ""),
+                     "convert with an older TensorFlow/converter, or move the app to a newer runtime")
+    msg = f"warning: not in the {C.TABLE_SNAPSHOT} table, unverified: {unverified}" if unverified else ""
+    return _pass(cid, expected, "all supported", msg)
+
+
+def _category_position(roles: list[str | None]) -> int | None:
+    return roles.index(OutputRole.CLASSES.value) if OutputRole.CLASSES.value in roles else None
+
+
+def _label_file(c: C.Contract, f: Facts, roles: list[str | None]) -> LabelFile | None:
+    pos = _category_position(roles)
+    files = f.meta.output_files.get(pos, ()) if pos is not None else ()
+    for lf in files:
+        if lf.type == LABELS_TYPE and (c.label_file is None or lf.name == c.label_file):
+            return lf
+    return None
+
+
+def _labels(c: C.Contract, f: Facts, roles: list[str | None]) -> Check:
+    cid = "labels.file"
+    want = f"{c.label_file or 'a label file'} ({LABELS_TYPE}) on the category tensor"
+    if not c.labels_required:
+        return _skip(cid, None, f"{c.name} ships its labels with the app")
+    if not f.meta.readable:
+        return _fail(cid, want, None, "no readable metadata, so no label file",
+                     "write metadata with labelmap.txt attached (`liteship metadata`)")
+    lf = _label_file(c, f, roles)
+    if lf is not None and lf.lines is not None:
+        return _pass(cid, want, lf.name)
+    pos = _category_position(roles)
+    attached = [x.name for x in f.meta.output_files.get(pos, ())] if pos is not None else []
+    found = {"on_category_tensor": attached, "packed": list(f.meta.packed_files)}
+    if lf is not None:
+        return _fail(cid, want, found, f"{lf.name} is named in the metadata but not packed in the model",
+                     "populate the metadata with the label file (MetadataPopulator.load_associated_files)")
+    if c.label_file and (attached or f.meta.packed_files):
+        return _fail(cid, want, found, f"{c.name} opens the label file named exactly {c.label_file!r}",
+                     f"rename the label file to {c.label_file} and write the metadata again")
+    return _fail(cid, want, found, "no label file attached to the category tensor",
+                 "write metadata with the label file (`liteship metadata` attaches labelmap.txt)")
+
+
+def _label_count(c: C.Contract, f: Facts, roles: list[str | None]) -> Check:
+    cid = "labels.count"
+    pp = f.info.postprocess
+    k = pp[0].options.num_classes if len(pp) == 1 else None
+    if not c.labels_required:
+        return _skip(cid, None, f"{c.name} ships its labels with the app")
+    lf = _label_file(c, f, roles) if f.meta.readable else None
+    if lf is None or lf.lines is None:
+        return _skip(cid, f">= num_classes ({k})", "no label file (see labels.file)")
+    if k is None:
+        return _skip(cid, ">= num_classes", f"no single postprocess op with num_classes ({lf.lines} labels)")
+    if lf.lines >= k:
+        return _pass(cid, f">= {k}", lf.lines)
+    return _fail(cid, f">= {k} (num_classes of {POSTPROCESS_OP})", lf.lines,
+                 f"{lf.name} has {lf.lines} lines for {k} classes: detections of the last classes have no name",
+                 "write one line per class id (id - 1 = line; gaps as ???), as `liteship run` does")
+
+
+def _gpu(c: C.Contract, g: GpuResult | None) -> Check:
+    cid = "gpu.compatibility"
+    want = "GPU delegate takes every op but the postprocess op" if c.gpu == C.Gpu.REQUIRED else "GPU delegate optional (CPU fallback)"
+    if g is None:
+        return _skip(cid, want, "not run (--no-gpu)")
+    if not g.ran:
+        return _skip(cid, want, g.reason)
+    others = [op for op in g.incompatible if op != POSTPROCESS_OP]
+    if not g.incompatible:
+        return _pass(cid, want, [], g.summary)
+    if others and c.gpu == C.Gpu.REQUIRED:
+        return _fail(cid, want, list(g.incompatible), "ops the GPU delegate does not take",
+                     "replace those ops (or quantization) with GPU-supported ones")
+    return _pass(cid, want, list(g.incompatible),
+                 f"warning: on CPU with the GPU delegate: {list(g.incompatible)}" if others else "the postprocess op runs on CPU (expected)")
+
+
+def _task(t: Any | None) -> Check:
+    cid = "task_library.load"
+    want = "ObjectDetector.create_from_file + detect succeed"
+    if t is None:
+        return _skip(cid, want, "not run (pass --task-check)")
+    if t.skipped:
+        return _skip(cid, want, t.message)
+    if t.ok:
+        return _pass(cid, want, t.found, t.message)
+    return _fail(cid, want, t.found, t.message, "fix the other failing task-library checks; the Task Library message says which")
+
+
+# --- driver ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContractResult:
+    name: str
+    checks: tuple[Check, ...]
+
+    @property
+    def verdict(self) -> str:
+        return Verdict.FAIL if any(ch.verdict == Verdict.FAIL for ch in self.checks) else Verdict.PASS
+
+    def failed(self) -> list[str]:
+        return [ch.id for ch in self.checks if ch.verdict == Verdict.FAIL]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"verdict": self.verdict, "checks": [ch.to_dict() for ch in self.checks]}
+
+
+@dataclass(frozen=True)
+class LintResult:
+    model: str
+    contracts: dict[str, ContractResult]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.verdict == Verdict.PASS for r in self.contracts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "verdict": Verdict.PASS if self.ok else Verdict.FAIL,
+            "contracts": {k: v.to_dict() for k, v in self.contracts.items()},
+        }
+
+
+def lint_bytes(
+    data: bytes,
+    names: tuple[str, ...] = C.NAMES,
+    *,
+    source: str = "the model",
+    max_results: int | None = None,
+    gpu: bool = False,
+    task_check: bool = False,
+    path: Path | None = None,
+) -> LintResult:
+    """Lint model bytes; raises TFLiteFileProblem when they are not a TFLite model."""
+    unknown = [n for n in names if n not in C.BY_NAME]
+    if unknown:
+        raise ValueError(f"unknown contracts {unknown}; known: {list(C.NAMES)}")
+    info = inspect_model(data, source=source)
+    meta = read_metadata_view(data, info)
+    tmp = None
+    if (gpu or task_check) and path is None:
+        import tempfile
+
+        tmp = tempfile.NamedTemporaryFile(suffix=".tflite", delete=False)
+        tmp.write(data)
+        tmp.close()
+        path = Path(tmp.name)
+    try:
+        g = analyze_gpu(path) if gpu and path is not None else None
+        task = None
+        if task_check and any(C.BY_NAME[n].task_library_load for n in names) and path is not None:
+            from liteship.validation import taskcheck
+
+            task = taskcheck.run(path)
+    finally:
+        if tmp is not None:
+            Path(tmp.name).unlink(missing_ok=True)
+    facts = Facts(info=info, meta=meta, gpu=g, task=task)
+    results = {n: ContractResult(n, tuple(check_contract(C.BY_NAME[n], facts, max_results))) for n in names}
+    return LintResult(model=source, contracts=results)
+
+
+def lint_file(path: Path | str, names: tuple[str, ...] = C.NAMES, **kwargs: Any) -> LintResult:
+    from liteship.errors import TFLiteFileProblem
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise TFLiteFileProblem(f"{path}: no such file (expected a .tflite model)") from None
+    except IsADirectoryError:
+        raise TFLiteFileProblem(f"{path} is a folder, expected a .tflite file") from None
+    except OSError as exc:
+        raise TFLiteFileProblem(f"{path} cannot be read: {exc.strerror or exc}") from None
+    return lint_bytes(data, names, source=str(path), path=path, **kwargs)
+
+
+def _short(value: Any, width: int = 34) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def format_table(result: LintResult) -> str:
+    """Compact human output: one block per contract, failing checks first with their fix."""
+    order = {Verdict.FAIL: 0, Verdict.PASS: 1, Verdict.SKIP: 2}
+    lines = [f"lint {result.model}"]
+    for name, r in result.contracts.items():
+        lines.append(f"\n{name}: {r.verdict.upper()}")
+        for ch in sorted(r.checks, key=lambda ch: order.get(ch.verdict, 3)):
+            lines.append(f"  {ch.verdict:<4} {ch.id:<27} expected {_short(ch.expected)}, found {_short(ch.found)}")
+            if ch.verdict == Verdict.FAIL:
+                lines.append(f"       {ch.message}")
+                lines.append(f"       fix: {ch.fix}")
+            elif ch.message.startswith("warning:") or ch.verdict == Verdict.SKIP:
+                lines.append(f"       {ch.message}")
+    return "\n".join(lines)

@@ -1,0 +1,268 @@
+"""Parity of a TFLite variant against the desktop reference, on the same inputs.
+
+Measure first, judge separately: :func:`measure` returns numbers only; :func:`judge`
+turns them into checks with the tolerances of :data:`TOLERANCES` (data, per variant).
+
+* Tensor level: the reference's own ``preprocess`` output is fed to both sides (quantized
+  with the model's input parameters for integer inputs), and the raw heads are compared
+  elementwise: the reference ``heads`` signature vs the two tensors entering
+  TFLite_Detection_PostProcess (box encodings, class scores after the score converter).
+* Detection level: the reference ``detect`` signature (the OD API's own postprocess with
+  the op's NMS settings) vs the variant's outputs, matched greedily by IoU >= 0.5 among
+  detections scoring >= ``score_threshold``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from liteship.report import Check, Verdict
+from liteship.tflite_inspect import inspect_model
+from liteship.types import OutputRole, Variant
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Per-variant limits; documented in docs/parity.md."""
+
+    box_encodings_max_abs: float
+    class_scores_max_abs: float
+    min_recall: float  # matched / reference detections
+    min_precision: float  # matched / variant detections
+    min_class_agreement: float
+    min_mean_iou: float
+    max_mean_score_delta: float
+
+
+#: fp32 must reproduce the reference up to float reordering; fp16 halves the mantissa;
+#: dynamic range and int8 quantize weights (and activations) to 8 bits.
+TOLERANCES: dict[Variant, Tolerance] = {
+    Variant.FP32: Tolerance(1e-3, 1e-3, 0.98, 0.98, 0.98, 0.98, 0.005),
+    Variant.FP16: Tolerance(0.05, 0.02, 0.95, 0.95, 0.97, 0.95, 0.02),
+    Variant.DYNAMIC: Tolerance(0.5, 0.15, 0.85, 0.85, 0.92, 0.85, 0.08),
+    Variant.INT8: Tolerance(1.0, 0.25, 0.80, 0.80, 0.90, 0.80, 0.10),
+}
+
+
+@dataclass
+class _Stats:
+    values: list[float] = field(default_factory=list)
+
+    def add(self, v: Iterable[float]) -> None:
+        self.values.extend(float(x) for x in v)
+
+    def summary(self) -> dict[str, float | None]:
+        if not self.values:
+            return {"count": 0, "mean": None, "max": None, "min": None}
+        a = np.asarray(self.values)
+        return {"count": int(a.size), "mean": float(a.mean()), "max": float(a.max()), "min": float(a.min())}
+
+
+@dataclass(frozen=True)
+class ParityResult:
+    variant: str
+    images: int
+    score_threshold: float
+    heads: dict[str, dict[str, float]]  # name -> {max_abs, mean_abs}
+    reference_detections: int
+    variant_detections: int
+    matched: int
+    class_agreement: float | None
+    recall: float | None
+    precision: float | None
+    iou: dict[str, Any]  # summary + histogram
+    score_delta: dict[str, Any]  # |score_ref - score_variant| of matched pairs
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix of [N,4] x [M,4] boxes in (ymin, xmin, ymax, xmax)."""
+    ya, xa, Ya, Xa = (a[:, i][:, None] for i in range(4))
+    yb, xb, Yb, Xb = (b[:, i][None, :] for i in range(4))
+    ih = np.clip(np.minimum(Ya, Yb) - np.maximum(ya, yb), 0, None)
+    iw = np.clip(np.minimum(Xa, Xb) - np.maximum(xa, xb), 0, None)
+    inter = ih * iw
+    area_a = np.clip(Ya - ya, 0, None) * np.clip(Xa - xa, 0, None)
+    area_b = np.clip(Yb - yb, 0, None) * np.clip(Xb - xb, 0, None)
+    return inter / np.maximum(area_a + area_b - inter, 1e-12)
+
+
+def match(ref: dict[str, np.ndarray], var: dict[str, np.ndarray], iou_threshold: float = 0.5) -> list[tuple[int, int, float]]:
+    """Greedy one-to-one matching by IoU, highest reference score first."""
+    if len(ref["scores"]) == 0 or len(var["scores"]) == 0:
+        return []
+    ious = _iou(ref["boxes"], var["boxes"])
+    pairs: list[tuple[int, int, float]] = []
+    used: set[int] = set()
+    for i in np.argsort(-ref["scores"]):
+        order = np.argsort(-ious[i])
+        for j in order:
+            if j in used or ious[i, j] < iou_threshold:
+                continue
+            pairs.append((int(i), int(j), float(ious[i, j])))
+            used.add(int(j))
+            break
+    return pairs
+
+
+class _Reference:
+    def __init__(self, reference_dir: Path) -> None:
+        import tensorflow as tf
+
+        self._tf = tf
+        loaded = tf.saved_model.load(str(reference_dir))
+        self._loaded = loaded  # keep the functions' owner alive
+        self.preprocess = loaded.signatures["preprocess"]
+        self.heads = loaded.signatures["heads"]
+        self.detect = loaded.signatures["detect"]
+
+    def run(self, rgb: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+        tf = self._tf
+        pre = self.preprocess(image=tf.constant(rgb[None].astype(np.float32)))["preprocessed"]
+        heads = {k: v.numpy() for k, v in self.heads(preprocessed=pre).items()}
+        det = self.detect(preprocessed=pre)
+        n = int(det["num_detections"][0])
+        dets = {
+            "boxes": det["boxes"][0, :n].numpy(),
+            # the OD API's postprocess gives 0-based class indices, like the TFLite op
+            "classes": det["classes"][0, :n].numpy().astype(np.int64),
+            "scores": det["scores"][0, :n].numpy(),
+        }
+        return pre.numpy(), heads, dets
+
+
+class _Variant:
+    def __init__(self, model: bytes) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        from liteship import nativelog
+
+        info = inspect_model(model)
+        if not info.postprocess:
+            raise ValueError("no TFLite_Detection_PostProcess op")
+        self.head_tensors = info.postprocess[0].inputs[:2]
+        self.role_index = {r: info.outputs[i].index for i, r in enumerate(info.output_roles) if r is not None}
+        with warnings.catch_warnings(), nativelog.captured():
+            warnings.simplefilter("ignore")  # preserve_all_tensors "is for debugging"
+            self.it = Interpreter(model_content=model, num_threads=2, experimental_preserve_all_tensors=True)
+            self.it.allocate_tensors()
+        self.inp = self.it.get_input_details()[0]
+
+    def run(self, pre: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        x = pre
+        if np.issubdtype(self.inp["dtype"], np.integer):
+            scale, zero = self.inp["quantization"]
+            info = np.iinfo(self.inp["dtype"])
+            x = np.clip(np.round(pre / scale) + zero, info.min, info.max)
+        self.it.set_tensor(self.inp["index"], x.astype(self.inp["dtype"]))
+        self.it.invoke()
+        heads = {
+            "box_encodings": self.it.get_tensor(self.head_tensors[0]).copy(),
+            "class_predictions": self.it.get_tensor(self.head_tensors[1]).copy(),
+        }
+        get = self.it.get_tensor
+        n = int(get(self.role_index[OutputRole.COUNT])[0])
+        dets = {
+            "boxes": get(self.role_index[OutputRole.BOXES])[0, :n].copy(),
+            "classes": get(self.role_index[OutputRole.CLASSES])[0, :n].astype(np.int64),
+            "scores": get(self.role_index[OutputRole.SCORES])[0, :n].copy(),
+        }
+        return heads, dets
+
+
+def _above(d: dict[str, np.ndarray], threshold: float) -> dict[str, np.ndarray]:
+    keep = d["scores"] >= threshold
+    return {k: v[keep] for k, v in d.items()}
+
+
+def measure(
+    reference_dir: Path,
+    models: dict[str, bytes],
+    images: Iterable[np.ndarray],
+    score_threshold: float = 0.3,
+) -> dict[str, ParityResult]:
+    """Stream ``images`` (uint8 HxWx3) once through the reference and every variant."""
+    ref = _Reference(reference_dir)
+    variants = {name: _Variant(model) for name, model in models.items()}
+    acc = {
+        name: {
+            "heads": {"box_encodings": [0.0, 0.0, 0], "class_predictions": [0.0, 0.0, 0]},
+            "ref": 0, "var": 0, "matched": 0, "same_class": 0, "iou": _Stats(), "dscore": _Stats(),
+        }
+        for name in variants
+    }
+    count = 0
+    for rgb in images:
+        count += 1
+        pre, ref_heads, ref_dets = ref.run(rgb)
+        ref_kept = _above(ref_dets, score_threshold)
+        for name, var in variants.items():
+            heads, dets = var.run(pre)
+            a = acc[name]
+            for key, stat in a["heads"].items():
+                diff = np.abs(heads[key].astype(np.float64) - ref_heads[key].astype(np.float64))
+                stat[0] = max(stat[0], float(diff.max()))
+                stat[1] += float(diff.mean())
+                stat[2] += 1
+            var_kept = _above(dets, score_threshold)
+            pairs = match(ref_kept, var_kept)
+            a["ref"] += len(ref_kept["scores"])
+            a["var"] += len(var_kept["scores"])
+            a["matched"] += len(pairs)
+            a["same_class"] += sum(int(ref_kept["classes"][i] == var_kept["classes"][j]) for i, j, _ in pairs)
+            a["iou"].add(iou for _, _, iou in pairs)
+            a["dscore"].add(abs(float(ref_kept["scores"][i]) - float(var_kept["scores"][j])) for i, j, _ in pairs)
+    results = {}
+    for name, a in acc.items():
+        ious = np.asarray(a["iou"].values)
+        hist, edges = np.histogram(ious, bins=[0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0 + 1e-9])
+        results[name] = ParityResult(
+            variant=name,
+            images=count,
+            score_threshold=score_threshold,
+            heads={k: {"max_abs": s[0], "mean_abs": s[1] / max(s[2], 1)} for k, s in a["heads"].items()},
+            reference_detections=a["ref"],
+            variant_detections=a["var"],
+            matched=a["matched"],
+            class_agreement=a["same_class"] / a["matched"] if a["matched"] else None,
+            recall=a["matched"] / a["ref"] if a["ref"] else None,
+            precision=a["matched"] / a["var"] if a["var"] else None,
+            iou={**a["iou"].summary(), "histogram": {"edges": [round(e, 3) for e in edges], "counts": hist.tolist()}},
+            score_delta=a["dscore"].summary(),
+        )
+    return results
+
+
+def _ge(cid: str, value: float | None, limit: float, fix: str) -> Check:
+    if value is None:
+        return Check(cid, Verdict.SKIP, f">= {limit}", None, "nothing to compare (no detections above the threshold)")
+    ok = value >= limit
+    return Check(cid, Verdict.PASS if ok else Verdict.FAIL, f">= {limit}", round(value, 6), "", "" if ok else fix)
+
+
+def _le(cid: str, value: float | None, limit: float, fix: str) -> Check:
+    if value is None:
+        return Check(cid, Verdict.SKIP, f"<= {limit}", None, "nothing to compare")
+    ok = value <= limit
+    return Check(cid, Verdict.PASS if ok else Verdict.FAIL, f"<= {limit}", round(value, 6), "", "" if ok else fix)
+
+
+def judge(result: ParityResult, tolerance: Tolerance) -> list[Check]:
+    quant = "quantization moved the heads: see the per-layer attribution, try more or better calibration images"
+    return [
+        _le("parity.heads.box_encodings.max_abs", result.heads["box_encodings"]["max_abs"], tolerance.box_encodings_max_abs, quant),
+        _le("parity.heads.class_predictions.max_abs", result.heads["class_predictions"]["max_abs"], tolerance.class_scores_max_abs, quant),
+        _ge("parity.detections.recall", result.recall, tolerance.min_recall, "the variant misses detections the reference makes"),
+        _ge("parity.detections.precision", result.precision, tolerance.min_precision, "the variant makes detections the reference does not"),
+        _ge("parity.detections.class_agreement", result.class_agreement, tolerance.min_class_agreement, "matched boxes disagree on the class"),
+        _ge("parity.detections.mean_iou", result.iou["mean"], tolerance.min_mean_iou, "boxes moved: check box decoding / scales"),
+        _le("parity.detections.mean_score_delta", result.score_delta["mean"], tolerance.max_mean_score_delta, "scores drifted"),
+    ]
