@@ -184,7 +184,46 @@ def build_parser() -> argparse.ArgumentParser:
         _common(p)
     p = sub.add_parser("doctor", help="check the installation (imports, versions)")
     _common(p)
+    _lint_parser(sub)
     return parser
+
+
+def _lint_parser(sub: Any) -> None:
+    from liteship.validation.contracts import CONTRACTS
+
+    text = "check any .tflite against what the app that loads it needs (exit 30 when a contract fails)"
+    contracts_help = "\n".join(f"  {c.name:<14} {c.app}" for c in CONTRACTS)
+    p = sub.add_parser("lint", help=text, description=text,
+                       epilog="contracts:\n" + contracts_help + "\n\n" + EXIT_CODES_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", type=Path, metavar="MODEL.tflite")
+    p.add_argument("--contract", action="append", choices=[c.name for c in CONTRACTS], metavar="NAME",
+                   help="contract to check (repeatable; default: all of " + ", ".join(c.name for c in CONTRACTS) + ")")
+    p.add_argument("--max-results", type=_positive, metavar="N",
+                   help="the app's max results (default: each contract's own); N of the postprocess op must be >= it")
+    p.add_argument("--no-gpu", action="store_true",
+                   help="skip the GPU-delegate compatibility analysis (it starts TensorFlow in a child process)")
+    p.add_argument("--task-check", action="store_true",
+                   help="task-library: also load the model with the real Task Library ObjectDetector (child process)")
+    _common(p)
+
+
+def _lint(args: argparse.Namespace) -> int:
+    from liteship.errors import LintFailed
+    from liteship.validation import lint
+    from liteship.validation.contracts import NAMES
+
+    names = tuple(dict.fromkeys(args.contract)) if args.contract else NAMES
+    result = lint.lint_file(args.model, names, max_results=args.max_results,
+                            gpu=not args.no_gpu, task_check=args.task_check)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    elif not args.quiet:
+        print(lint.format_table(result))
+    if not result.ok:
+        failed = [f"{n} ({', '.join(r.failed())})" for n, r in result.contracts.items() if r.failed()]
+        raise LintFailed(f"{args.model} breaks {len(failed)} contract(s): {'; '.join(failed)}")
+    return 0
 
 
 def _kind(args: argparse.Namespace) -> InputKind | None:
@@ -325,6 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     nativelog.quiet(not args.debug)
     progress = Progress(quiet=args.quiet or args.json)
     try:
+        if args.command == "lint":
+            return _lint(args)
         if args.command == "doctor":
             result = _doctor()
         else:
@@ -350,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"liteship: error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
-        if args.json:
+        if args.json and exc.kind != "lint":  # lint already printed its result
             print(json.dumps({"status": "error", "error": {"kind": exc.kind, "exit_code": exc.exit_code, "message": exc.message}}))
         return exc.exit_code
     except Exception as exc:  # the one boundary: a bug, never a user error

@@ -31,7 +31,7 @@ from typing import Any
 
 from liteship.report import Check, Verdict
 from liteship.tflite_inspect import POSTPROCESS_OP_NAME, ModelInfo, inspect_model
-from liteship.types import POSTPROCESS_OP, OutputRole
+from liteship.types import POSTPROCESS_OP, POSTPROCESS_PORT_ORDER, OutputRole
 from liteship.validation import contracts as C
 
 LABELS_TYPE = "TENSOR_VALUE_LABELS"
@@ -282,9 +282,9 @@ def check_contract(c: C.Contract, f: Facts, max_results: int | None = None) -> l
                   "export with the postprocess op (raw box/class heads cannot be read by the app)"))
     else:
         add(_pass("outputs.count", 4, 4))
-    want = {r.value for r in OutputRole}
-    if len(roles) == 4 and set(roles) == want:
-        add(_pass("outputs.roles", sorted(want), roles))
+    want = [r.value for r in POSTPROCESS_PORT_ORDER]
+    if len(roles) == 4 and set(roles) == set(want):
+        add(_pass("outputs.roles", f"the 4 ports {want} in any order", roles))
     else:
         add(_fail("outputs.roles", "the 4 postprocess ports", roles,
                   "each output must be one TFLite_Detection_PostProcess port (None = another tensor)",

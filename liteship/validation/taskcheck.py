@@ -30,15 +30,16 @@ sys.modules["tensorflow"] = None  # never TensorFlow in this process
 def out(**kw):
     print("LITESHIP_TASK " + json.dumps(kw)); sys.exit(0)
 try:
-    from liteship import tflsupport
+    from liteship import protocompat, tflsupport
     tflsupport._preload_libusb()
+    protocompat.install(["tensorflow_lite_support"])
     import numpy as np
     from tensorflow_lite_support.python.task.core import base_options as bo
     from tensorflow_lite_support.python.task.processor.proto import detection_options_pb2
     from tensorflow_lite_support.python.task.vision import object_detector
     from tensorflow_lite_support.python.task.vision.core import tensor_image
 except Exception as exc:
-    out(status="env", message=f"cannot import the Task Library: {type(exc).__name__}: {str(exc)[:200]}")
+    out(status="env", message=f"cannot import the Task Library: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
 opts = object_detector.ObjectDetectorOptions(
     base_options=bo.BaseOptions(file_name=sys.argv[1]),
     detection_options=detection_options_pb2.DetectionOptions(max_results=int(sys.argv[2])))
