@@ -100,4 +100,9 @@ class Report:
         }
 
     def write(self, status: str) -> Path:
-        return atomic.write_json(self.out_dir / "report.json", self.to_dict(status))
+        """report.json and junit.xml (same content), each written atomically."""
+        from liteship.validation.junit import junit_xml
+
+        data = self.to_dict(status)
+        atomic.write_text(self.out_dir / "junit.xml", junit_xml(data))
+        return atomic.write_json(self.out_dir / "report.json", data)

@@ -47,6 +47,11 @@ def test_output_folder_has_the_four_variants_labelmap_and_report(run_a: Path) ->
     assert report["status"] == "ok"
     assert [v["name"] for v in report["variants"]] == VARIANTS
     assert not list(run_a.rglob("*.partial")), "a temporary file was left behind"
+    import xml.etree.ElementTree as ET
+
+    junit = ET.parse(run_a / "junit.xml").getroot()
+    n_checks = sum(len(v["checks"]) for v in report["variants"])
+    assert int(junit.get("tests")) == n_checks + 1 and junit.get("failures") == "0"
 
 
 def test_report_records_versions_inputs_and_per_variant_facts(run_a: Path) -> None:

@@ -1,0 +1,53 @@
+"""junit.xml from a report dict: one testsuite per variant, one testcase per check.
+
+CI systems (GitHub Actions, GitLab, Jenkins) show failing checks by name with the
+expected/found numbers and the fix. Run-level errors become a failing ``liteship.run``
+testcase so a run that stopped early is never green.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from typing import Any
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def junit_xml(report: dict[str, Any]) -> str:
+    suites = ET.Element("testsuites", name="liteship")
+    total = failures = skipped = 0
+    for variant in report.get("variants", []):
+        suite = ET.SubElement(suites, "testsuite", name=f"liteship.{variant['name']}")
+        n = f = s = 0
+        for check in variant.get("checks", []):
+            n += 1
+            case = ET.SubElement(suite, "testcase", classname=f"liteship.{variant['name']}", name=check["id"])
+            detail = f"expected {_text(check['expected'])}, found {_text(check['found'])}"
+            if check["verdict"] == "fail":
+                f += 1
+                message = "; ".join(x for x in (detail, check.get("message", ""), check.get("fix", "")) if x)
+                ET.SubElement(case, "failure", message=message).text = message
+            elif check["verdict"] == "skip":
+                s += 1
+                ET.SubElement(case, "skipped", message=check.get("message") or detail)
+            else:
+                ET.SubElement(case, "system-out").text = detail
+        suite.set("tests", str(n))
+        suite.set("failures", str(f))
+        suite.set("skipped", str(s))
+        total, failures, skipped = total + n, failures + f, skipped + s
+    run = ET.SubElement(suites, "testsuite", name="liteship.run")
+    errors = report.get("errors", [])
+    case = ET.SubElement(run, "testcase", classname="liteship.run", name="run")
+    for err in errors:
+        ET.SubElement(case, "failure", message=f"[{err['kind']}, exit {err['exit_code']}] {err['message']}").text = err["message"]
+    run.set("tests", "1")
+    run.set("failures", "1" if errors else "0")
+    suites.set("tests", str(total + 1))
+    suites.set("failures", str(failures + (1 if errors else 0)))
+    suites.set("skipped", str(skipped))
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

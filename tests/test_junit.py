@@ -1,0 +1,40 @@
+"""junit.xml mirrors the report's checks (fast, no TF)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from liteship.validation.junit import junit_xml
+
+
+def _report(errors: list[dict] | None = None) -> dict:
+    checks = [
+        {"id": "postprocess_op", "verdict": "pass", "expected": 1, "found": 1, "message": "", "fix": ""},
+        {"id": "parity.detections.recall", "verdict": "fail", "expected": ">= 0.98", "found": 0.5, "message": "", "fix": "the variant misses detections"},
+        {"id": "parity", "verdict": "skip", "expected": "x", "found": None, "message": "no reference", "fix": ""},
+    ]
+    return {"variants": [{"name": "fp32", "checks": checks}, {"name": "int8", "checks": checks[:1]}], "errors": errors or []}
+
+
+def test_one_testcase_per_check_per_variant_plus_the_run() -> None:
+    root = ET.fromstring(junit_xml(_report()))
+    cases = root.findall(".//testcase")
+    assert [(c.get("classname"), c.get("name")) for c in cases] == [
+        ("liteship.fp32", "postprocess_op"), ("liteship.fp32", "parity.detections.recall"), ("liteship.fp32", "parity"),
+        ("liteship.int8", "postprocess_op"), ("liteship.run", "run"),
+    ]
+    assert root.get("tests") == "5" and root.get("failures") == "1" and root.get("skipped") == "1"
+
+
+def test_a_failure_carries_expected_found_and_fix() -> None:
+    root = ET.fromstring(junit_xml(_report()))
+    failure = root.find(".//testcase[@name='parity.detections.recall']/failure")
+    assert failure is not None
+    assert "expected >= 0.98, found 0.5" in failure.get("message", "")
+    assert "misses detections" in failure.get("message", "")
+
+
+def test_run_errors_make_the_run_testcase_fail() -> None:
+    root = ET.fromstring(junit_xml(_report([{"kind": "calibration", "exit_code": 14, "message": "no images"}])))
+    failure = root.find(".//testcase[@name='run']/failure")
+    assert failure is not None and "exit 14" in failure.get("message", "")
