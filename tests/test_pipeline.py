@@ -184,7 +184,9 @@ def test_frozen_graph_input_converts_all_variants(tmp_path: Path, calib_images: 
     for v in report["variants"]:
         assert [o["role"] for o in v["outputs"]] == PORT_ROLES
         assert v["ops"]["CUSTOM:TFLite_Detection_PostProcess"] == 1
-        assert all(c["verdict"] == "pass" for c in v["checks"]), (v["name"], v["checks"])
+        verdicts = {c["id"]: c["verdict"] for c in v["checks"]}
+        assert verdicts.pop("parity") == "skip"  # a frozen graph has no desktop reference
+        assert set(verdicts.values()) == {"pass"}, (v["name"], v["checks"])
 
 
 def test_int8_without_usable_images_is_refused_and_other_variants_are_written(run_a: Path, tmp_path: Path, capsys) -> None:

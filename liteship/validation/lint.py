@@ -65,42 +65,64 @@ class MetadataView:
 
 
 def read_metadata_view(model: bytes, info: ModelInfo) -> MetadataView:
+    """The TFLITE_METADATA flatbuffer, read with tflite-support's generated schema module.
+
+    Not with ``MetadataDisplayer``: its module imports TensorFlow (for ``tf.io.gfile``),
+    which would make every lint pay a multi-second TensorFlow import. The generated module
+    only needs ``flatbuffers``; associated files come from the zip appended to the model.
+    """
     if not info.has_tflite_metadata:
         return MetadataView(present=False)
     try:
-        from liteship import tflsupport
+        import io
+        import zipfile
 
-        md = tflsupport.metadata()
-        displayer = md.MetadataDisplayer.with_model_buffer(bytearray(model))
-        meta = json.loads(displayer.get_metadata_json())
-        packed = tuple(displayer.get_packed_associated_file_list())
-        sub = meta["subgraph_metadata"][0]
+        from tensorflow_lite_support.metadata import metadata_schema_py_generated as mdfb
 
-        def lines(name: str) -> int | None:
-            if name not in packed:
-                return None
-            return len(displayer.get_associated_file_buffer(name).decode("utf-8", errors="replace").splitlines())
+        from liteship.tflite_inspect import TFLITE_METADATA_NAME, _Reader
 
-        outputs = sub.get("output_tensor_metadata", [])
-        files = {
-            i: tuple(
-                LabelFile(f.get("name", ""), f.get("type", ""), lines(f.get("name", "")))
-                for f in t.get("associated_files", [])
-            )
-            for i, t in enumerate(outputs)
-        }
+        raw = _Reader(model, "the model").metadata()[TFLITE_METADATA_NAME]
+        if len(raw) < 8 or not mdfb.ModelMetadata.ModelMetadataBufferHasIdentifier(raw, 0):
+            raise ValueError("the TFLITE_METADATA buffer has no 'M001' identifier")
+        meta = mdfb.ModelMetadata.GetRootAsModelMetadata(raw, 0)
+        if meta.SubgraphMetadataLength() < 1:
+            raise ValueError("no subgraph metadata")
+        sub = meta.SubgraphMetadata(0)
+        packed: dict[str, bytes] = {}
+        if info.associated_files:
+            with zipfile.ZipFile(io.BytesIO(model)) as archive:
+                packed = {name: archive.read(name) for name in archive.namelist()}
+        type_names = {v: k for k, v in vars(mdfb.AssociatedFileType).items() if not k.startswith("_")}
+
+        def text(value: bytes | None) -> str:
+            return value.decode("utf-8", errors="replace") if value else ""
+
+        def label_file(f: Any) -> LabelFile:
+            name = text(f.Name())
+            lines = len(packed[name].decode("utf-8", errors="replace").splitlines()) if name in packed else None
+            return LabelFile(name, type_names.get(f.Type(), str(f.Type())), lines)
+
+        names, files = [], {}
+        for i in range(sub.OutputTensorMetadataLength()):
+            t = sub.OutputTensorMetadata(i)
+            names.append(text(t.Name()))
+            files[i] = tuple(label_file(t.AssociatedFiles(j)) for j in range(t.AssociatedFilesLength()))
         norm = None
-        inputs = sub.get("input_tensor_metadata", [])
-        for unit in (inputs[0].get("process_units", []) if inputs else []):
-            if unit.get("options_type") == "NormalizationOptions":
-                o = unit.get("options", {})
-                norm = (tuple(o.get("mean", [])), tuple(o.get("std", [])))
+        if sub.InputTensorMetadataLength() > 0:
+            t = sub.InputTensorMetadata(0)
+            for k in range(t.ProcessUnitsLength()):
+                unit = t.ProcessUnits(k)
+                if unit.OptionsType() == mdfb.ProcessUnitOptions.NormalizationOptions:
+                    opts = mdfb.NormalizationOptions()
+                    table = unit.Options()
+                    opts.Init(table.Bytes, table.Pos)
+                    norm = (tuple(float(v) for v in opts.MeanAsNumpy()), tuple(float(v) for v in opts.StdAsNumpy()))
         return MetadataView(
             present=True,
-            output_names=tuple(t.get("name", "") for t in outputs),
+            output_names=tuple(names),
             normalization=norm,
             output_files=files,
-            packed_files=packed,
+            packed_files=tuple(packed),
         )
     except Exception as exc:  # noqa: BLE001 — any reader failure = unreadable metadata
         return MetadataView(present=True, error=f"{type(exc).__name__}: {str(exc)[:200]}")
@@ -204,7 +226,6 @@ def check_contract(c: C.Contract, f: Facts, max_results: int | None = None) -> l
     info, meta = f.info, f.meta
     checks: list[Check] = []
     add = checks.append
-    regen = "re-export with `liteship run` (it writes port order, metadata and labelmap.txt)"
 
     # -- input
     if len(info.inputs) != 1:
