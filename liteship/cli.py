@@ -155,6 +155,9 @@ def _validation_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-map50-drop", type=_unit, default=0.02, metavar="D",
                    help="largest mAP@0.5 drop of a variant below fp32 (default 0.02)")
     g.add_argument("--min-map50", type=_unit, metavar="M", help="minimum mAP@0.5 of every variant (default: none)")
+    g.add_argument("--contract", action="append", metavar="NAME", dest="contracts",
+                   help="app contract every variant must pass (repeatable; default: bundled-app and task-library; "
+                        "all four are linted and reported)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -289,9 +292,16 @@ def _request(args: argparse.Namespace) -> Any:
     if args.command == "run":
         if args.ground_truth is not None and not args.ground_truth.exists():
             raise UsageProblem(f"--ground-truth {args.ground_truth} does not exist; give a VOC folder or a CSV file")
+        from liteship.validation import contracts
+
+        unknown = [c for c in args.contracts or [] if c not in contracts.NAMES]
+        if unknown:
+            raise UsageProblem(f"unknown contract(s) {unknown}; choose from {', '.join(contracts.NAMES)}")
         validation = dict(
             parity_images=args.parity_images, max_map50_drop=args.max_map50_drop, min_map50=args.min_map50
         )
+        if args.contracts:
+            validation["contracts"] = tuple(dict.fromkeys(args.contracts))
         if args.ground_truth is not None:
             validation["ground_truth"] = args.ground_truth
     common = dict(

@@ -58,6 +58,8 @@ class Request:
     #: maximum mAP@0.5 drop of any variant below fp32 (the issue's "within 2 points")
     max_map50_drop: float = 0.02
     min_map50: float | None = None
+    #: app contracts every variant must satisfy (all four are linted and reported)
+    contracts: tuple[str, ...] = ("bundled-app", "task-library")
 
 
 def demo_request(out: Path, **overrides: Any) -> Request:
@@ -248,6 +250,21 @@ def _parity_images(req: Request, gt: list[Any] | None) -> list[Path] | None:
     return None
 
 
+def _lint(req: Request, report: Report) -> list[str]:
+    """Lint every variant against every contract; the ones in ``req.contracts`` gate."""
+    from liteship.validation import contracts, lint
+
+    failed: list[str] = []
+    for v in report.variants:
+        result = lint.lint_bytes((req.out / v["path"]).read_bytes(), contracts.NAMES, source=v["path"])
+        v["lint"] = {name: {"verdict": r.verdict, "failed": r.failed()} for name, r in result.contracts.items()}
+        for name in req.contracts:
+            for check in result.contracts[name].checks:
+                v["checks"].append({**check.to_dict(), "id": f"lint.{name}.{check.id}"})
+            failed += [f"{v['name']}:{name}:{cid}" for cid in result.contracts[name].failed()]
+    return failed
+
+
 def _validate(req: Request, exported: Any, report: Report, labels_txt: str | None) -> LiteshipError | None:
     """Parity against the desktop reference and mAP per variant; returns the gate failure."""
     from liteship.errors import AccuracyGateFailed, ParityFailed
@@ -255,6 +272,7 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
     from liteship.validation import evaluate, parity
     from liteship.validation.groundtruth import load_ground_truth
 
+    lint_failed = _lint(req, report)
     names = labels_txt.splitlines() if labels_txt else None
     gt = load_ground_truth(req.ground_truth, names) if req.ground_truth is not None and names else None
     models = {v["name"]: (req.out / v["path"]).read_bytes() for v in report.variants}
@@ -302,6 +320,10 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
                                          round(v["map50"], 6), "", "" if ok else "the model is not accurate enough").to_dict())
                 if not ok:
                     accuracy_failed.append(f"{name}:min_map50")
+    if lint_failed:
+        from liteship.errors import LintFailed
+
+        return LintFailed(f"variants break the app contracts they must satisfy: {', '.join(lint_failed)} (see report.json)")
     if parity_failed:
         return ParityFailed(f"parity with the desktop reference failed: {', '.join(parity_failed)} (see report.json)")
     if accuracy_failed:

@@ -101,8 +101,10 @@ class Report:
 
     def write(self, status: str) -> Path:
         """report.json and junit.xml (same content), each written atomically."""
+        from liteship.validation.html import write_html_safely
         from liteship.validation.junit import junit_xml
 
         data = self.to_dict(status)
         atomic.write_text(self.out_dir / "junit.xml", junit_xml(data))
+        write_html_safely(data, self.out_dir)  # report.html; never raises (a fallback page on a renderer bug)
         return atomic.write_json(self.out_dir / "report.json", data)
