@@ -216,6 +216,9 @@ def run(req: Request, progress: Progress | None = None) -> dict[str, Any]:
         failed += [f"{variant.value}:{c['id']}" for c in entry["checks"] if c["verdict"] == Verdict.FAIL]
         if representative is not None and variant is Variant.INT8:
             report.calibration = {"images_dir": _s(req.images), **representative.stats_dict()}
+            entry["checks"].append(_calibration_check(representative, exported))
+            if entry["checks"][-1]["verdict"] == Verdict.FAIL:
+                failed.append(f"{variant.value}:calibration.input_range")
     for stale in set(Variant) - set(variants):  # from an earlier run into the same --out
         (out / "models" / f"{stale.value}.tflite").unlink(missing_ok=True)
     gate_error: LiteshipError | None = None
@@ -365,6 +368,22 @@ def _calibration(req: Request, exported: Any) -> _Representative:
     rep = _Representative(ds)
     next(iter(ds()))  # fail now (typed) when no image is usable
     return rep
+
+
+def _calibration_check(representative: _Representative, exported: Any) -> dict[str, Any]:
+    """Calibration sanity: the representative inputs must span the model's input range."""
+    from liteship.converter.calibration import check_stats_against_range
+    from liteship.report import Check
+
+    stats = representative.calibration.stats()
+    problems = check_stats_against_range(stats)
+    found = [round(stats.min, 4), round(stats.max, 4)]
+    expected = [round(x, 4) for x in stats.expected_range]
+    if problems:
+        return Check("calibration.input_range", Verdict.FAIL, expected, found, "; ".join(problems),
+                     f"preprocess calibration images like the model ({exported.normalization_source} "
+                     f"normalization mean {list(exported.normalization.mean)}, std {list(exported.normalization.std)})").to_dict()
+    return Check("calibration.input_range", Verdict.PASS, expected, found).to_dict()
 
 
 def _reference_preprocess(reference_dir: Path) -> Any:
