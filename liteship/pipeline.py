@@ -232,6 +232,14 @@ def run(req: Request, progress: Progress | None = None) -> dict[str, Any]:
         report.errors.append(_error(err))
         report.write("fail")
         raise err
+    if gate_error is not None and representative is not None:
+        int8 = next((v for v in report.variants if v["name"] == Variant.INT8.value), None)
+        if int8 is not None and any(c["verdict"] == Verdict.FAIL for c in int8["checks"]):
+            with progress.step("int8 per-layer error attribution"):
+                from liteship.validation import attribution
+
+                layers = attribution.attribute(exported, representative)
+                int8["attribution"] = [layer.to_dict() for layer in layers]
     if gate_error is not None:
         report.errors.append(_error(gate_error))
         report.write("fail")
