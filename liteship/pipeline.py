@@ -267,7 +267,9 @@ def _lint(req: Request, report: Report) -> list[str]:
 
     failed: list[str] = []
     for v in report.variants:
-        result = lint.lint_bytes((req.out / v["path"]).read_bytes(), contracts.NAMES, source=v["path"])
+        result = lint.lint_bytes(
+            (req.out / v["path"]).read_bytes(), contracts.NAMES, source=v["path"], task_check=True, path=req.out / v["path"]
+        )
         v["lint"] = {name: {"verdict": r.verdict, "failed": r.failed()} for name, r in result.contracts.items()}
         for name in req.contracts:
             for check in result.contracts[name].checks:
