@@ -152,7 +152,9 @@ def _validation_options(p: argparse.ArgumentParser) -> None:
                    help="Pascal VOC folder or CSV (filename,width,height,class,xmin,ymin,xmax,ymax): mAP per variant")
     g.add_argument("--parity-images", type=_positive, default=50, metavar="N",
                    help="images compared with the desktop reference (default 50)")
-    g.add_argument("--max-map50-drop", type=_unit, default=0.02, metavar="D",
+    g.add_argument("--gates", type=Path, metavar="FILE.toml",
+                   help="gates file: [accuracy], [lint] contracts, [parity.<variant>] tolerances (flags override it)")
+    g.add_argument("--max-map50-drop", type=_unit, metavar="D",
                    help="largest mAP@0.5 drop of a variant below fp32 (default 0.02)")
     g.add_argument("--min-map50", type=_unit, metavar="M", help="minimum mAP@0.5 of every variant (default: none)")
     g.add_argument("--contract", action="append", metavar="NAME", dest="contracts",
@@ -292,16 +294,22 @@ def _request(args: argparse.Namespace) -> Any:
     if args.command == "run":
         if args.ground_truth is not None and not args.ground_truth.exists():
             raise UsageProblem(f"--ground-truth {args.ground_truth} does not exist; give a VOC folder or a CSV file")
-        from liteship.validation import contracts
+        import dataclasses
+
+        from liteship.validation import contracts, gates
 
         unknown = [c for c in args.contracts or [] if c not in contracts.NAMES]
         if unknown:
             raise UsageProblem(f"unknown contract(s) {unknown}; choose from {', '.join(contracts.NAMES)}")
-        validation = dict(
-            parity_images=args.parity_images, max_map50_drop=args.max_map50_drop, min_map50=args.min_map50
-        )
+        resolved = gates.load(args.gates) if args.gates is not None else gates.Gates()
+        flags: dict[str, Any] = {}
+        if args.max_map50_drop is not None:
+            flags["max_map50_drop"] = args.max_map50_drop
+        if args.min_map50 is not None:
+            flags["min_map50"] = args.min_map50
         if args.contracts:
-            validation["contracts"] = tuple(dict.fromkeys(args.contracts))
+            flags["contracts"] = tuple(dict.fromkeys(args.contracts))
+        validation = dict(parity_images=args.parity_images, gates=dataclasses.replace(resolved, **flags))
         if args.ground_truth is not None:
             validation["ground_truth"] = args.ground_truth
     common = dict(

@@ -55,11 +55,8 @@ class Request:
     command: tuple[str, ...] = ()
     ground_truth: Path | None = None
     parity_images: int = 50
-    #: maximum mAP@0.5 drop of any variant below fp32 (the issue's "within 2 points")
-    max_map50_drop: float = 0.02
-    min_map50: float | None = None
-    #: app contracts every variant must satisfy (all four are linted and reported)
-    contracts: tuple[str, ...] = ("bundled-app", "task-library")
+    #: mAP gates, gating contracts and parity tolerances (liteship/validation/gates.py)
+    gates: Any = None
 
 
 def demo_request(out: Path, **overrides: Any) -> Request:
@@ -261,8 +258,14 @@ def _parity_images(req: Request, gt: list[Any] | None) -> list[Path] | None:
     return None
 
 
+def _gates(req: Request) -> Any:
+    from liteship.validation.gates import Gates
+
+    return req.gates if req.gates is not None else Gates()
+
+
 def _lint(req: Request, report: Report) -> list[str]:
-    """Lint every variant against every contract; the ones in ``req.contracts`` gate."""
+    """Lint every variant against every contract; the gating ones come from the gates."""
     from liteship.validation import contracts, lint
 
     failed: list[str] = []
@@ -271,7 +274,7 @@ def _lint(req: Request, report: Report) -> list[str]:
             (req.out / v["path"]).read_bytes(), contracts.NAMES, source=v["path"], task_check=True, path=req.out / v["path"]
         )
         v["lint"] = {name: {"verdict": r.verdict, "failed": r.failed()} for name, r in result.contracts.items()}
-        for name in req.contracts:
+        for name in _gates(req).contracts:
             for check in result.contracts[name].checks:
                 v["checks"].append({**check.to_dict(), "id": f"lint.{name}.{check.id}"})
             failed += [f"{v['name']}:{name}:{cid}" for cid in result.contracts[name].failed()]
@@ -285,13 +288,15 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
     from liteship.validation import evaluate, parity
     from liteship.validation.groundtruth import load_ground_truth
 
+    gates = _gates(req)
+    report.validation = {"gates": gates.to_dict()}
     lint_failed = _lint(req, report)
     names = labels_txt.splitlines() if labels_txt else None
     gt = load_ground_truth(req.ground_truth, names) if req.ground_truth is not None and names else None
     models = {v["name"]: (req.out / v["path"]).read_bytes() for v in report.variants}
     by_name = {v["name"]: v for v in report.variants}
     parity_failed: list[str] = []
-    report.validation = {"ground_truth": _s(req.ground_truth), "reference": None}
+    report.validation.update(ground_truth=_s(req.ground_truth), reference=None)
     paths = _parity_images(req, gt)
     if exported.reference_dir is None or not paths:
         why = "no desktop reference (inputs b/c)" if exported.reference_dir is None else "no images (--ground-truth or --images)"
@@ -304,8 +309,9 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
         images = (g.load_rgb() for g in gt) if gt is not None else (load_rgb(p) for p in paths)
         results = parity.measure(exported.reference_dir, models, images)
         for name, result in results.items():
-            checks = parity.judge(result, parity.TOLERANCES[Variant(name)])
-            by_name[name]["parity"] = {**result.to_dict(), "tolerance": dataclasses.asdict(parity.TOLERANCES[Variant(name)])}
+            tolerance = gates.tolerances[Variant(name)]
+            checks = parity.judge(result, tolerance)
+            by_name[name]["parity"] = {**result.to_dict(), "tolerance": dataclasses.asdict(tolerance)}
             by_name[name]["checks"] += [c.to_dict() for c in checks]
             parity_failed += [f"{name}:{c.id}" for c in checks if c.verdict == Verdict.FAIL]
     accuracy_failed: list[str] = []
@@ -321,15 +327,15 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
         for name, v in by_name.items():
             if base is not None and name != Variant.FP32.value and v["map50"] is not None:
                 drop = base - v["map50"]
-                ok = drop <= req.max_map50_drop
+                ok = drop <= gates.max_map50_drop
                 v["checks"].append(Check("accuracy.map50_drop_vs_fp32", Verdict.PASS if ok else Verdict.FAIL,
-                                         f"<= {req.max_map50_drop}", round(drop, 6), "",
+                                         f"<= {gates.max_map50_drop}", round(drop, 6), "",
                                          "" if ok else "quantization costs accuracy: more/better calibration images").to_dict())
                 if not ok:
                     accuracy_failed.append(f"{name}:map50_drop")
-            if req.min_map50 is not None and v["map50"] is not None:
-                ok = v["map50"] >= req.min_map50
-                v["checks"].append(Check("accuracy.min_map50", Verdict.PASS if ok else Verdict.FAIL, f">= {req.min_map50}",
+            if gates.min_map50 is not None and v["map50"] is not None:
+                ok = v["map50"] >= gates.min_map50
+                v["checks"].append(Check("accuracy.min_map50", Verdict.PASS if ok else Verdict.FAIL, f">= {gates.min_map50}",
                                          round(v["map50"], 6), "", "" if ok else "the model is not accurate enough").to_dict())
                 if not ok:
                     accuracy_failed.append(f"{name}:min_map50")

@@ -1,0 +1,94 @@
+"""Gates of `liteship run`: built-in defaults, overridden by a TOML file, then by CLI flags.
+
+```toml
+[accuracy]
+max_map50_drop = 0.02      # largest mAP@0.5 drop of a variant below fp32
+min_map50 = 0.5            # minimum mAP@0.5 of every variant
+
+[lint]
+contracts = ["bundled-app", "task-library"]
+
+[parity.int8]              # any field of liteship.validation.parity.Tolerance
+box_encodings_max_abs = 1.0
+min_recall = 0.8
+```
+Unknown sections or keys are refused (a typo must not silently disable a gate).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from liteship.errors import UsageProblem
+from liteship.types import Variant
+from liteship.validation.contracts import NAMES as CONTRACT_NAMES
+from liteship.validation.parity import TOLERANCES, Tolerance
+
+
+@dataclass(frozen=True)
+class Gates:
+    max_map50_drop: float = 0.02
+    min_map50: float | None = None
+    contracts: tuple[str, ...] = ("bundled-app", "task-library")
+    tolerances: dict[Variant, Tolerance] = field(default_factory=lambda: dict(TOLERANCES))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max_map50_drop": self.max_map50_drop,
+            "min_map50": self.min_map50,
+            "contracts": list(self.contracts),
+            "tolerances": {v.value: dataclasses.asdict(t) for v, t in self.tolerances.items()},
+        }
+
+
+def _number(path: Path, where: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UsageProblem(f"{path}: {where} must be a number, found {value!r}")
+    return float(value)
+
+
+def _unknown(path: Path, where: str, keys: set[str], allowed: set[str]) -> None:
+    extra = sorted(keys - allowed)
+    if extra:
+        raise UsageProblem(f"{path}: unknown key(s) {extra} in {where}; allowed: {sorted(allowed)}")
+
+
+def load(path: Path, base: Gates | None = None) -> Gates:
+    """Gates from a TOML file on top of ``base`` (default: the built-in gates)."""
+    gates = base or Gates()
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageProblem(f"--gates {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageProblem(f"--gates {path} is not valid TOML: {exc}") from None
+    _unknown(path, "the file", set(data), {"accuracy", "lint", "parity"})
+    acc = data.get("accuracy", {})
+    _unknown(path, "[accuracy]", set(acc), {"max_map50_drop", "min_map50"})
+    changes: dict[str, Any] = {}
+    if "max_map50_drop" in acc:
+        changes["max_map50_drop"] = _number(path, "accuracy.max_map50_drop", acc["max_map50_drop"])
+    if "min_map50" in acc:
+        changes["min_map50"] = _number(path, "accuracy.min_map50", acc["min_map50"])
+    lint = data.get("lint", {})
+    _unknown(path, "[lint]", set(lint), {"contracts"})
+    if "contracts" in lint:
+        names = lint["contracts"]
+        if not isinstance(names, list) or any(n not in CONTRACT_NAMES for n in names):
+            raise UsageProblem(f"{path}: lint.contracts must be a list of {list(CONTRACT_NAMES)}, found {names!r}")
+        changes["contracts"] = tuple(names)
+    parity = data.get("parity", {})
+    _unknown(path, "[parity]", set(parity), {v.value for v in Variant})
+    tolerances = dict(gates.tolerances)
+    fields = {f.name for f in dataclasses.fields(Tolerance)}
+    for name, table in parity.items():
+        _unknown(path, f"[parity.{name}]", set(table), fields)
+        variant = Variant(name)
+        values = {k: _number(path, f"parity.{name}.{k}", v) for k, v in table.items()}
+        tolerances[variant] = dataclasses.replace(tolerances[variant], **values)
+    changes["tolerances"] = tolerances
+    return dataclasses.replace(gates, **changes)
