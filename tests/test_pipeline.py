@@ -186,7 +186,10 @@ def test_frozen_graph_input_converts_all_variants(tmp_path: Path, calib_images: 
         assert v["ops"]["CUSTOM:TFLite_Detection_PostProcess"] == 1
         verdicts = {c["id"]: c["verdict"] for c in v["checks"]}
         assert verdicts.pop("parity") == "skip"  # a frozen graph has no desktop reference
-        assert set(verdicts.values()) == {"pass"}, (v["name"], v["checks"])
+        assert "fail" not in verdicts.values(), (v["name"], v["checks"])
+        skipped = {cid for cid, verdict in verdicts.items() if verdict == "skip"}
+        assert all(cid.startswith("lint.") for cid in skipped), skipped  # opt-in GPU analysis etc.
+        assert verdicts["lint.task-library.task_library.load"] == "pass"  # the real Task Library ran it
 
 
 def test_int8_without_usable_images_is_refused_and_other_variants_are_written(run_a: Path, tmp_path: Path, capsys) -> None:
