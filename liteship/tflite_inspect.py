@@ -159,17 +159,21 @@ class ModelInfo:
         return _jsonable(dataclasses.asdict(self))
 
 
-def inspect_file(path: Path | str) -> ModelInfo:
+def read_model_file(path: Path | str) -> bytes:
+    """The bytes of a .tflite file; unreadable paths become TFLiteFileProblem."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise TFLiteFileProblem(f"{path}: no such file (expected a .tflite model)") from None
     except IsADirectoryError:
         raise TFLiteFileProblem(f"{path} is a folder, expected a .tflite file") from None
     except OSError as exc:
         raise TFLiteFileProblem(f"{path} cannot be read: {exc.strerror or exc}") from None
-    return inspect_model(data, source=str(path))
+
+
+def inspect_file(path: Path | str) -> ModelInfo:
+    return inspect_model(read_model_file(path), source=str(path))
 
 
 def inspect_model(data: bytes, *, source: str = "the model") -> ModelInfo:

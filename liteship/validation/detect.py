@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from liteship.errors import ModelInputProblem, TFLiteFileProblem
+from liteship.errors import ModelInputProblem
 from liteship.tflite_inspect import ModelInfo, TensorInfo, inspect_model
 from liteship.types import POSTPROCESS_OP, POSTPROCESS_PORT_ORDER, OutputRole
 
@@ -169,15 +169,9 @@ class TFLiteDetector:
 def _read_model(model: bytes | Path | str) -> tuple[bytes, str]:
     if isinstance(model, (bytes, bytearray, memoryview)):
         return bytes(model), "the model"
-    path = Path(model)
-    try:
-        return path.read_bytes(), str(path)
-    except FileNotFoundError:
-        raise TFLiteFileProblem(f"{path}: no such file (expected a .tflite model)") from None
-    except IsADirectoryError:
-        raise TFLiteFileProblem(f"{path} is a folder, expected a .tflite file") from None
-    except OSError as exc:
-        raise TFLiteFileProblem(f"{path} cannot be read: {exc.strerror or exc}") from None
+    from liteship.tflite_inspect import read_model_file
+
+    return read_model_file(model), str(model)
 
 
 def _channel_params(mean: float | Sequence[float], std: float | Sequence[float]) -> tuple[np.ndarray, np.ndarray]:

@@ -554,18 +554,10 @@ def lint_bytes(
 
 
 def lint_file(path: Path | str, names: tuple[str, ...] = C.NAMES, **kwargs: Any) -> LintResult:
-    from liteship.errors import TFLiteFileProblem
+    from liteship.tflite_inspect import read_model_file
 
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise TFLiteFileProblem(f"{path}: no such file (expected a .tflite model)") from None
-    except IsADirectoryError:
-        raise TFLiteFileProblem(f"{path} is a folder, expected a .tflite file") from None
-    except OSError as exc:
-        raise TFLiteFileProblem(f"{path} cannot be read: {exc.strerror or exc}") from None
-    return lint_bytes(data, names, source=str(path), path=path, **kwargs)
+    return lint_bytes(read_model_file(path), names, source=str(path), path=path, **kwargs)
 
 
 def _short(value: Any, width: int = 34) -> str:
