@@ -41,6 +41,13 @@ EXIT_CODES_HELP = """exit codes:
   30  lint: the model breaks a named app contract
   31  parity: a variant differs from the desktop reference beyond its tolerances
   32  accuracy: mAP below --min-map50, or a variant dropped more than --max-map50-drop below fp32
+  33  device parity: the device's outputs differ from the desktop run of the same model
+  40  device: not found, connection refused or dropped
+  41  device: our adb key was refused (accept the prompt on the phone)
+  42  device: storage full, read-only path or permission denied
+  43  device: app not installed, install failed, or the app died without a result
+  44  device: timed out waiting for the result
+  45  device: the result file is corrupt or breaks the protocol schema
   130 interrupted
 """
 

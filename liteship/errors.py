@@ -124,3 +124,59 @@ class LintFailed(LiteshipError):
 
     exit_code = 30
     kind = "lint"
+
+
+class DeviceParityFailed(LiteshipError):
+    """`deploy`: what the device computed differs from the desktop run beyond tolerances."""
+
+    exit_code = 33
+    kind = "device_parity"
+
+
+class DeviceProblem(LiteshipError):
+    """Base of every device-side failure (all exit codes 40-49)."""
+
+    exit_code = 40
+    kind = "device"
+
+
+class DeviceConnectionProblem(DeviceProblem):
+    """No such device, connection refused, or the connection dropped."""
+
+    exit_code = 40
+    kind = "device_connection"
+
+
+class DeviceAuthProblem(DeviceProblem):
+    """The device refused our adb key (unauthorized: accept the prompt on the phone)."""
+
+    exit_code = 41
+    kind = "device_auth"
+
+
+class DeviceStorageProblem(DeviceProblem):
+    """A push failed on the device: storage full, read-only or permission denied."""
+
+    exit_code = 42
+    kind = "device_storage"
+
+
+class DeviceAppProblem(DeviceProblem):
+    """The validation app is not installed, failed to install, or died without a result."""
+
+    exit_code = 43
+    kind = "device_app"
+
+
+class DeviceTimeout(DeviceProblem):
+    """The device did not produce a result in time."""
+
+    exit_code = 44
+    kind = "device_timeout"
+
+
+class DeviceResultProblem(DeviceProblem):
+    """The result file pulled from the device is corrupt or breaks the protocol schema."""
+
+    exit_code = 45
+    kind = "device_result"

@@ -1,0 +1,72 @@
+"""The one device interface every transport implements.
+
+Transports raise only ``liteship.errors.Device*`` errors (never library exceptions), so the
+deploy flow and the CLI map every failure to a documented exit code.
+"""
+
+from __future__ import annotations
+
+import shlex
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ShellResult:
+    exit_code: int
+    stdout: str
+    stderr: str = ""
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    serial: str           # e.g. "R58M123ABC", "127.0.0.1:6520", "tcp:127.0.0.1:6520"
+    state: str            # "device", "unauthorized", "offline", ...
+    transport: str        # "adb-shell" | "adb-server"
+    model: str = ""
+    product: str = ""
+
+
+class Device(ABC):
+    """A connected device. Use as a context manager; ``close()`` is idempotent."""
+
+    serial: str
+    transport: str
+
+    @abstractmethod
+    def shell(self, command: str, *, timeout_s: float = 60.0) -> ShellResult:
+        """Run ``command`` with the device's ``sh``. Callers quote with :func:`quote`."""
+
+    @abstractmethod
+    def push(self, local: Path, remote: str, *, timeout_s: float = 600.0) -> None:
+        """Copy a file to ``remote`` (the full destination path, not a folder)."""
+
+    @abstractmethod
+    def pull(self, remote: str, local: Path, *, timeout_s: float = 600.0) -> None:
+        """Copy ``remote`` to ``local`` (written atomically)."""
+
+    @abstractmethod
+    def exists(self, remote: str) -> bool:
+        """Whether ``remote`` exists (sync STAT; no shell)."""
+
+    @abstractmethod
+    def install(self, apk: Path, *, timeout_s: float = 600.0) -> None:
+        """Install or upgrade (``-r``) an APK."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def getprop(self, name: str) -> str:
+        return self.shell(f"getprop {quote(name)}").stdout.strip()
+
+    def __enter__(self) -> "Device":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def quote(arg: str) -> str:
+    """Quote one argument for the device's /system/bin/sh (mksh: POSIX quoting works)."""
+    return shlex.quote(arg)
