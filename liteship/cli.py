@@ -34,7 +34,7 @@ EXIT_CODES_HELP = """exit codes:
   13  --saved-model / --frozen-graph is not a TFLite-exportable SSD
   14  int8 refused: no usable calibration images (other variants were written)
   15  a .tflite file is unreadable or not a TFLite model
-  16  ground truth (VOC folder / CSV) unreadable or inconsistent
+  16  ground truth (VOC folder / CSV / TFRecord) unreadable or inconsistent
   20  export failed
   21  conversion failed or a converted model failed its checks
   22  metadata could not be written or verified
@@ -156,7 +156,8 @@ def _convert_options(p: argparse.ArgumentParser) -> None:
 def _validation_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("validation (run only)")
     g.add_argument("--ground-truth", type=Path, metavar="PATH",
-                   help="Pascal VOC folder or CSV (filename,width,height,class,xmin,ymin,xmax,ymax): mAP per variant")
+                   help="Pascal VOC folder, CSV (filename,width,height,class,xmin,ymin,xmax,ymax) or OD API "
+                        "TFRecord (x.record, or shards x.record-?????-of-NNNNN): mAP per variant")
     g.add_argument("--parity-images", type=_positive, default=50, metavar="N",
                    help="images compared with the desktop reference (default 50)")
     g.add_argument("--gates", type=Path, metavar="FILE.toml",
@@ -299,8 +300,11 @@ def _request(args: argparse.Namespace) -> Any:
     h, w = args.input_size
     validation: dict[str, Any] = {}
     if args.command == "run":
-        if args.ground_truth is not None and not args.ground_truth.exists():
-            raise UsageProblem(f"--ground-truth {args.ground_truth} does not exist; give a VOC folder or a CSV file")
+        from liteship.validation.groundtruth import is_tfrecord
+
+        if args.ground_truth is not None and not args.ground_truth.exists() and not is_tfrecord(args.ground_truth):
+            raise UsageProblem(f"--ground-truth {args.ground_truth} does not exist; "
+                               "give a VOC folder, a CSV file or an OD API TFRecord")
         import dataclasses
 
         from liteship.validation import contracts, gates

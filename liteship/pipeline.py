@@ -82,7 +82,9 @@ def check_out_dir(out: Path) -> None:
     probe = out
     while not probe.exists():
         probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+    if not probe.is_dir():
+        raise UsageProblem(f"--out {out}: {probe} is a file, so no folder can be created under it; choose another output folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
         raise UsageProblem(f"--out {out}: {probe} is not writable; choose another output folder")
 
 
@@ -271,7 +273,8 @@ def _lint(req: Request, report: Report) -> list[str]:
     failed: list[str] = []
     for v in report.variants:
         result = lint.lint_bytes(
-            (req.out / v["path"]).read_bytes(), contracts.NAMES, source=v["path"], task_check=True, path=req.out / v["path"]
+            (req.out / v["path"]).read_bytes(), contracts.NAMES, source=v["path"], task_check=True, gpu=True,
+            path=req.out / v["path"],
         )
         v["lint"] = {name: {"verdict": r.verdict, "failed": r.failed()} for name, r in result.contracts.items()}
         for name in _gates(req).contracts:

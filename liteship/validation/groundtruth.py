@@ -10,8 +10,13 @@ Supported formats:
   ``class`` and empty coordinates lists an image without objects. Image paths are
   relative to the CSV's folder.
 
-OD API TFRecords (``.record`` / ``.tfrecord``) are not supported yet: they are refused
-with a :class:`~liteship.errors.GroundTruthProblem` that asks for VOC XML or CSV.
+* an OD API TFRecord (``.record`` / ``.tfrecord`` / ``.tfrecords``, or a sharded
+  ``name.record-00000-of-00004`` given as any shard or as ``name.record-?????-of-?????``)
+  of ``tf.train.Example`` with the OD API's keys (``object_detection.core.standard_fields
+  .TfExampleFields``: ``image/encoded``, ``image/filename``, normalized
+  ``image/object/bbox/*``, ``image/object/class/text`` or ``.../label`` ids, ``difficult``).
+  The embedded images are extracted once per process into a temporary folder (the rest of
+  liteship works on image files).
 
 Boxes are in pixels, ``(xmin, ymin, xmax, ymax)``. Every referenced image must exist; its
 header is read to check the annotated size (a size of 0, which some labelImg versions
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
@@ -138,8 +144,9 @@ def load_ground_truth(path: Path | str, class_names: Sequence[str] | None = None
     be one of them.
     """
     path = Path(path)
-    if not path.exists():
-        raise GroundTruthProblem(f"ground truth {path} does not exist: pass a folder of Pascal VOC XML files or a CSV file")
+    if not path.exists() and not is_tfrecord(path):
+        raise GroundTruthProblem(
+            f"ground truth {path} does not exist: pass a folder of Pascal VOC XML files, a CSV file or an OD API TFRecord")
     if path.is_dir():
         if any(_xml_files(path)):
             return load_voc_folder(path, class_names)
@@ -152,18 +159,30 @@ def load_ground_truth(path: Path | str, class_names: Sequence[str] | None = None
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return load_csv(path, class_names)
-    if suffix in TFRECORD_SUFFIXES:
-        raise GroundTruthProblem(
-            f"ground truth {path} is a TFRecord: OD API TFRecords are not supported yet",
-            hint="pass the Pascal VOC XML folder or the CSV the TFRecord was made from",
-        )
+    if is_tfrecord(path):
+        from liteship.validation.tfrecord import load_tfrecord
+
+        return load_tfrecord(path, class_names)
     if suffix == ".xml":
         raise GroundTruthProblem(
             f"ground truth {path} is a single XML file: pass the folder that holds the VOC XML files"
         )
     raise GroundTruthProblem(
-        f"ground truth {path} is neither a folder of Pascal VOC XML files nor a .csv file"
+        f"ground truth {path} is neither a folder of Pascal VOC XML files, a .csv file nor an OD API TFRecord "
+        f"(.record / .tfrecord)"
     )
+
+
+_SHARD = re.compile(r"^(?P<stem>.+)-(?:\d{5}|\?{5})-of-(?:\d{5}|\?{5})$")
+
+
+def is_tfrecord(path: Path) -> bool:
+    """``x.record``, ``x.tfrecord(s)``, or a shard / shard pattern of one."""
+    name = path.name.lower()
+    if path.suffix.lower() in TFRECORD_SUFFIXES:
+        return True
+    m = _SHARD.match(name)
+    return bool(m) and Path(m.group("stem")).suffix in TFRECORD_SUFFIXES
 
 
 # --- Pascal VOC ------------------------------------------------------------------------
