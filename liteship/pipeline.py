@@ -57,6 +57,13 @@ class Request:
     parity_images: int = 50
     #: mAP gates, gating contracts and parity tolerances (liteship/validation/gates.py)
     gates: Any = None
+    #: the device stage (`run --device`): specs, liteship.device.deploy.DeployOptions, ...
+    devices: tuple[str, ...] = ()
+    device_options: Any = None
+    device_transport: str | None = None
+    device_key: Path | None = None
+    device_variant: str | None = None
+    device_images: int = 3
 
 
 def demo_request(out: Path, **overrides: Any) -> Request:
@@ -105,6 +112,32 @@ def _resolve_label_map(req: Request, config: Any | None) -> Path | None:
 
 def run(req: Request, progress: Progress | None = None) -> dict[str, Any]:
     """Run the flow; returns the report dict. Raises LiteshipError (with exit code)."""
+    pools: list[Any] = []  # conversion worker processes, stopped whatever happens
+    try:
+        return _run(req, progress, pools)
+    finally:
+        for pool in pools:
+            pool.close()
+
+
+def _conversion_pool(req: Request, pools: list[Any]) -> Any:
+    """Worker processes for converting the variants side by side (None: convert in-process).
+
+    Started before the export so that the workers import TensorFlow meanwhile.
+    """
+    from liteship.converter import convert
+
+    if req.until == Stage.EXPORT:
+        return None
+    workers = convert.worker_count(len(req.convert.variants))
+    if workers < 2:
+        return None
+    pool = convert.ConversionPool(workers)
+    pools.append(pool)
+    return pool
+
+
+def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str, Any]:
     from liteship.converter import export as export_mod
     from liteship.converter import labels as labels_mod
     from liteship.converter import preflight
@@ -155,6 +188,8 @@ def run(req: Request, progress: Progress | None = None) -> dict[str, Any]:
         },
     }
 
+    pool = _conversion_pool(req, pools)
+
     # ---- export ------------------------------------------------------------------------
     try:
         with progress.step("export"):
@@ -173,6 +208,12 @@ def run(req: Request, progress: Progress | None = None) -> dict[str, Any]:
                     req.frozen_graph, req.frozen_graph_options, req.normalization, "cli"
                 )
             if req.normalization is not None and exported.normalization != req.normalization:
+                if req.kind is InputKind.CHECKPOINT:
+                    raise UsageProblem(
+                        f"--norm-mean/--norm-std {_norm_text(req.normalization)} contradict the model's own preprocess "
+                        f"({exported.feature_extractor}: {_norm_text(exported.normalization)}); with "
+                        "--pipeline-config/--checkpoint-dir the normalization is read from the model: drop the flags"
+                    )
                 exported = dataclasses.replace(exported, normalization=req.normalization, normalization_source="cli")
         if label_map is not None and config is None and exported.num_classes:
             labels_mod.check_num_classes(label_map, exported.num_classes, None)
@@ -208,9 +249,13 @@ def run(req: Request, progress: Progress | None = None) -> dict[str, Any]:
 
     # ---- convert + metadata + checks per variant -----------------------------------------
     failed: list[str] = []
+    converting = None  # variant -> Future of Converted, when the workers convert
+    if pool is not None and len(variants) > 1:
+        calibration = representative.calibration if representative is not None else None
+        converting = pool.submit(exported, variants, calibration, req.convert.int8_input)
     for variant in variants:
         with progress.step(f"convert {variant.value}"):
-            entry = _variant(req, exported, variant, representative, labels_txt)
+            entry = _variant(req, exported, variant, representative, labels_txt, converting)
         report.variants.append(entry)
         failed += [f"{variant.value}:{c['id']}" for c in entry["checks"] if c["verdict"] == Verdict.FAIL]
         if representative is not None and variant is Variant.INT8:
@@ -243,11 +288,45 @@ def run(req: Request, progress: Progress | None = None) -> dict[str, Any]:
         report.errors.append(_error(gate_error))
         report.write("fail")
         raise gate_error
+    if req.devices and report.variants:
+        with progress.step(f"device stage ({len(req.devices)} device(s))"):
+            device_error = _device_stage(req, report, progress)
+        if device_error is not None:
+            report.errors.append(_error(device_error))
+            report.write("error" if device_error.exit_code >= 40 else "fail")
+            raise device_error
     status = "ok" if refused is None else "partial"
     report.write(status)
     if refused is not None:
         raise refused
     return report.to_dict(status)
+
+
+def _device_stage(req: Request, report: Report, progress: Progress) -> LiteshipError | None:
+    """Deploy one variant (int8, or --device-variant, else the last converted) to the devices
+    and compare with its desktop run; fills ``report.devices``. Returns the error to raise."""
+    import tempfile
+
+    from liteship.device.deploy import DeployOptions
+    from liteship.device.validate import validate_on_devices
+
+    names = [v["name"] for v in report.variants]
+    wanted = req.device_variant or (Variant.INT8.value if Variant.INT8.value in names else names[-1])
+    if wanted not in names:
+        return UsageProblem(f"--device-variant {wanted} was not converted in this run (converted: {', '.join(names)})")
+    variant = next(v for v in report.variants if v["name"] == wanted)
+    images = _parity_images(req, None) or []
+    if not images:
+        from liteship.converter import calibration
+
+        images = calibration.find_images(DEMO_DIR / "data" / "calibration")[0]
+    with tempfile.TemporaryDirectory(prefix="liteship-device-") as tmp:
+        entries, error = validate_on_devices(
+            req.out / variant["path"], req.devices, images=images[: req.device_images],
+            options=req.device_options or DeployOptions(), work_dir=Path(tmp), transport=req.device_transport,
+            key_path=req.device_key, variant=wanted, log=progress.info)
+    report.devices = entries
+    return error
 
 
 def _parity_images(req: Request, gt: list[Any] | None) -> list[Path] | None:
@@ -380,8 +459,11 @@ def _calibration(req: Request, exported: Any) -> _Representative:
         preprocess = _reference_preprocess(exported.reference_dir)
     else:
         preprocess = calibration.resize_normalize(h, w, exported.normalization)
+    # the range the model was trained on (its feature extractor's preprocess) when known:
+    # calibrating with other --norm-mean/--norm-std fails the calibration check
+    expected = exported.model_normalization or exported.normalization
     ds = calibration.representative_dataset(
-        paths, preprocess, req.convert.calibration_images, exported.normalization.range(),
+        paths, preprocess, req.convert.calibration_images, expected.range(),
         source=req.images, already_skipped=skipped,
     )
     rep = _Representative(ds)
@@ -399,10 +481,27 @@ def _calibration_check(representative: _Representative, exported: Any) -> dict[s
     found = [round(stats.min, 4), round(stats.max, 4)]
     expected = [round(x, 4) for x in stats.expected_range]
     if problems:
-        return Check("calibration.input_range", Verdict.FAIL, expected, found, "; ".join(problems),
-                     f"preprocess calibration images like the model ({exported.normalization_source} "
-                     f"normalization mean {list(exported.normalization.mean)}, std {list(exported.normalization.std)})").to_dict()
+        model_norm = exported.model_normalization
+        if model_norm is not None and model_norm != exported.normalization:
+            problems.append(
+                f"the calibration images were normalized with {exported.normalization_source} {_norm_text(exported.normalization)} "
+                f"but the model's feature extractor {exported.feature_extractor} expects {_norm_text(model_norm)}")
+            fix = (f"drop --norm-mean/--norm-std (the feature extractor's normalization is then used) or pass "
+                   f"--norm-mean {_csv(model_norm.mean)} --norm-std {_csv(model_norm.std)}")
+        else:
+            fix = (f"preprocess calibration images like the model ({exported.normalization_source} "
+                   f"normalization mean {list(exported.normalization.mean)}, std {list(exported.normalization.std)})")
+        return Check("calibration.input_range", Verdict.FAIL, expected, found, "; ".join(problems), fix).to_dict()
     return Check("calibration.input_range", Verdict.PASS, expected, found).to_dict()
+
+
+def _norm_text(n: Normalization) -> str:
+    return f"mean {_csv(n.mean)} std {_csv(n.std)}"
+
+
+def _csv(values: Any) -> str:
+    vals = [f"{v:g}" for v in values]
+    return vals[0] if len(set(vals)) == 1 else ",".join(vals)
 
 
 def _reference_preprocess(reference_dir: Path) -> Any:
@@ -418,11 +517,17 @@ def _reference_preprocess(reference_dir: Path) -> Any:
     return pre
 
 
-def _variant(req: Request, exported: Any, variant: Variant, representative: Any, labels_txt: str | None) -> dict[str, Any]:
+def _variant(
+    req: Request, exported: Any, variant: Variant, representative: Any, labels_txt: str | None,
+    converting: dict[Variant, Any] | None = None,
+) -> dict[str, Any]:
     from liteship.converter import convert, metadata, reorder, verify
     from liteship.tflite_inspect import inspect_model
 
-    converted = convert.convert_variant(exported, variant, representative, req.convert.int8_input)
+    if converting is not None:
+        converted = converting[variant].result()
+    else:
+        converted = convert.convert_variant(exported, variant, representative, req.convert.int8_input)
     model = reorder.reorder_outputs(converted.model, req.convert.output_order)
     md_summary = None
     if labels_txt is not None and req.until in (Stage.METADATA, Stage.RUN):

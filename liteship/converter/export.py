@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 import tempfile
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from liteship import atomic, odapi
-from liteship.converter import preflight
+from liteship.converter import extractor_norm, preflight
 from liteship.errors import ExportProblem, ModelInputProblem
 from liteship.types import ExportOptions, FrozenGraphOptions, InputKind, Normalization, POSTPROCESS_OP
 
@@ -51,6 +52,11 @@ class ExportResult:
     checkpoint: str | None = None
     seconds: float = 0.0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: the OD API feature extractor class the graph was built with, when known
+    feature_extractor: str | None = None
+    #: what that feature extractor's preprocess does: the input the model was trained on.
+    #: ``normalization`` may differ when the user overrode it (--norm-mean/--norm-std)
+    model_normalization: Normalization | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -148,6 +154,23 @@ class _ReferenceModule:
         return ReferenceModule()
 
 
+def _without_keras_layer_traces() -> contextlib.AbstractContextManager[Any]:
+    """``tf.saved_model.save`` of a module holding a Keras 2 model also traces and saves every
+    layer's call functions (for reloading as Keras objects; Keras' own ``save_traces``).
+    Nothing here reloads Keras objects: the converter reads the serving signature, the
+    reference its three signatures. Without the traces the export takes about half the
+    time, the SavedModel is ~35 % smaller, each conversion loads it about twice as fast,
+    and the converted models are byte-identical (checked on the demo for all four variants).
+    """
+    try:
+        from tf_keras.src.saving.legacy.saved_model import utils as keras_saving
+    except ImportError:  # another tf-keras layout: keep the traces (slower, same models)
+        return contextlib.nullcontext()
+    return keras_saving.keras_option_scope(
+        save_traces=False, in_tf_saved_model_scope=keras_saving.in_tf_saved_model_scope()
+    )
+
+
 def export_from_checkpoint(
     config_path: Path,
     checkpoint_dir: Path,
@@ -186,13 +209,14 @@ def export_from_checkpoint(
         concrete = module.inference_fn.get_concrete_function(
             tf.TensorSpec(shape=module.input_shape(), dtype=tf.float32, name="input")
         )
-        tf.saved_model.save(module, str(staging / "saved_model"), signatures=concrete)
-        ref = _ReferenceModule.build(model, cfg, h, w, c)
-        tf.saved_model.save(
-            ref,
-            str(staging / "reference"),
-            signatures={"preprocess": ref.preprocess, "heads": ref.heads, "detect": ref.detect},
-        )
+        with _without_keras_layer_traces():
+            tf.saved_model.save(module, str(staging / "saved_model"), signatures=concrete)
+            ref = _ReferenceModule.build(model, cfg, h, w, c)
+            tf.saved_model.save(
+                ref,
+                str(staging / "reference"),
+                signatures={"preprocess": ref.preprocess, "heads": ref.heads, "detect": ref.detect},
+            )
         pred = model.predict(image, shapes)
         box_list = odapi.module("core.box_list")
         ycenter, xcenter, ha, wa = box_list.BoxList(pred["anchors"]).get_center_coordinates_and_sizes()
@@ -213,6 +237,8 @@ def export_from_checkpoint(
         input_shape=(1, h, w, c),
         normalization=normalization,
         normalization_source="feature_extractor",
+        feature_extractor=type(model._feature_extractor).__name__,
+        model_normalization=normalization,
         num_classes=facts.num_classes,
         max_detections=options.max_detections,
         use_regular_nms=options.use_regular_nms,
@@ -264,6 +290,18 @@ def _postprocess_attrs_from_saved_model(pb: bytes) -> dict[str, str]:
     return {}
 
 
+def _pick_normalization(
+    given: Normalization | None, source: str, found: extractor_norm.ExtractorNormalization | None
+) -> tuple[Normalization, str]:
+    """The user's normalization wins (a mismatch with ``found`` fails the calibration check);
+    otherwise the feature extractor's, otherwise the MobileNet default."""
+    if given is not None:
+        return given, source
+    if found is not None:
+        return found.normalization, "feature_extractor"
+    return DEFAULT_NORMALIZATION, "default"
+
+
 def inspect_saved_model(
     saved_model: Path,
     normalization: Normalization | None = None,
@@ -301,12 +339,16 @@ def inspect_saved_model(
             f"{saved_model}: expected one fixed-size image input [1,H,W,3], found {[s.shape for s in specs]}"
         )
     shape = tuple(int(d) for d in specs[0].shape.as_list())
+    found = extractor_norm.from_graph(pb)
+    normalization, normalization_source = _pick_normalization(normalization, normalization_source, found)
     return ExportResult(
         kind=InputKind.SAVED_MODEL,
         source=saved_model,
         input_shape=shape,  # type: ignore[arg-type]
-        normalization=normalization or DEFAULT_NORMALIZATION,
-        normalization_source=normalization_source if normalization else "default",
+        normalization=normalization,
+        normalization_source=normalization_source,
+        feature_extractor=found.feature_extractor if found else None,
+        model_normalization=found.normalization if found else None,
         num_classes=int(attrs.get("num_classes", "0")),
         max_detections=int(attrs.get("max_detections", "0")),
         use_regular_nms=attrs.get("use_regular_nms") == "true",
@@ -330,8 +372,14 @@ def inspect_frozen_graph(
     if not graph_path.is_file():
         raise ModelInputProblem(f"frozen graph {graph_path} does not exist; pass the tflite_graph.pb written by export_tflite_ssd_graph.py")
     graph_def = tf.compat.v1.GraphDef()
+    data = graph_path.read_bytes()
+    if data[4:8] == b"TFL3":
+        raise ModelInputProblem(
+            f"{graph_path} is already a .tflite model, not a TF1 GraphDef: check it with `liteship lint {graph_path}`, "
+            "or pass the tflite_graph.pb that export_tflite_ssd_graph.py wrote"
+        )
     try:
-        graph_def.ParseFromString(graph_path.read_bytes())
+        graph_def.ParseFromString(data)
     except Exception as exc:  # protobuf DecodeError and friends
         raise ModelInputProblem(f"{graph_path} is not a binary GraphDef ({type(exc).__name__}); pass tflite_graph.pb, not the .pbtxt") from exc
     nodes = {n.name: n for n in graph_def.node}
@@ -351,12 +399,16 @@ def inspect_frozen_graph(
     if missing:
         raise ModelInputProblem(f"{graph_path} has no output node(s) {missing}; set --output-names")
     attr = post[0].attr
+    found = extractor_norm.from_graph(data)
+    normalization, normalization_source = _pick_normalization(normalization, normalization_source, found)
     return ExportResult(
         kind=InputKind.FROZEN_GRAPH,
         source=graph_path,
         input_shape=(1, options.height, options.width, 3),
-        normalization=normalization or DEFAULT_NORMALIZATION,
-        normalization_source=normalization_source if normalization else "default",
+        normalization=normalization,
+        normalization_source=normalization_source,
+        feature_extractor=found.feature_extractor if found else None,
+        model_normalization=found.normalization if found else None,
         num_classes=int(attr["num_classes"].i),
         max_detections=int(attr["max_detections"].i),
         use_regular_nms=bool(attr["use_regular_nms"].b) if "use_regular_nms" in attr else False,
