@@ -380,10 +380,24 @@ GPU COMPATIBILITY WARNING: Subgraph#0 has GPU delegate compatibility issues at n
 
 
 @pytest.mark.tf
-def test_gpu_analyzer_runs_in_a_child(good: bytes) -> None:
+def test_gpu_analyzer_passes_the_good_model(good: bytes) -> None:
     result = lint.lint_bytes(good, ("task-library",), gpu=True)
     check = next(ch for ch in result.contracts["task-library"].checks if ch.id == "gpu.compatibility")
     assert check.verdict == Verdict.PASS, check
+
+
+@pytest.mark.tf
+def test_gpu_analyzer_in_process_and_in_a_child_agree(tmp_path: Path) -> None:
+    """`liteship run` (TensorFlow loaded) analyzes in-process; `lint` in a TF-free child."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "flex.tflite"
+    path.write_bytes(add_flex_op(image_model("uint8")))
+    inproc = lint._analyze_in_process(path)
+    child = subprocess.run([sys.executable, "-c", lint._ANALYZER_CHILD, str(path)], capture_output=True, text=True,
+                           timeout=120)
+    assert inproc.ran and inproc == lint.parse_analyzer(child.stdout)
 
 
 # --- robustness: damaged bytes never crash lint -----------------------------------------------
