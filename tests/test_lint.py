@@ -26,82 +26,11 @@ from liteship.report import Verdict
 from liteship.types import Normalization
 from liteship.validation import contracts as C
 from liteship.validation import lint
-from tests.fixtures.tiny_ssd import CONVERTER_PORTS, SyntheticSpec, build_synthetic_postprocess_tflite, repack
+from tests.fixtures.tiny_ssd import CONVERTER_PORTS, SyntheticSpec, build_synthetic_postprocess_tflite, image_model, repack
 
 IMAGE_SIZE = 4  # 4x4x3 = 48 values = 6 anchors x 4 + 6 x (3 + 1)
 NORM = Normalization(mean=(127.5,), std=(127.5,))
 PORT_ORDER = (0, 1, 2, 3)
-
-
-def image_model(dtype: str = "uint8", *, ports: tuple[int, ...] = PORT_ORDER, max_detections: int = 10,
-                postprocess: bool = True, num_classes: int = 3) -> bytes:
-    """Synthetic detector with one image input (see module docstring)."""
-    from tensorflow_lite_support.metadata import schema_py_generated as schema
-
-    spec = SyntheticSpec(num_classes=num_classes, num_anchors=6, max_detections=max_detections, output_ports=ports)
-
-    def edit(model: Any) -> None:
-        sg = model.subgraphs[0]
-
-        def add_tensor(name: str, shape: list[int], tensor_type: int, data: bytes | None = None) -> int:
-            tensor = schema.TensorT()
-            tensor.name, tensor.shape, tensor.type, tensor.buffer = name, shape, tensor_type, 0
-            if data is not None:
-                buffer = schema.BufferT()
-                buffer.data = list(data)
-                model.buffers.append(buffer)
-                tensor.buffer = len(model.buffers) - 1
-            sg.tensors.append(tensor)
-            return len(sg.tensors) - 1
-
-        def add_code(builtin: int) -> int:
-            code = schema.OperatorCodeT()
-            code.builtinCode = code.deprecatedBuiltinCode = builtin
-            code.version = 1
-            model.operatorCodes.append(code)
-            return len(model.operatorCodes) - 1
-
-        def operator(code: int, inputs: list[int], outputs: list[int], options_type: int = 0, options: Any = None) -> Any:
-            op = schema.OperatorT()
-            op.opcodeIndex, op.inputs, op.outputs = code, inputs, outputs
-            op.builtinOptionsType, op.builtinOptions = options_type, options
-            return op
-
-        ops = []
-        types = {"float32": schema.TensorType.FLOAT32, "uint8": schema.TensorType.UINT8, "int8": schema.TensorType.INT8}
-        image = add_tensor("image", [1, IMAGE_SIZE, IMAGE_SIZE, 3], types[dtype])
-        pixels = image
-        if dtype != "float32":
-            params = schema.QuantizationParametersT()
-            params.scale, params.zeroPoint = [2.0 / 255.0], [128 if dtype == "uint8" else 0]
-            sg.tensors[image].quantization = params
-            pixels = add_tensor("image_float", [1, IMAGE_SIZE, IMAGE_SIZE, 3], schema.TensorType.FLOAT32)
-            ops.append(operator(add_code(schema.BuiltinOperator.DEQUANTIZE), [image], [pixels]))
-        rows = 2 * spec.num_anchors
-        new_shape = add_tensor("new_shape", [3], schema.TensorType.INT32, struct.pack("<3i", 1, rows, 4))
-        reshaped = add_tensor("reshaped", [1, rows, 4], schema.TensorType.FLOAT32)
-        reshape_options = schema.ReshapeOptionsT()
-        reshape_options.newShape = [1, rows, 4]
-        ops.append(operator(add_code(schema.BuiltinOperator.RESHAPE), [pixels, new_shape], [reshaped],
-                            schema.BuiltinOptions.ReshapeOptions, reshape_options))
-        axis = add_tensor("axis", [], schema.TensorType.INT32, struct.pack("<i", 1))
-        split_options = schema.SplitOptionsT()
-        split_options.numSplits = 2
-        ops.append(operator(add_code(schema.BuiltinOperator.SPLIT), [axis, reshaped], [0, 1],
-                            schema.BuiltinOptions.SplitOptions, split_options))
-        sg.inputs = [image]
-        if postprocess:
-            sg.operators = ops + sg.operators
-        else:  # raw heads: the SPLIT outputs are the model outputs
-            sg.operators = ops
-            sg.outputs = [0, 1]
-            model.signatureDefs[0].outputs = model.signatureDefs[0].outputs[:2]
-            model.signatureDefs[0].outputs[0].tensorIndex, model.signatureDefs[0].outputs[1].tensorIndex = 0, 1
-        entry = schema.TensorMapT()
-        entry.name, entry.tensorIndex = "image", image
-        model.signatureDefs[0].inputs = [entry]
-
-    return repack(build_synthetic_postprocess_tflite(spec), edit)
 
 
 def labels(n: int = 3) -> str:

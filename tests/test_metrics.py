@@ -24,7 +24,7 @@ from liteship.validation.groundtruth import (
     load_voc_folder,
 )
 from liteship.validation.metrics import coco_map
-from tests.fixtures.tiny_ssd import SyntheticSpec, build_synthetic_postprocess_tflite, repack
+from tests.fixtures.tiny_ssd import SyntheticSpec, build_synthetic_postprocess_tflite, image_model, repack
 
 CLASSES = list(synth.CLASSES)
 
@@ -338,73 +338,8 @@ SPEC = SyntheticSpec(num_classes=3, num_anchors=6, max_detections=5)
 
 
 def _image_model(dtype: str = "float32") -> bytes:
-    """The synthetic postprocess-only model with an image input in front: image
-    [1,4,4,3] -> (DEQUANTIZE) -> RESHAPE [1,12,4] -> SPLIT -> box_encodings, class_predictions.
-    Outputs in the TF2 converter's order. Pure Python (no TensorFlow)."""
-    from tensorflow_lite_support.metadata import schema_py_generated as schema
-
-    def edit(model: Any) -> None:
-        sg = model.subgraphs[0]
-
-        def add_tensor(name: str, shape: list[int], tensor_type: int, data: bytes | None = None) -> int:
-            tensor = schema.TensorT()
-            tensor.name, tensor.shape, tensor.type = name, shape, tensor_type
-            tensor.buffer = 0
-            if data is not None:
-                buffer = schema.BufferT()
-                buffer.data = list(data)
-                model.buffers.append(buffer)
-                tensor.buffer = len(model.buffers) - 1
-            sg.tensors.append(tensor)
-            return len(sg.tensors) - 1
-
-        def add_code(builtin: int) -> int:
-            code = schema.OperatorCodeT()
-            code.builtinCode = code.deprecatedBuiltinCode = builtin
-            code.version = 1
-            model.operatorCodes.append(code)
-            return len(model.operatorCodes) - 1
-
-        def operator(code: int, inputs: list[int], outputs: list[int], options_type: int = 0, options: Any = None) -> Any:
-            op = schema.OperatorT()
-            op.opcodeIndex, op.inputs, op.outputs = code, inputs, outputs
-            op.builtinOptionsType, op.builtinOptions = options_type, options
-            return op
-
-        ops = []
-        quantized = dtype != "float32"
-        tensor_type = {"float32": schema.TensorType.FLOAT32, "uint8": schema.TensorType.UINT8, "int8": schema.TensorType.INT8}[dtype]
-        image = add_tensor("image", [1, IMAGE_SIZE, IMAGE_SIZE, 3], tensor_type)
-        pixels = image
-        if quantized:
-            params = schema.QuantizationParametersT()
-            params.scale, params.zeroPoint = [2.0 / 255.0], [128 if dtype == "uint8" else 0]
-            sg.tensors[image].quantization = params
-            pixels = add_tensor("image_float", [1, IMAGE_SIZE, IMAGE_SIZE, 3], schema.TensorType.FLOAT32)
-            ops.append(operator(add_code(schema.BuiltinOperator.DEQUANTIZE), [image], [pixels]))
-        rows = 2 * SPEC.num_anchors
-        new_shape = add_tensor("new_shape", [3], schema.TensorType.INT32, struct.pack("<3i", 1, rows, 4))
-        reshaped = add_tensor("reshaped", [1, rows, 4], schema.TensorType.FLOAT32)
-        reshape_options = schema.ReshapeOptionsT()
-        reshape_options.newShape = [1, rows, 4]
-        ops.append(
-            operator(add_code(schema.BuiltinOperator.RESHAPE), [pixels, new_shape], [reshaped],
-                     schema.BuiltinOptions.ReshapeOptions, reshape_options)
-        )
-        axis = add_tensor("axis", [], schema.TensorType.INT32, struct.pack("<i", 1))
-        split_options = schema.SplitOptionsT()
-        split_options.numSplits = 2
-        ops.append(
-            operator(add_code(schema.BuiltinOperator.SPLIT), [axis, reshaped], [0, 1],
-                     schema.BuiltinOptions.SplitOptions, split_options)
-        )
-        sg.operators = ops + sg.operators
-        sg.inputs = [image]
-        entry = schema.TensorMapT()
-        entry.name, entry.tensorIndex = "image", image
-        model.signatureDefs[0].inputs = [entry]
-
-    return repack(build_synthetic_postprocess_tflite(SPEC), edit)
+    """tiny_ssd.image_model in the TF2 converter's output order, N = 5."""
+    return image_model(dtype, ports=SPEC.output_ports, max_detections=SPEC.max_detections)
 
 
 def _photo(width: int = 57, height: int = 41, seed: int = 5) -> np.ndarray:
