@@ -194,10 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
             _convert_options(p)
         if name == "run":
             _validation_options(p)
+            _device_options(p, run=True)
         _common(p)
     p = sub.add_parser("doctor", help="check the installation (imports, versions)")
     _common(p)
     _lint_parser(sub)
+    _device_parsers(sub)
+    # listed here; its arguments are scripts/bench.py's own (see `liteship bench --help`)
+    sub.add_parser("bench", help="benchmarks on this machine, as ratios, to a JSON (scripts/bench.py)", add_help=False)
     return parser
 
 
@@ -219,6 +223,235 @@ def _lint_parser(sub: Any) -> None:
     p.add_argument("--task-check", action="store_true",
                    help="task-library: also load the model with the real Task Library ObjectDetector (child process)")
     _common(p)
+
+
+def _delegates(text: str) -> tuple[str, ...]:
+    from liteship.device.deploy import DELEGATES
+
+    out = tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+    bad = [x for x in out if x not in DELEGATES]
+    if bad or not out:
+        raise argparse.ArgumentTypeError(f"unknown delegate(s) {bad or text!r}; choose from {', '.join(DELEGATES)}")
+    return out
+
+
+def _variant_name(text: str) -> str:
+    try:
+        return Variant(text).value
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"unknown variant {text!r}; choose from {', '.join(v.value for v in Variant)}") from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+        if value <= 0:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, found {text!r}") from None
+    return value
+
+
+def _device_options(p: argparse.ArgumentParser, *, run: bool = False) -> None:
+    from liteship.device.connect import TRANSPORTS
+
+    g = p.add_argument_group("device (on-device validation over adb)" + (" — adds the device stage at the end" if run else ""))
+    g.add_argument("--device", action="append", metavar="SERIAL|tcp:HOST:PORT", dest="devices", required=not run,
+                   help="a serial from `adb devices`, or tcp:HOST:PORT for adbd over TCP (repeatable: devices run in parallel)")
+    g.add_argument("--transport", choices=TRANSPORTS,
+                   help="adb-shell (direct, Python) or adb-server (the local `adb` server); default: adb-shell for "
+                        "tcp: specs, the adb server for serials")
+    g.add_argument("--apk", type=Path, metavar="FILE",
+                   help="install/upgrade the validation app first (android_app/app/build/outputs/apk/debug/app-debug.apk)")
+    g.add_argument("--delegates", type=_delegates, default=("cpu",), metavar="LIST",
+                   help="comma-separated: cpu,gpu,nnapi (default cpu)")
+    g.add_argument("--threads", type=_positive, default=4, metavar="N", help="interpreter threads on the device (default 4)")
+    g.add_argument("--warmup", type=int, default=2, metavar="N", help="untimed invokes before timing (default 2)")
+    g.add_argument("--iterations", type=_positive, default=10, metavar="N", help="timed invokes per delegate (default 10)")
+    g.add_argument("--timeout", type=_seconds, default=120.0, metavar="S", help="seconds to wait for the app's result (default 120)")
+    g.add_argument("--keep", action="store_true", help="keep the run folder on the device (default: removed)")
+    g.add_argument("--adb-key", type=Path, metavar="FILE", help="adb private key for adb-shell (default ~/.android/adbkey)")
+    if run:
+        g.add_argument("--device-variant", type=_variant_name, metavar="VARIANT",
+                       help="variant validated on the device (default int8, else the last converted)")
+        g.add_argument("--device-images", type=_positive, default=3, metavar="N",
+                       help="images sent to the device (default 3, from the parity images)")
+
+
+def _device_parsers(sub: Any) -> None:
+    p = sub.add_parser("devices", help="list connected Android devices (adb server; tcp: specs probed with --device)",
+                       description="list the devices the local adb server sees (and probe tcp:HOST:PORT specs)",
+                       epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", action="append", metavar="tcp:HOST:PORT", dest="devices", default=[],
+                   help="also probe this adbd over TCP with adb-shell (repeatable)")
+    p.add_argument("--adb-key", type=Path, metavar="FILE", help="adb private key for adb-shell")
+    _common(p)
+
+    text = ("run a .tflite on Android devices with the validation app and compare with the desktop run of the "
+            "same model on the same inputs (exit 33 when they differ, 40-45 on device errors)")
+    p = sub.add_parser("deploy", help=text, description=text, epilog=EXIT_CODES_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", type=Path, metavar="MODEL.tflite")
+    _device_options(p)
+    p.add_argument("--images", type=Path, metavar="DIR",
+                   help="images sent to the device (jpg/png; default: 3 of the embedded demo's images)")
+    p.add_argument("--max-images", type=_positive, default=10, metavar="N", help="use at most N images (default 10)")
+    p.add_argument("--variant", type=_variant_name, metavar="VARIANT",
+                   help="tolerances to apply: fp32, fp16, dynamic or int8 (default: from the file name, else the input type)")
+    p.add_argument("--out", type=Path, default=Path("liteship-deploy"), metavar="DIR",
+                   help="output folder for report.json, junit.xml, report.html (default liteship-deploy)")
+    _common(p)
+
+    text = ("run an emulated Android device (adbd on loopback, the validation app on the desktop LiteRT) until "
+            "Ctrl-C; its results are labelled emulated, never on-device evidence")
+    p = sub.add_parser("emulator", help=text, description=text, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="faults: " + ", ".join(_FAULTS) + " (and drop-after-bytes=N, storage-limit=N)")
+    p.add_argument("--port", type=int, default=5555, help="TCP port (default 5555; 0 = any free port)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--root", type=Path, required=True, metavar="DIR", help="the device's filesystem (a host folder)")
+    p.add_argument("--serial", help="serial the device reports (default HOST:PORT)")
+    p.add_argument("--fault", action="append", default=[], metavar="NAME[=N]", help="simulate a failure (repeatable)")
+    _common(p)
+
+
+#: --fault names -> Faults field (flags); drop-after-bytes / storage-limit take =N
+_FAULTS = {
+    "refuse-auth": "refuse_auth",
+    "app-not-installed": "app_installed",
+    "app-crash": "app_crash",
+    "app-hang": "app_hang",
+    "corrupt-result": "corrupt_result",
+}
+
+
+def _faults(specs: Sequence[str]) -> Any:
+    from liteship.device.emulator import Faults
+
+    faults = Faults()
+    for spec in specs:
+        name, _, value = spec.partition("=")
+        if name in ("drop-after-bytes", "storage-limit"):
+            if not value.isdigit():
+                raise UsageProblem(f"--fault {name} needs =BYTES, e.g. --fault {name}=4096")
+            setattr(faults, "drop_after_bytes" if name == "drop-after-bytes" else "storage_limit_bytes", int(value))
+        elif name in _FAULTS and not value:
+            setattr(faults, _FAULTS[name], name != "app-not-installed")
+        else:
+            raise UsageProblem(f"unknown --fault {spec!r}; choose from {', '.join(_FAULTS)}, drop-after-bytes=N, storage-limit=N")
+    return faults
+
+
+def _deploy_options(args: argparse.Namespace) -> Any:
+    from liteship.device.deploy import DeployOptions
+
+    return DeployOptions(delegates=args.delegates, threads=args.threads, warmup=args.warmup,
+                         iterations=args.iterations, timeout_s=args.timeout, keep=args.keep, apk=args.apk)
+
+
+def _deploy_images(folder: Path | None, limit: int) -> list[Path]:
+    from liteship.converter.calibration import find_images
+    from liteship.pipeline import DEMO_DIR
+
+    if folder is not None and not folder.is_dir():
+        raise UsageProblem(f"--images {folder} is not a folder; give a folder of jpg/png images")
+    source = folder if folder is not None else DEMO_DIR / "data" / "calibration"
+    paths = find_images(source)[0][: limit if folder is not None else min(limit, 3)]
+    if not paths:
+        raise UsageProblem(f"--images {source} holds no jpg/png image")
+    return paths
+
+
+def _deploy(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
+    import tempfile
+
+    from liteship import pipeline
+    from liteship.device import deploy as deploy_mod
+    from liteship.device.validate import validate_on_devices
+    from liteship.report import Report
+    from liteship.tflite_inspect import inspect_file
+
+    pipeline.check_out_dir(args.out)
+    inspect_file(args.model)  # exit 15 before any device is touched
+    options = _deploy_options(args)
+    images = _deploy_images(args.images, args.max_images)
+    report = Report(command=list(sys.argv), out_dir=args.out)
+    report.inputs = {"kind": "tflite", "model": str(args.model), "images": [str(p) for p in images],
+                     "devices": list(args.devices), "transport": args.transport,
+                     "deploy_options": {"delegates": list(options.delegates), "threads": options.threads,
+                                        "warmup": options.warmup, "iterations": options.iterations,
+                                        "timeout_s": options.timeout_s, "keep": options.keep,
+                                        "apk": str(options.apk) if options.apk else None}}
+    with tempfile.TemporaryDirectory(prefix="liteship-deploy-") as tmp, progress.step(
+            f"deploy to {len(args.devices)} device(s)"):
+        entries, error = validate_on_devices(args.model, args.devices, images=images, options=options,
+                                             work_dir=Path(tmp), transport=args.transport, key_path=args.adb_key,
+                                             variant=args.variant, log=progress.info)
+    report.devices = entries
+    if not args.json and not args.quiet:
+        progress.info(deploy_mod.summary_table(entries))
+    status = "ok"
+    if error is not None:
+        report.errors.append({"kind": error.kind, "exit_code": error.exit_code, "message": error.message})
+        status = "error" if error.exit_code >= 40 else "fail"
+    args.out.mkdir(parents=True, exist_ok=True)
+    report.write(status)
+    if not args.json and not args.quiet:
+        progress.info(f"output: {Path(args.out).resolve()}")
+    if error is not None:
+        raise error
+    return report.to_dict(status)
+
+
+def _devices(args: argparse.Namespace) -> int:
+    from liteship.device.connect import list_devices
+
+    found = list_devices(tuple(args.devices), key_path=args.adb_key)
+    rows = [_asdict(d) for d in found]
+    if args.json:
+        print(json.dumps({"devices": rows, "notes": list(getattr(found, "notes", []))}, indent=2))
+        return 0
+    if not args.quiet:
+        print(f"{'serial':<28} {'state':<13} {'transport':<10} model")
+        for d in found:
+            print(f"{d.serial:<28} {d.state:<13} {d.transport:<10} {d.model}")
+        if not rows:
+            print("no device (connect a phone with USB debugging on, or pass --device tcp:HOST:PORT)")
+        for note in getattr(found, "notes", []):
+            print(f"note: {note}", file=sys.stderr)
+    return 0
+
+
+def _asdict(obj: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(obj)
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    from liteship.device import emulator, protocol
+
+    faults = _faults(args.fault)
+    if not 0 <= args.port < 65536:
+        raise UsageProblem(f"--port must be 0..65535, found {args.port}")
+    installed = (protocol.APP_PACKAGE,) if faults.app_installed else ()
+    if args.port == 0:  # pick the port now: the line printed below must name the real one
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind((args.host, 0))
+            args.port = probe.getsockname()[1]
+    serial = args.serial or f"{args.host}:{args.port}"
+    if not args.quiet:
+        print(f"liteship emulated device on {args.host}:{args.port} (root {args.root}); connect with "
+              f"--device tcp:{args.host}:{args.port} or `adb connect {args.host}:{args.port}`; "
+              "results are emulated — not on-device evidence. Ctrl-C stops it.", file=sys.stderr, flush=True)
+    print(serial, flush=True)  # stdout: the serial to connect to (scripts read this line)
+    args.root.mkdir(parents=True, exist_ok=True)
+    try:
+        emulator.serve_forever(args.root, args.port, args.host, faults, args.serial, installed_packages=installed)
+    except KeyboardInterrupt:  # Ctrl-C is how it stops
+        pass
+    return 0
 
 
 def _lint(args: argparse.Namespace) -> int:
@@ -321,6 +554,10 @@ def _request(args: argparse.Namespace) -> Any:
         if args.contracts:
             flags["contracts"] = tuple(dict.fromkeys(args.contracts))
         validation = dict(parity_images=args.parity_images, gates=dataclasses.replace(resolved, **flags))
+        if args.devices:
+            validation.update(devices=tuple(args.devices), device_options=_deploy_options(args),
+                              device_transport=args.transport, device_key=args.adb_key,
+                              device_variant=args.device_variant, device_images=args.device_images)
         if args.ground_truth is not None:
             validation["ground_truth"] = args.ground_truth
     common = dict(
@@ -382,6 +619,9 @@ def _doctor() -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    raw = list(sys.argv[1:] if argv is None else argv)
+    if raw[:1] == ["bench"]:
+        return _bench(raw[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -395,7 +635,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "lint":
             return _lint(args)
-        if args.command == "doctor":
+        if args.command == "devices":
+            return _devices(args)
+        if args.command == "emulator":
+            return _emulator(args)
+        if args.command == "deploy":
+            result = _deploy(args, progress)
+        elif args.command == "doctor":
             result = _doctor()
         else:
             from liteship import pipeline
@@ -411,9 +657,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(result, indent=2))
         return 0
     except KeyboardInterrupt:
-        exc: LiteshipError = Interrupted("interrupted; files already written are complete, rerun to finish")
-        print(f"liteship: {exc.message}", file=sys.stderr)
-        return exc.exit_code
+        return _interrupted()
     except LiteshipError as exc:
         if args.debug:
             traceback.print_exc()
@@ -430,5 +674,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _bench(argv: list[str]) -> int:
+    """``liteship bench ARGS`` = ``python scripts/bench.py ARGS`` (a source checkout's script)."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
+    if not script.is_file():
+        print(f"liteship: error: {script} not found: `liteship bench` runs scripts/bench.py of a source checkout "
+              "(clone the repository and install it with the README's Quick start)", file=sys.stderr)
+        return UsageProblem.exit_code
+    spec = importlib.util.spec_from_file_location("liteship_bench_script", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return int(module.main(argv))
+
+
+def _interrupted() -> int:
+    exc: LiteshipError = Interrupted("interrupted; files already written are complete, rerun to finish")
+    print(f"liteship: {exc.message}", file=sys.stderr)
+    return exc.exit_code
+
+
 def entrypoint() -> None:
-    sys.exit(main())
+    try:
+        code = main()
+    except KeyboardInterrupt:  # Ctrl-C before main's own boundary: while importing, parsing arguments
+        code = _interrupted()
+    sys.exit(code)

@@ -191,14 +191,16 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
     pool = _conversion_pool(req, pools)
 
     # ---- export ------------------------------------------------------------------------
+    staged = None  # input (a): the desktop reference is written while the workers convert
     try:
         with progress.step("export"):
             if req.kind is InputKind.CHECKPOINT:
                 assert req.pipeline_config is not None and req.checkpoint_dir is not None
                 with nativelog.captured():  # TF's "failed call to cuInit" and similar C++ notices
-                    exported = export_mod.export_from_checkpoint(
+                    staged = export_mod.export_staged(
                         req.pipeline_config, req.checkpoint_dir, out / "export", req.export, req.checkpoint, config=config
                     )
+                    exported = staged.finish() if pool is None else staged.result
             elif req.kind is InputKind.SAVED_MODEL:
                 assert req.saved_model is not None
                 exported = export_mod.inspect_saved_model(req.saved_model, req.normalization, "cli")
@@ -223,6 +225,10 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
             report.write("error")
         raise
     out.mkdir(parents=True, exist_ok=True)
+    # From here on files are replaced: a report of an earlier run would describe other models
+    # if this run is interrupted. It goes now; this run writes its own at the end.
+    for name in ("report.json", "junit.xml", "report.html"):
+        (out / name).unlink(missing_ok=True)
     report.export = exported.to_dict()
     labels_txt = labels_mod.labelmap_txt(label_map) if label_map is not None else None
     if labels_txt is not None:
@@ -239,7 +245,7 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
     if Variant.INT8 in variants:
         with progress.step("calibration images"):
             try:
-                representative = _calibration(req, exported)
+                representative = _calibration(req, exported, staged.preprocess if staged is not None else None)
                 report.calibration = {"images_dir": _s(req.images), **representative.stats_dict()}
             except CalibrationProblem as exc:
                 refused = exc
@@ -253,6 +259,15 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
     if pool is not None and len(variants) > 1:
         calibration = representative.calibration if representative is not None else None
         converting = pool.submit(exported, variants, calibration, req.convert.int8_input)
+    if staged is not None and not staged.done:
+        try:
+            with progress.step("desktop reference"), nativelog.captured():
+                exported = staged.finish()
+        except ExportProblem as exc:
+            report.errors.append(_error(exc))
+            report.write("error")
+            raise
+        report.export = exported.to_dict()
     for variant in variants:
         with progress.step(f"convert {variant.value}"):
             entry = _variant(req, exported, variant, representative, labels_txt, converting)
@@ -445,7 +460,9 @@ class _Representative:
         return dataclasses.asdict(self.calibration.stats())
 
 
-def _calibration(req: Request, exported: Any) -> _Representative:
+def _calibration(req: Request, exported: Any, preprocess: Any = None) -> _Representative:
+    """``preprocess``: the model's own (input a, before its reference is written), else it is
+    read from the reference SavedModel, or resize + normalize (inputs b/c)."""
     from liteship.converter import calibration
 
     if req.images is None:
@@ -455,10 +472,9 @@ def _calibration(req: Request, exported: Any) -> _Representative:
         )
     paths, skipped = calibration.find_images(req.images)
     _, h, w, _ = exported.input_shape
-    if exported.reference_dir is not None:
-        preprocess = _reference_preprocess(exported.reference_dir)
-    else:
-        preprocess = calibration.resize_normalize(h, w, exported.normalization)
+    if preprocess is None:
+        preprocess = (_reference_preprocess(exported.reference_dir) if exported.reference_dir is not None
+                      else calibration.resize_normalize(h, w, exported.normalization))
     # the range the model was trained on (its feature extractor's preprocess) when known:
     # calibrating with other --norm-mean/--norm-std fails the calibration check
     expected = exported.model_normalization or exported.normalization
@@ -525,7 +541,7 @@ def _variant(
     from liteship.tflite_inspect import inspect_model
 
     if converting is not None:
-        converted = converting[variant].result()
+        converted = convert.pooled_result(converting[variant], exported, variant, representative, req.convert.int8_input)
     else:
         converted = convert.convert_variant(exported, variant, representative, req.convert.int8_input)
     model = reorder.reorder_outputs(converted.model, req.convert.output_order)

@@ -77,6 +77,8 @@ class Report:
     labels: dict[str, Any] | None = None
     variants: list[dict[str, Any]] = field(default_factory=list)
     validation: dict[str, Any] | None = None
+    #: the device stage (`deploy`, `run --device`): one entry per device, see docs/report.md
+    devices: list[dict[str, Any]] | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
     started: float = field(default_factory=time.time)
 
@@ -96,6 +98,7 @@ class Report:
             "calibration": self.calibration,
             "variants": self.variants,
             "validation": self.validation,
+            "devices": self.devices,
             "errors": self.errors,
         }
 

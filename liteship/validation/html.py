@@ -166,6 +166,14 @@ def _failing(report: dict[str, Any]) -> str:
         for check in _checks(variant):
             if check.get("verdict") == "fail":
                 rows.append(_check_row(check, variant.get("name")))
+    for device in report.get("devices") or []:
+        if not isinstance(device, dict):
+            continue
+        tag = f"{device.get('serial')}" + (" (emulated)" if device.get("producer_kind") == "emulated" else "")
+        for owner in [device, *[d for d in device.get("delegates") or [] if isinstance(d, dict)]]:
+            for check in _checks(owner):
+                if check.get("verdict") == "fail":
+                    rows.append(_check_row(check, tag))
     out = ['<h2 id="failing">Failing checks</h2>']
     if rows:
         out.append(
@@ -220,6 +228,8 @@ def _variants_section(report: dict[str, Any]) -> str:
     variants = _variants(report)
     out = ['<h2 id="variants">Variants</h2>']
     if not variants:
+        if report.get("devices"):  # `liteship deploy`: a model given, none converted
+            return ""
         out.append('<p class="note">The run wrote no model variant.</p>')
         return "".join(out)
 
@@ -311,6 +321,65 @@ def _details_section(report: dict[str, Any]) -> str:
     if not out:
         return ""
     return '<h2 id="details">Export, calibration, labels</h2>' + "".join(out)
+
+
+def _devices_section(report: dict[str, Any]) -> str:
+    """The device stage: per-device table, latency and parity per delegate, the emulated banner."""
+    devices = [d for d in (report.get("devices") or []) if isinstance(d, dict)]
+    if not devices:
+        return ""
+    out = ['<h2 id="devices">Devices</h2>']
+    if any(d.get("producer_kind") == "emulated" for d in devices):
+        out.append(
+            '<div class="sectionerror" id="emulated-banner"><strong>emulated — not on-device evidence.</strong> '
+            "Results marked <em>emulated</em> come from liteship's emulated device (the desktop LiteRT runtime "
+            "behind an emulated adbd): they test the deploy path, not the phone.</div>"
+        )
+    head = ("<tr><th>device</th><th>transport</th><th>producer</th><th>model / Android / ABI</th><th>delegate</th>"
+            "<th>status</th><th>median ms</th><th>p90 ms</th><th>min / max ms</th><th>tensor max abs</th>"
+            "<th>det. recall / precision</th><th>checks</th></tr>")
+    rows = []
+    for d in devices:
+        facts = d.get("device") if isinstance(d.get("device"), dict) else {}
+        producer = d.get("producer_kind") or "—"
+        producer_html = f"<strong>{e(producer)}</strong>" + (f"<br><small>{e(d.get('evidence'))}</small>" if d.get("evidence") else "")
+        who = e(" / ".join(str(facts.get(k)) for k in ("model", "android_version", "abi") if facts.get(k) is not None)) or "—"
+        lead = f"<td><code>{e(d.get('serial'))}</code></td><td>{fmt(d.get('transport'))}</td><td>{producer_html}</td><td>{who}</td>"
+        if not d.get("delegates"):
+            err = d.get("error") if isinstance(d.get("error"), dict) else {}
+            rows.append(f'<tr class="bad">{lead}<td>—</td><td>error</td><td colspan="6">{e(err.get("kind"))} '
+                        f'(exit {e(err.get("exit_code"))}): {fmt(err.get("message"), limit=600)}</td></tr>')
+            continue
+        for dl in d["delegates"]:
+            lat = dl.get("latency") if isinstance(dl.get("latency"), dict) else {}
+            outputs = _get(dl, "parity", "tensors", "outputs", default={}) or {}
+            worst = max((_num(v.get("max_abs")) or 0.0 for v in outputs.values() if isinstance(v, dict)), default=None)
+            checks = _checks(dl)
+            bad = any(c.get("verdict") == "fail" for c in checks)
+            row_class = ' class="bad"' if bad else ""
+            rows.append(
+                f"<tr{row_class}>{lead}<td>{e(dl.get('delegate'))}</td><td>{e(dl.get('status'))}</td>"
+                f'<td class="num">{fmt(lat.get("median_ms"))}</td><td class="num">{fmt(lat.get("p90_ms"))}</td>'
+                f'<td class="num">{fmt(lat.get("min_ms"))} / {fmt(lat.get("max_ms"))}</td>'
+                f'<td class="num">{fmt(worst)}</td>'
+                f'<td class="num">{fmt(_get(dl, "parity", "detections", "recall"))} / {fmt(_get(dl, "parity", "detections", "precision"))}</td>'
+                f"<td>{_check_counts(checks)}</td></tr>"
+            )
+    out.append(f'<table id="device-table">{head}{"".join(rows)}</table>')
+    for d in devices:
+        label = f" [{d.get('evidence')}]" if d.get("evidence") else ""
+        groups = [("device", _checks(d))] + [(str(dl.get("delegate")), _checks(dl)) for dl in d.get("delegates") or []]
+        for name, checks in groups:
+            if not checks:
+                continue
+            failed = any(c.get("verdict") == "fail" for c in checks)
+            body = "".join(_check_row(c) for c in checks)
+            out.append(
+                f"<details{' open' if failed else ''}><summary>{e(d.get('serial'))} {e(name)}{e(label)}: "
+                f"{_check_counts(checks)}</summary><table><tr><th>id</th><th>verdict</th><th>expected</th>"
+                f"<th>found</th><th>message</th><th>fix</th></tr>{body}</table></details>"
+            )
+    return "".join(out)
 
 
 # ---------------------------------------------------------------------------- plots (inline SVG)
@@ -432,6 +501,8 @@ def _short(x: Any) -> str:
 def _plots_section(report: dict[str, Any]) -> str:
     variants = _variants(report)
     out = ['<h2 id="plots">Plots</h2>']
+    if not variants and report.get("devices"):  # `liteship deploy`: no variant by design
+        return ""
     if not variants:
         out.append('<p class="note">No plots: the run wrote no model variant.</p>')
         return "".join(out)
@@ -574,6 +645,8 @@ def _panel(rgb: Any, gt_boxes: Sequence[Any], detections: Any, labels: Sequence[
 def _overlays_section(report: dict[str, Any], out_dir: Path, max_images: int) -> str:
     out = ['<h2 id="overlays">Detections on ground-truth images</h2>']
     gt_path = _get(report, "validation", "ground_truth")
+    if not _variants(report) and report.get("devices"):
+        return ""
     if not _variants(report):
         out.append('<p class="note">No overlays: the run wrote no model variant.</p>')
         return "".join(out)
@@ -665,6 +738,7 @@ def render_html(report: dict[str, Any], out_dir: Path, max_images: int = 6) -> s
         _section("header", lambda: _header(report)),
         _section("failing checks", lambda: _failing(report)),
         _section("variants", lambda: _variants_section(report)),
+        _section("devices", lambda: _devices_section(report)),
         _section("plots", lambda: _plots_section(report)),
         _section("overlays", lambda: _overlays_section(report, out_dir, max_images)),
         _section("details", lambda: _details_section(report)),

@@ -1,4 +1,5 @@
-"""junit.xml from a report dict: one testsuite per variant, one testcase per check.
+"""junit.xml from a report dict: one testsuite per variant (and per device and delegate,
+named ``liteship.device.<serial>[.emulated].<delegate>``), one testcase per check.
 
 CI systems (GitHub Actions, GitLab, Jenkins) show failing checks by name with the
 expected/found numbers and the fix. Run-level errors become a failing ``liteship.run``
@@ -19,12 +20,16 @@ def _text(value: Any) -> str:
 def junit_xml(report: dict[str, Any]) -> str:
     suites = ET.Element("testsuites", name="liteship")
     total = failures = skipped = 0
-    for variant in report.get("variants", []):
-        suite = ET.SubElement(suites, "testsuite", name=f"liteship.{variant['name']}")
+    groups: list[tuple[str, list[dict[str, Any]]]] = [
+        (f"liteship.{variant['name']}", variant.get("checks", [])) for variant in report.get("variants", [])
+    ]
+    groups += _device_groups(report)
+    for name, checks in groups:
+        suite = ET.SubElement(suites, "testsuite", name=name)
         n = f = s = 0
-        for check in variant.get("checks", []):
+        for check in checks:
             n += 1
-            case = ET.SubElement(suite, "testcase", classname=f"liteship.{variant['name']}", name=check["id"])
+            case = ET.SubElement(suite, "testcase", classname=name, name=check["id"])
             detail = f"expected {_text(check['expected'])}, found {_text(check['found'])}"
             if check["verdict"] == "fail":
                 f += 1
@@ -51,3 +56,22 @@ def junit_xml(report: dict[str, Any]) -> str:
     suites.set("skipped", str(skipped))
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def _device_groups(report: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """One suite per device and delegate (``liteship.device.<serial>[.emulated].<delegate>``);
+    a device that returned no result is one failing ``device.result`` testcase."""
+    groups: list[tuple[str, list[dict[str, Any]]]] = []
+    for device in report.get("devices") or []:
+        tag = ".emulated" if device.get("producer_kind") == "emulated" else ""
+        base = f"liteship.device.{device.get('serial')}{tag}"
+        if device.get("checks"):
+            groups.append((base, device["checks"]))
+        for delegate in device.get("delegates", []):
+            groups.append((f"{base}.{delegate['delegate']}", delegate.get("checks", [])))
+        err = device.get("error")
+        if err:
+            groups.append((base, [{"id": "device.result", "verdict": "fail", "expected": "a result from the app",
+                                   "found": f"{err.get('kind')} (exit {err.get('exit_code')})",
+                                   "message": err.get("message", ""), "fix": err.get("hint") or ""}]))
+    return groups

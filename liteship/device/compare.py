@@ -1,0 +1,425 @@
+"""The device's result vs the desktop run of the SAME .tflite on the SAME inputs.
+
+Measure first, judge separately (like ``validation/parity.py``):
+
+* tensor level (inputs of kind ``tensor``: the exact bytes the desktop feeds): every
+  output elementwise, max and mean absolute difference, per output role (for the
+  postprocess op's per-detection outputs, the first ``count`` rows: the op leaves the
+  other slots unset);
+* app level (inputs of kind ``image``: the app decodes and preprocesses the image itself):
+  detections matched by IoU >= 0.5 with ``parity.match`` (recall, precision, class
+  agreement, mean IoU, mean score delta), among detections scoring >= ``score_threshold``;
+* latency per delegate from the app's timed invokes (median, p90, min, max, mean).
+
+Tolerances are data (:data:`TOLERANCES`, per variant) and every number becomes a check
+with its tolerance and verdict (the report's check shape). An emulated result is labelled
+:data:`EMULATED_LABEL` in the entry, in every check message, in JUnit and in the HTML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from liteship.device.deploy import DeployOptions, DeviceRun, PreparedInput
+from liteship.report import Check, Verdict
+from liteship.types import OutputRole, Variant
+
+EMULATED_LABEL = "emulated — not on-device evidence"
+ON_DEVICE_LABEL = "on-device"
+IOU_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class DeviceTolerance:
+    """Device vs desktop limits for one variant (documented in docs/device.md).
+
+    Raw outputs of a TFLite_Detection_PostProcess model: ``location`` (normalized box
+    coordinates) and ``score`` get numeric tolerances; ``category`` and ``number of
+    detections`` are indices and counts: any difference is a different answer (0), the
+    app-level IoU matching is the tolerant view of reordered near-ties.
+    """
+
+    location_max_abs: float
+    location_mean_abs: float
+    score_max_abs: float
+    score_mean_abs: float
+    category_max_abs: float
+    count_max_abs: float
+    min_recall: float
+    min_precision: float
+    min_class_agreement: float
+    min_mean_iou: float
+    max_mean_score_delta: float
+
+
+#: fp32: XNNPACK on ARM vs x86 reassociates float sums (1e-4 of a [0, 1] box is far below
+#: a pixel); fp16: devices may run fp16 arithmetic (GPU, ARMv8.2 XNNPACK): half precision
+#: steps; dynamic/int8: integer kernels may round one quantization step differently
+#: (1/256 of a [0, 1] output ~ 0.004, a few steps allowed). App level: the device decodes
+#: and resizes the image with Android's Bitmap instead of Pillow, so boxes and scores move
+#: slightly even for fp32.
+TOLERANCES: dict[str, DeviceTolerance] = {
+    Variant.FP32.value: DeviceTolerance(1e-4, 1e-5, 1e-4, 1e-5, 0.0, 0.0, 0.95, 0.95, 0.97, 0.95, 0.02),
+    Variant.FP16.value: DeviceTolerance(5e-3, 1e-3, 5e-3, 1e-3, 0.0, 0.0, 0.90, 0.90, 0.95, 0.90, 0.03),
+    Variant.DYNAMIC.value: DeviceTolerance(0.02, 4e-3, 0.02, 4e-3, 0.0, 0.0, 0.85, 0.85, 0.92, 0.85, 0.05),
+    Variant.INT8.value: DeviceTolerance(0.02, 4e-3, 0.02, 4e-3, 0.0, 0.0, 0.85, 0.85, 0.92, 0.85, 0.05),
+}
+
+_ROLE_LIMITS = {
+    OutputRole.BOXES.value: ("location_max_abs", "location_mean_abs"),
+    OutputRole.SCORES.value: ("score_max_abs", "score_mean_abs"),
+    OutputRole.CLASSES.value: ("category_max_abs", "category_max_abs"),
+    OutputRole.COUNT.value: ("count_max_abs", "count_max_abs"),
+}
+
+
+def variant_of(model: Path, input_dtype: str) -> str:
+    """The variant whose tolerances apply: the file name when it is one (``models/int8.tflite``),
+    else integer input -> int8, float input -> fp32 (the strictest)."""
+    stem = Path(model).stem
+    if stem in TOLERANCES:
+        return stem
+    return Variant.INT8.value if input_dtype in ("uint8", "int8") else Variant.FP32.value
+
+
+def evidence_label(producer_kind: str) -> str:
+    return EMULATED_LABEL if producer_kind == "emulated" else ON_DEVICE_LABEL
+
+
+# ---------------------------------------------------------------------------- desktop run
+
+
+@dataclass
+class DesktopOutput:
+    tensors: list[tuple[str, np.ndarray]]  # (role or name, array) in output order
+    detections: list[dict[str, Any]]
+
+
+def desktop_run(model: bytes, inputs: Sequence[PreparedInput], *, threads: int = 1, score_threshold: float = 0.0,
+                max_results: int = 100) -> tuple[dict[str, DesktopOutput], Any]:
+    """The same model on the same inputs with the local ai-edge-litert, read like the app.
+    Returns (outputs by input id, the runner)."""
+    from liteship.device.apprunner import ModelRunner, read_tensor_file
+
+    runner = ModelRunner(model, threads=threads)
+    roles = runner.output_roles
+    out: dict[str, DesktopOutput] = {}
+    for item in inputs:
+        if item.kind == "tensor":
+            assert item.dtype is not None and item.shape is not None
+            tensor = runner.check_tensor(read_tensor_file(item.local, item.dtype, list(item.shape)))
+        else:
+            tensor = runner.image_tensor(item.local)
+        runner.invoke(tensor)
+        tensors = [(roles[k] or str(d["name"]), v) for k, (d, v) in enumerate(runner.raw_outputs())]
+        out[item.id] = DesktopOutput(tensors, runner.detections(score_threshold, max_results))
+    return out, runner
+
+
+# ---------------------------------------------------------------------------- measure
+
+
+def _abs_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|a - b| in float64; NaN on one side only is an infinite difference (never hidden)."""
+    x, y = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    diff = np.abs(x - y)
+    both_nan = np.isnan(x) & np.isnan(y)
+    diff[both_nan] = 0.0
+    diff[np.isnan(diff)] = np.inf
+    return diff
+
+
+#: TFLite_Detection_PostProcess outputs with one row per detection slot
+_PER_DETECTION = (OutputRole.BOXES.value, OutputRole.CLASSES.value, OutputRole.SCORES.value)
+
+
+def _valid_rows(tensors: list[tuple[str, np.ndarray]]) -> int | None:
+    """The desktop's detection count: the op leaves the slots past it unset (whatever the
+    memory held), so only the first ``count`` rows are compared; a different count on the
+    device fails the ``number of detections`` check itself. None: no count output."""
+    for role, value in tensors:
+        if role == OutputRole.COUNT.value and value.size and np.isfinite(value.ravel()[0]):
+            return max(0, int(np.rint(value.ravel()[0])))
+    return None
+
+
+def measure_tensors(desktop: dict[str, DesktopOutput], delegate: dict[str, Any],
+                    inputs: Sequence[PreparedInput]) -> dict[str, Any]:
+    """Per output role: max_abs / mean_abs over the tensor inputs; mismatches listed."""
+    from liteship.device.apprunner import decode_tensor
+
+    by_id = {o["input_id"]: o for o in delegate.get("outputs", [])}
+    acc: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    compared = 0
+    for item in inputs:
+        if item.kind != "tensor":
+            continue
+        got = by_id.get(item.id)
+        if got is None or "error" in got:
+            problems.append(f"{item.id}: " + (got["error"]["message"] if got else "no output from the device"))
+            continue
+        device_tensors = got.get("tensors")
+        if device_tensors is None:
+            problems.append(f"{item.id}: the device returned no tensors")
+            continue
+        want = desktop[item.id].tensors
+        if len(device_tensors) != len(want):
+            problems.append(f"{item.id}: {len(device_tensors)} output tensors, the desktop has {len(want)}")
+            continue
+        compared += 1
+        valid = _valid_rows(want)
+        for (role, ours), theirs in zip(want, device_tensors):
+            value = decode_tensor(theirs)
+            entry = acc.setdefault(role, {"max_abs": 0.0, "sum_mean": 0.0, "n": 0, "shape": list(ours.shape)})
+            if list(value.shape) != list(ours.shape):
+                problems.append(f"{item.id}: output {role!r} has shape {list(value.shape)}, desktop {list(ours.shape)}")
+                entry["max_abs"] = float("inf")
+                continue
+            if valid is not None and role in _PER_DETECTION and ours.ndim >= 2:
+                ours, value = ours[:, :valid], value[:, :valid]
+            diff = _abs_diff(ours, value)
+            entry["max_abs"] = max(entry["max_abs"], float(diff.max()) if diff.size else 0.0)
+            entry["sum_mean"] += float(diff.mean()) if diff.size else 0.0
+            entry["n"] += 1
+    outputs = {role: {"max_abs": e["max_abs"], "mean_abs": e["sum_mean"] / e["n"] if e["n"] else None,
+                      "shape": e["shape"], "inputs": e["n"]} for role, e in acc.items()}
+    return {"inputs": compared, "outputs": outputs, "problems": problems}
+
+
+def measure_detections(desktop: dict[str, DesktopOutput], delegate: dict[str, Any],
+                       inputs: Sequence[PreparedInput], score_threshold: float) -> dict[str, Any]:
+    """IoU-matched detections (parity.match) over the image inputs."""
+    from liteship.validation.parity import match
+
+    by_id = {o["input_id"]: o for o in delegate.get("outputs", [])}
+    ref_n = dev_n = matched = same = images = 0
+    ious: list[float] = []
+    dscores: list[float] = []
+    problems: list[str] = []
+    for item in inputs:
+        if item.kind != "image":
+            continue
+        got = by_id.get(item.id)
+        if got is None or "error" in got:
+            problems.append(f"{item.id}: " + (got["error"]["message"] if got else "no output from the device"))
+            continue
+        images += 1
+        ref = _arrays([d for d in desktop[item.id].detections if d["score"] >= score_threshold])
+        dev = _arrays([d for d in got.get("detections", []) if d["score"] >= score_threshold])
+        pairs = match(ref, dev, IOU_THRESHOLD)
+        ref_n += len(ref["scores"])
+        dev_n += len(dev["scores"])
+        matched += len(pairs)
+        same += sum(int(ref["classes"][i] == dev["classes"][j]) for i, j, _ in pairs)
+        ious += [iou for _, _, iou in pairs]
+        dscores += [abs(float(ref["scores"][i]) - float(dev["scores"][j])) for i, j, _ in pairs]
+    return {
+        "images": images,
+        "score_threshold": score_threshold,
+        "desktop_detections": ref_n,
+        "device_detections": dev_n,
+        "matched": matched,
+        "recall": matched / ref_n if ref_n else None,
+        "precision": matched / dev_n if dev_n else None,
+        "class_agreement": same / matched if matched else None,
+        "mean_iou": float(np.mean(ious)) if ious else None,
+        "mean_score_delta": float(np.mean(dscores)) if dscores else None,
+        "max_score_delta": float(np.max(dscores)) if dscores else None,
+        "problems": problems,
+    }
+
+
+def _arrays(dets: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    return {
+        "boxes": np.asarray([d["box"] for d in dets], np.float64).reshape(-1, 4),
+        "classes": np.asarray([d["class_index"] for d in dets], np.int64),
+        "scores": np.asarray([d["score"] for d in dets], np.float64),
+    }
+
+
+def latency(delegate: dict[str, Any]) -> dict[str, Any]:
+    """Summary of the app's timed invokes (after warm-up, on the first input)."""
+    values = np.asarray(delegate.get("latency_ms") or [], np.float64)
+    warm = np.asarray(delegate.get("warmup_ms") or [], np.float64)
+    if not values.size:
+        return {"count": 0, "median_ms": None, "p90_ms": None, "min_ms": None, "max_ms": None, "mean_ms": None,
+                "warmup_mean_ms": float(warm.mean()) if warm.size else None}
+    return {
+        "count": int(values.size),
+        "median_ms": float(np.median(values)),
+        "p90_ms": float(np.percentile(values, 90)),
+        "min_ms": float(values.min()),
+        "max_ms": float(values.max()),
+        "mean_ms": float(values.mean()),
+        "warmup_mean_ms": float(warm.mean()) if warm.size else None,
+    }
+
+
+# ---------------------------------------------------------------------------- judge
+
+
+def _le(cid: str, value: float | None, limit: float, label: str, fix: str) -> Check:
+    if value is None:
+        return Check(cid, Verdict.SKIP, f"<= {limit}", None, f"nothing to compare ({label})")
+    ok = value <= limit
+    return Check(cid, Verdict.PASS if ok else Verdict.FAIL, f"<= {limit}", _round(value), f"({label})",
+                 "" if ok else fix)
+
+
+def _ge(cid: str, value: float | None, limit: float, label: str, fix: str) -> Check:
+    if value is None:
+        return Check(cid, Verdict.SKIP, f">= {limit}", None, f"nothing to compare: no detections above the threshold ({label})")
+    ok = value >= limit
+    return Check(cid, Verdict.PASS if ok else Verdict.FAIL, f">= {limit}", _round(value), f"({label})",
+                 "" if ok else fix)
+
+
+def _round(value: float) -> float | str:
+    """JSON-safe, 6 significant digits (1e-40 stays visible); inf/NaN become the strings "inf"/"nan"."""
+    return float(f"{value:.6g}") if np.isfinite(value) else str(value)
+
+
+def _slug(role: str) -> str:
+    return role.replace(" ", "_")
+
+
+def judge(delegate_name: str, tensors: dict[str, Any], detections: dict[str, Any], lat: dict[str, Any],
+          tol: DeviceTolerance, label: str, iterations: int) -> list[Check]:
+    p = f"device.{delegate_name}"
+    checks: list[Check] = []
+    numeric = "the device computes different numbers from the same input bytes: check the runtime version " \
+              "(result producer.runtime) and the delegate"
+    for role, stats in sorted(tensors["outputs"].items()):
+        max_key, mean_key = _ROLE_LIMITS.get(role, ("location_max_abs", "location_mean_abs"))
+        checks.append(_le(f"{p}.tensors.{_slug(role)}.max_abs", stats["max_abs"], getattr(tol, max_key), label, numeric))
+        checks.append(_le(f"{p}.tensors.{_slug(role)}.mean_abs", stats["mean_abs"], getattr(tol, mean_key), label, numeric))
+    if tensors["problems"]:
+        checks.append(Check(f"{p}.tensors.inputs", Verdict.FAIL, "every tensor input answered", tensors["problems"][:5],
+                            f"({label})", "see the per-input errors in the device result"))
+    if not tensors["inputs"] and not tensors["problems"]:
+        checks.append(Check(f"{p}.tensors", Verdict.SKIP, "tensor inputs", None, f"no tensor input was sent ({label})"))
+    app = "the app's image pipeline (decode, resize, normalize) differs from the desktop's: compare the " \
+          "preprocessing; or the model itself (see the tensor-level checks)"
+    checks += [
+        _ge(f"{p}.detections.recall", detections["recall"], tol.min_recall, label, app),
+        _ge(f"{p}.detections.precision", detections["precision"], tol.min_precision, label, app),
+        _ge(f"{p}.detections.class_agreement", detections["class_agreement"], tol.min_class_agreement, label, app),
+        _ge(f"{p}.detections.mean_iou", detections["mean_iou"], tol.min_mean_iou, label, app),
+        _le(f"{p}.detections.mean_score_delta", detections["mean_score_delta"], tol.max_mean_score_delta, label, app),
+    ]
+    if detections["problems"]:
+        checks.append(Check(f"{p}.detections.inputs", Verdict.FAIL, "every image input answered",
+                            detections["problems"][:5], f"({label})", "see the per-input errors in the device result"))
+    ok = lat["count"] == iterations
+    checks.append(Check(f"{p}.latency.samples", Verdict.PASS if ok else Verdict.FAIL, iterations, lat["count"],
+                        f"median {lat['median_ms']} ms, p90 {lat['p90_ms']} ms ({label})",
+                        "" if ok else "the app returned fewer timed invokes than requested"))
+    return checks
+
+
+def compare_run(run: DeviceRun, model: Path, *, options: DeployOptions, variant: str | None = None,
+                score_threshold: float = 0.3) -> dict[str, Any]:
+    """The report.json ``devices[]`` entry for one device run (numbers, tolerances, checks)."""
+    from liteship.report import sha256
+
+    result = run.result
+    kind = run.producer_kind
+    label = evidence_label(kind)
+    data = Path(model).read_bytes()
+    entry: dict[str, Any] = {
+        "serial": run.serial,
+        "transport": run.transport,
+        "producer_kind": kind,
+        "evidence": label,
+        "producer": result["producer"],
+        "device": result["device"],
+        "run_id": run.run_id,
+        "status": "ok",
+        "timings_s": run.timings_s,
+        "app_installed_now": run.app_installed_now,
+        "model": {"path": str(model), "sha256": sha256(data)},
+        "inputs": [{"id": i.id, "kind": i.kind, "source": i.source} for i in run.inputs],
+        "delegates": [],
+        "checks": [],
+    }
+    device_sha = (result.get("model") or {}).get("sha256")
+    same = device_sha == entry["model"]["sha256"]
+    if device_sha is None:
+        sha_check = Check("device.model.sha256", Verdict.SKIP, entry["model"]["sha256"], None,
+                          f"the app did not report the model's sha256 ({label})")
+    else:
+        sha_check = Check("device.model.sha256", Verdict.PASS if same else Verdict.FAIL, entry["model"]["sha256"],
+                          device_sha, f"({label})", "" if same else "the device ran a different file: rerun the deploy")
+    entry["checks"].append(sha_check.to_dict())
+    desktop, runner = desktop_run(data, run.inputs, threads=options.threads, score_threshold=0.0,
+                                  max_results=options.max_results)
+    chosen = variant or variant_of(model, runner.input_dtype)
+    tol = TOLERANCES[chosen]
+    entry["variant"] = chosen
+    for dl in result["delegates"]:
+        item: dict[str, Any] = {"delegate": dl["delegate"], "status": dl["status"], "latency": latency(dl)}
+        if dl["status"] != "ok":
+            err = dl.get("error") or {}
+            item["error"] = err
+            item["parity"] = None
+            verdict = Verdict.SKIP if dl["status"] == "unavailable" else Verdict.FAIL
+            item["checks"] = [Check(f"device.{dl['delegate']}.status", verdict, "ok", dl["status"],
+                                    f"{err.get('stage', '?')}: {err.get('message', '')} ({label})",
+                                    "" if verdict == Verdict.SKIP else "the model does not run with this delegate on "
+                                    "the device: see error.message").to_dict()]
+        else:
+            tensors = measure_tensors(desktop, dl, run.inputs)
+            detections = measure_detections(desktop, dl, run.inputs, score_threshold)
+            checks = judge(dl["delegate"], tensors, detections, item["latency"], tol, label, options.iterations)
+            item["parity"] = _jsonable({"tensors": tensors, "detections": detections,
+                                        "tolerance": {"variant": chosen, **dataclasses.asdict(tol)}})
+            item["checks"] = [c.to_dict() for c in checks]
+        entry["delegates"].append(item)
+    if any(c["verdict"] == Verdict.FAIL for c in all_checks(entry)):
+        entry["status"] = "fail"
+    return entry
+
+
+def _jsonable(value: Any) -> Any:
+    """Non-finite floats as strings ("inf", "nan"): report.json stays strict JSON."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def error_entry(spec: str, transport: str, exc: Any) -> dict[str, Any]:
+    """A device that produced no usable result (connection, auth, storage, app, timeout...)."""
+    return {
+        "serial": spec,
+        "transport": transport or None,
+        "producer_kind": None,
+        "evidence": None,
+        "status": "error",
+        "error": {"kind": exc.kind, "exit_code": exc.exit_code, "message": exc.message, "hint": exc.hint},
+        "delegates": [],
+        "checks": [],
+    }
+
+
+def all_checks(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(entry.get("checks", [])) + [c for d in entry.get("delegates", []) for c in d.get("checks", [])]
+
+
+def failed_checks(entries: Sequence[dict[str, Any]]) -> list[str]:
+    out = []
+    for e in entries:
+        for d in e.get("delegates", []):
+            out += [f"{e['serial']}:{c['id']}" for c in d.get("checks", []) if c["verdict"] == Verdict.FAIL]
+        out += [f"{e['serial']}:{c['id']}" for c in e.get("checks", []) if c["verdict"] == Verdict.FAIL]
+    return out
