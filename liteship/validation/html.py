@@ -102,6 +102,7 @@ code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font
 details{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:4px 10px;margin:6px 0}
 summary{cursor:pointer;font-weight:600}
 .kv th{width:180px}
+.kv td{overflow-wrap:anywhere;word-break:break-word}
 .plots{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
 .plot{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:6px}
 .overlay td{padding:4px;text-align:center;font-size:12px}
