@@ -1,3 +1,3 @@
-from liteship.cli import main
+from liteship.cli import entrypoint
 
-raise SystemExit(main())
+entrypoint()

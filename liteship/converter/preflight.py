@@ -43,7 +43,8 @@ def read_pipeline_config(path: Path) -> Any:
     """Parse pipeline.config into a ``TrainEvalPipelineConfig`` (typed errors only)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigProblem(f"pipeline config {path} does not exist; pass the pipeline.config used for training with --pipeline-config")
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise ConfigProblem(f"pipeline config {path} {what}; pass the pipeline.config used for training with --pipeline-config")
     from google.protobuf import text_format
 
     pipeline_pb2 = odapi.pipeline_pb2()
@@ -113,8 +114,9 @@ def resolve_checkpoint(checkpoint_dir: Path, checkpoint: str | None = None) -> s
     """Checkpoint prefix: the latest in ``checkpoint_dir``, or the one named (``ckpt-7``)."""
     checkpoint_dir = Path(checkpoint_dir)
     if not checkpoint_dir.is_dir():
+        what = "is a file, not a folder" if checkpoint_dir.exists() else "does not exist"
         raise CheckpointProblem(
-            f"checkpoint dir {checkpoint_dir} does not exist; pass the model_dir that model_main_tf2.py wrote (it holds `checkpoint` and ckpt-N.index files)"
+            f"checkpoint dir {checkpoint_dir} {what}; pass the model_dir that model_main_tf2.py wrote (it holds `checkpoint` and ckpt-N.index files)"
         )
     if checkpoint:
         prefix = Path(checkpoint)
@@ -175,6 +177,8 @@ def restore_checkpoint(model: Any, prefix: str, config_path: Path) -> None:
         raise CheckpointProblem(f"checkpoint {prefix} is incomplete: {_first_line(exc)}") from exc
     except (ValueError, tf.errors.InvalidArgumentError) as exc:
         raise CheckpointProblem(f"checkpoint {prefix} does not fit the model: {_first_line(exc)}; {hint}") from exc
+    except tf.errors.OpError as exc:  # e.g. a 0-byte .index: "file is too short to be an sstable"
+        raise CheckpointProblem(f"checkpoint {prefix} is unreadable ({_first_line(exc)}); copy it again") from exc
     except AssertionError as exc:
         unmatched = _unmatched_count(str(exc))
         raise CheckpointProblem(

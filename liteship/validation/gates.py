@@ -51,6 +51,12 @@ def _number(path: Path, where: str, value: Any) -> float:
     return float(value)
 
 
+def _table(path: Path, where: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise UsageProblem(f"{path}: {where} must be a table ([section] with key = value lines), found {value!r}")
+    return value
+
+
 def _unknown(path: Path, where: str, keys: set[str], allowed: set[str]) -> None:
     extra = sorted(keys - allowed)
     if extra:
@@ -66,26 +72,31 @@ def load(path: Path, base: Gates | None = None) -> Gates:
         raise UsageProblem(f"--gates {path} does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageProblem(f"--gates {path} is not valid TOML: {exc}") from None
+    except OSError as exc:  # a folder, no permission
+        raise UsageProblem(f"--gates {path} cannot be read ({exc.strerror or exc}); give a .toml file") from None
     _unknown(path, "the file", set(data), {"accuracy", "lint", "parity"})
-    acc = data.get("accuracy", {})
+    acc = _table(path, "[accuracy]", data.get("accuracy", {}))
     _unknown(path, "[accuracy]", set(acc), {"max_map50_drop", "min_map50"})
     changes: dict[str, Any] = {}
-    if "max_map50_drop" in acc:
-        changes["max_map50_drop"] = _number(path, "accuracy.max_map50_drop", acc["max_map50_drop"])
-    if "min_map50" in acc:
-        changes["min_map50"] = _number(path, "accuracy.min_map50", acc["min_map50"])
-    lint = data.get("lint", {})
+    for key in ("max_map50_drop", "min_map50"):
+        if key in acc:
+            value = _number(path, f"accuracy.{key}", acc[key])
+            if not 0.0 <= value <= 1.0:  # mAP is a fraction, as --max-map50-drop / --min-map50 enforce
+                raise UsageProblem(f"{path}: accuracy.{key} must be in [0, 1] (mAP is a fraction), found {value}")
+            changes[key] = value
+    lint = _table(path, "[lint]", data.get("lint", {}))
     _unknown(path, "[lint]", set(lint), {"contracts"})
     if "contracts" in lint:
         names = lint["contracts"]
         if not isinstance(names, list) or any(n not in CONTRACT_NAMES for n in names):
             raise UsageProblem(f"{path}: lint.contracts must be a list of {list(CONTRACT_NAMES)}, found {names!r}")
         changes["contracts"] = tuple(names)
-    parity = data.get("parity", {})
+    parity = _table(path, "[parity]", data.get("parity", {}))
     _unknown(path, "[parity]", set(parity), {v.value for v in Variant})
     tolerances = dict(gates.tolerances)
     fields = {f.name for f in dataclasses.fields(Tolerance)}
     for name, table in parity.items():
+        table = _table(path, f"[parity.{name}]", table)
         _unknown(path, f"[parity.{name}]", set(table), fields)
         variant = Variant(name)
         values = {k: _number(path, f"parity.{name}.{k}", v) for k, v in table.items()}
