@@ -145,10 +145,14 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
     progress = progress or Progress(quiet=True)
     out = Path(req.out)
     check_out_dir(out)
+    # conversion workers (when it pays off) import TensorFlow while this process does
+    pool = _conversion_pool(req, pools)
     from liteship import nativelog
 
     with nativelog.captured():  # TF's import prints CUDA/absl notices from C++
         import tensorflow  # noqa: F401
+
+        tensorflow.config.list_physical_devices("GPU")  # the "failed call to cuInit" notice, here
 
     # ---- pre-flight: nothing is written before all of this passes --------------------
     config = None
@@ -187,8 +191,6 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
             "output_order": req.convert.output_order.value,
         },
     }
-
-    pool = _conversion_pool(req, pools)
 
     # ---- export ------------------------------------------------------------------------
     staged = None  # input (a): the desktop reference is written while the workers convert
@@ -278,6 +280,8 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
             entry["checks"].append(_calibration_check(representative, exported))
             if entry["checks"][-1]["verdict"] == Verdict.FAIL:
                 failed.append(f"{variant.value}:calibration.input_range")
+    if pool is not None:
+        pool.close()  # the workers' memory is not needed for validation
     for stale in set(Variant) - set(variants):  # from an earlier run into the same --out
         (out / "models" / f"{stale.value}.tflite").unlink(missing_ok=True)
     gate_error: LiteshipError | None = None

@@ -17,7 +17,7 @@ import copy
 import re
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +179,52 @@ def export_from_checkpoint(
     checkpoint: str | None = None,
     config: Any | None = None,
 ) -> ExportResult:
-    """Input (a). Writes ``workdir/saved_model`` and ``workdir/reference`` atomically."""
+    """Input (a). Writes ``workdir/saved_model`` and ``workdir/reference``, each atomically."""
+    return export_staged(config_path, checkpoint_dir, workdir, options, checkpoint, config).finish()
+
+
+class StagedExport:
+    """Input (a) in two steps. After :func:`export_staged`, ``workdir/saved_model`` (what the
+    converter reads) is complete; :meth:`finish` then writes the desktop reference
+    (``workdir/reference``), e.g. while worker processes convert the variants.
+
+    ``preprocess`` is the model's own preprocess -- the very traced function the reference
+    saves as its ``preprocess`` signature -- usable before the reference exists.
+    """
+
+    def __init__(self, result: ExportResult, preprocess: Any, write_reference: Any) -> None:
+        self.result = result
+        self.preprocess = preprocess
+        self._write_reference = write_reference
+        self.done = False
+
+    def finish(self) -> ExportResult:
+        if not self.done:
+            t0 = time.perf_counter()
+            self._write_reference()
+            self.done = True
+            self.result = replace(self.result, seconds=self.result.seconds + time.perf_counter() - t0)
+        return self.result
+
+
+def _export_failed(exc: Exception) -> ExportProblem:
+    if isinstance(exc, ExportProblem):
+        return exc
+    return ExportProblem(f"the OD API TFLite export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+
+
+def export_staged(
+    config_path: Path,
+    checkpoint_dir: Path,
+    workdir: Path,
+    options: ExportOptions,
+    checkpoint: str | None = None,
+    config: Any | None = None,
+) -> StagedExport:
+    """Input (a), first step: ``workdir/saved_model`` written atomically (an older ``workdir``
+    is replaced); the reference follows with :meth:`StagedExport.finish`."""
+    import shutil
+
     import tensorflow as tf
 
     t0 = time.perf_counter()
@@ -211,27 +256,37 @@ def export_from_checkpoint(
         )
         with _without_keras_layer_traces():
             tf.saved_model.save(module, str(staging / "saved_model"), signatures=concrete)
-            ref = _ReferenceModule.build(model, cfg, h, w, c)
-            tf.saved_model.save(
-                ref,
-                str(staging / "reference"),
-                signatures={"preprocess": ref.preprocess, "heads": ref.heads, "detect": ref.detect},
-            )
-        pred = model.predict(image, shapes)
-        box_list = odapi.module("core.box_list")
-        ycenter, xcenter, ha, wa = box_list.BoxList(pred["anchors"]).get_center_coordinates_and_sizes()
-        np.save(staging / "reference" / "anchors.npy", np.stack([ycenter, xcenter, ha, wa], axis=1).astype(np.float32))
-        atomic.write_text(staging / "reference" / "pipeline.config", _config_text(cfg))
+        ref = _ReferenceModule.build(model, cfg, h, w, c)
         atomic.replace_dir(staging, workdir)
     except Exception as exc:
-        import shutil
-
         shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, ExportProblem):
-            raise
-        raise ExportProblem(f"the OD API TFLite export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
+        raise _export_failed(exc) from exc
+
+    def preprocess(rgb: np.ndarray) -> np.ndarray:
+        return ref.preprocess(image=tf.constant(rgb[None].astype(np.float32)))["preprocessed"].numpy()
+
+    def write_reference() -> None:
+        ref_staging = Path(tempfile.mkdtemp(prefix=".reference.", suffix=".partial", dir=workdir))
+        atomic.make_public(ref_staging, directory=True)
+        try:
+            with _without_keras_layer_traces():
+                tf.saved_model.save(
+                    ref,
+                    str(ref_staging),
+                    signatures={"preprocess": ref.preprocess, "heads": ref.heads, "detect": ref.detect},
+                )
+            pred = model.predict(image, shapes)
+            box_list = odapi.module("core.box_list")
+            ycenter, xcenter, ha, wa = box_list.BoxList(pred["anchors"]).get_center_coordinates_and_sizes()
+            np.save(ref_staging / "anchors.npy", np.stack([ycenter, xcenter, ha, wa], axis=1).astype(np.float32))
+            atomic.write_text(ref_staging / "pipeline.config", _config_text(cfg))
+            atomic.replace_dir(ref_staging, workdir / "reference")
+        except Exception as exc:
+            shutil.rmtree(ref_staging, ignore_errors=True)
+            raise _export_failed(exc) from exc
+
     nms = cfg.model.ssd.post_processing.batch_non_max_suppression
-    return ExportResult(
+    result = ExportResult(
         kind=InputKind.CHECKPOINT,
         source=workdir / "saved_model",
         input_shape=(1, h, w, c),
@@ -248,6 +303,7 @@ def export_from_checkpoint(
         checkpoint=prefix,
         seconds=time.perf_counter() - t0,
     )
+    return StagedExport(result, preprocess, write_reference)
 
 
 def _config_text(config: Any) -> str:

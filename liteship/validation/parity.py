@@ -84,32 +84,41 @@ class ParityResult:
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of [N,4] x [M,4] boxes in (ymin, xmin, ymax, xmax)."""
-    ya, xa, Ya, Xa = (a[:, i][:, None] for i in range(4))
-    yb, xb, Yb, Xb = (b[:, i][None, :] for i in range(4))
-    ih = np.clip(np.minimum(Ya, Yb) - np.maximum(ya, yb), 0, None)
-    iw = np.clip(np.minimum(Xa, Xb) - np.maximum(xa, xb), 0, None)
-    inter = ih * iw
-    area_a = np.clip(Ya - ya, 0, None) * np.clip(Xa - xa, 0, None)
-    area_b = np.clip(Yb - yb, 0, None) * np.clip(Xb - xb, 0, None)
+    """IoU matrix of [N,4] x [M,4] boxes in (ymin, xmin, ymax, xmax).
+
+    y and x are handled together (half the NumPy calls: this runs per image and variant).
+    """
+    a, b = a[:, None, :], b[None, :, :]
+    overlap = np.clip(np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2]), 0, None)
+    inter = overlap[..., 0] * overlap[..., 1]
+    size_a = np.clip(a[..., 2:] - a[..., :2], 0, None)
+    size_b = np.clip(b[..., 2:] - b[..., :2], 0, None)
+    area_a = size_a[..., 0] * size_a[..., 1]
+    area_b = size_b[..., 0] * size_b[..., 1]
     return inter / np.maximum(area_a + area_b - inter, 1e-12)
 
 
 def match(ref: dict[str, np.ndarray], var: dict[str, np.ndarray], iou_threshold: float = 0.5) -> list[tuple[int, int, float]]:
-    """Greedy one-to-one matching by IoU, highest reference score first."""
-    if len(ref["scores"]) == 0 or len(var["scores"]) == 0:
+    """Greedy one-to-one matching by IoU, highest reference score first.
+
+    Each reference detection takes the unused variant detection with the highest IoU (the
+    lowest index among equal ones), if that IoU reaches ``iou_threshold``. Plain Python on
+    the IoU matrix: a handful of detections per image, and this runs per image and variant.
+    """
+    n, m = len(ref["scores"]), len(var["scores"])
+    if n == 0 or m == 0:
         return []
-    ious = _iou(ref["boxes"], var["boxes"])
+    rows = _iou(ref["boxes"], var["boxes"]).tolist()
+    scores = ref["scores"].tolist()
     pairs: list[tuple[int, int, float]] = []
     used: set[int] = set()
-    for i in np.argsort(-ref["scores"]):
-        order = np.argsort(-ious[i])
-        for j in order:
-            if j in used or ious[i, j] < iou_threshold:
-                continue
-            pairs.append((int(i), int(j), float(ious[i, j])))
-            used.add(int(j))
-            break
+    for i in sorted(range(n), key=lambda k: -scores[k]):
+        row = rows[i]
+        best = max((j for j in range(m) if j not in used and row[j] >= iou_threshold),
+                   key=lambda j: (row[j], -j), default=None)
+        if best is not None:
+            pairs.append((i, best, row[best]))
+            used.add(best)
     return pairs
 
 
@@ -139,8 +148,19 @@ class _Reference:
         return pre.numpy(), heads, dets
 
 
+def _postprocess_runs_last(info: Any) -> bool:
+    """True when TFLite_Detection_PostProcess is the last operator of the only subgraph.
+
+    Its two inputs (the raw heads) then still hold their values after ``invoke``: the
+    arena reuses a tensor's memory only for tensors of later operators, and there are none.
+    """
+    return info.subgraph_count == 1 and info.postprocess[0].operator_index == sum(info.op_counts.values()) - 1
+
+
 class _Variant:
-    def __init__(self, model: bytes) -> None:
+    """One variant in the LiteRT interpreter, as an app runs it (default XNNPack delegate)."""
+
+    def __init__(self, model: bytes, num_threads: int = 2) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
         from liteship import nativelog
@@ -150,37 +170,94 @@ class _Variant:
             raise ValueError("no TFLite_Detection_PostProcess op")
         self.head_tensors = info.postprocess[0].inputs[:2]
         self.role_index = {r: info.outputs[i].index for i, r in enumerate(info.output_roles) if r is not None}
+        # experimental_preserve_all_tensors keeps every intermediate tensor (no arena reuse):
+        # about 2x slower invokes, so only when the heads could be overwritten otherwise
+        preserve = not _postprocess_runs_last(info)
         with warnings.catch_warnings(), nativelog.captured():
             warnings.simplefilter("ignore")  # preserve_all_tensors "is for debugging"
-            self.it = Interpreter(model_content=model, num_threads=2, experimental_preserve_all_tensors=True)
+            self.it = Interpreter(model_content=model, num_threads=num_threads, experimental_preserve_all_tensors=preserve)
             self.it.allocate_tensors()
         self.inp = self.it.get_input_details()[0]
+        self.preserve_all_tensors = preserve
+        self._quantized = np.issubdtype(self.inp["dtype"], np.integer)
+        if self._quantized:
+            scale, zero = self.inp["quantization"]
+            limits = np.iinfo(self.inp["dtype"])
+            self._quant = (scale, zero, limits.min, limits.max)
+        self._buffer: np.ndarray | None = None
+
+    def input_for(self, pre: np.ndarray) -> np.ndarray:
+        """The reference's preprocessed image as this variant's input (quantized for integer
+        inputs: ``clip(round(pre / scale) + zero_point)``, computed in place in one buffer)."""
+        if not self._quantized:
+            return pre.astype(self.inp["dtype"], copy=False)
+        scale, zero, lo, hi = self._quant
+        buf = self._buffer
+        if buf is None or buf.shape != pre.shape or buf.dtype != pre.dtype:
+            buf = self._buffer = np.empty_like(pre)
+        np.divide(pre, scale, out=buf)
+        np.rint(buf, out=buf)
+        buf += zero
+        np.clip(buf, lo, hi, out=buf)
+        return buf.astype(self.inp["dtype"])
 
     def run(self, pre: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        x = pre
-        if np.issubdtype(self.inp["dtype"], np.integer):
-            scale, zero = self.inp["quantization"]
-            info = np.iinfo(self.inp["dtype"])
-            x = np.clip(np.round(pre / scale) + zero, info.min, info.max)
-        self.it.set_tensor(self.inp["index"], x.astype(self.inp["dtype"]))
+        self.it.set_tensor(self.inp["index"], self.input_for(pre))
         self.it.invoke()
-        heads = {
-            "box_encodings": self.it.get_tensor(self.head_tensors[0]).copy(),
-            "class_predictions": self.it.get_tensor(self.head_tensors[1]).copy(),
-        }
-        get = self.it.get_tensor
+        get = self.it.get_tensor  # returns a copy
+        heads = {"box_encodings": get(self.head_tensors[0]), "class_predictions": get(self.head_tensors[1])}
         n = int(get(self.role_index[OutputRole.COUNT])[0])
         dets = {
-            "boxes": get(self.role_index[OutputRole.BOXES])[0, :n].copy(),
+            "boxes": get(self.role_index[OutputRole.BOXES])[0, :n],
             "classes": get(self.role_index[OutputRole.CLASSES])[0, :n].astype(np.int64),
-            "scores": get(self.role_index[OutputRole.SCORES])[0, :n].copy(),
+            "scores": get(self.role_index[OutputRole.SCORES])[0, :n],
         }
         return heads, dets
 
 
 def _above(d: dict[str, np.ndarray], threshold: float) -> dict[str, np.ndarray]:
     keep = d["scores"] >= threshold
+    if keep.all():
+        return d
     return {k: v[keep] for k, v in d.items()}
+
+
+def _new_accumulator() -> dict[str, Any]:
+    return {
+        "heads": {"box_encodings": [0.0, 0.0, 0], "class_predictions": [0.0, 0.0, 0]},
+        "ref": 0, "var": 0, "matched": 0, "same_class": 0, "iou": _Stats(), "dscore": _Stats(),
+    }
+
+
+def compare_step(
+    acc: dict[str, Any],
+    var: _Variant,
+    pre: np.ndarray,
+    ref_heads: dict[str, np.ndarray],
+    ref_kept: dict[str, np.ndarray],
+    score_threshold: float,
+) -> None:
+    """One image through one variant, compared with the reference's results for it.
+
+    Everything :func:`measure` does per variant and image (scripts/bench.py times exactly
+    this against a bare ``invoke``).
+    """
+    heads, dets = var.run(pre)
+    for key, stat in acc["heads"].items():
+        diff = np.subtract(heads[key], ref_heads[key], dtype=np.float64)  # exact, as float64 operands
+        np.abs(diff, out=diff)
+        stat[0] = max(stat[0], float(diff.max()))
+        stat[1] += float(diff.sum()) / diff.size  # what diff.mean() computes
+        stat[2] += 1
+    var_kept = _above(dets, score_threshold)
+    acc["ref"] += len(ref_kept["scores"])
+    acc["var"] += len(var_kept["scores"])
+    pairs = match(ref_kept, var_kept)
+    if pairs:
+        acc["matched"] += len(pairs)
+        acc["same_class"] += sum(int(ref_kept["classes"][i] == var_kept["classes"][j]) for i, j, _ in pairs)
+        acc["iou"].add(iou for _, _, iou in pairs)
+        acc["dscore"].add(abs(float(ref_kept["scores"][i]) - float(var_kept["scores"][j])) for i, j, _ in pairs)
 
 
 def measure(
@@ -192,34 +269,14 @@ def measure(
     """Stream ``images`` (uint8 HxWx3) once through the reference and every variant."""
     ref = _Reference(reference_dir)
     variants = {name: _Variant(model) for name, model in models.items()}
-    acc = {
-        name: {
-            "heads": {"box_encodings": [0.0, 0.0, 0], "class_predictions": [0.0, 0.0, 0]},
-            "ref": 0, "var": 0, "matched": 0, "same_class": 0, "iou": _Stats(), "dscore": _Stats(),
-        }
-        for name in variants
-    }
+    acc = {name: _new_accumulator() for name in variants}
     count = 0
     for rgb in images:
         count += 1
         pre, ref_heads, ref_dets = ref.run(rgb)
         ref_kept = _above(ref_dets, score_threshold)
         for name, var in variants.items():
-            heads, dets = var.run(pre)
-            a = acc[name]
-            for key, stat in a["heads"].items():
-                diff = np.abs(heads[key].astype(np.float64) - ref_heads[key].astype(np.float64))
-                stat[0] = max(stat[0], float(diff.max()))
-                stat[1] += float(diff.mean())
-                stat[2] += 1
-            var_kept = _above(dets, score_threshold)
-            pairs = match(ref_kept, var_kept)
-            a["ref"] += len(ref_kept["scores"])
-            a["var"] += len(var_kept["scores"])
-            a["matched"] += len(pairs)
-            a["same_class"] += sum(int(ref_kept["classes"][i] == var_kept["classes"][j]) for i, j, _ in pairs)
-            a["iou"].add(iou for _, _, iou in pairs)
-            a["dscore"].add(abs(float(ref_kept["scores"][i]) - float(var_kept["scores"][j])) for i, j, _ in pairs)
+            compare_step(acc[name], var, pre, ref_heads, ref_kept, score_threshold)
     results = {}
     for name, a in acc.items():
         ious = np.asarray(a["iou"].values)
