@@ -20,7 +20,7 @@ import adbutils
 from adbutils import errors as adbu_errors
 
 from liteship.device.base import Device, DeviceInfo, ShellResult, quote
-from liteship.errors import (DeviceAppProblem, DeviceAuthProblem, DeviceConnectionProblem, DeviceProblem,
+from liteship.errors import (DeviceAuthProblem, DeviceConnectionProblem, DeviceProblem,
                              DeviceStorageProblem)
 
 T = TypeVar("T")
@@ -255,23 +255,6 @@ class AdbServerDevice(Device):
 
     def exists(self, remote: str) -> bool:
         return self._call(f"stat {remote}", lambda: self._dev.sync.stat(remote).mode != 0, retry=True)
-
-    def install(self, apk: Path, *, timeout_s: float = 600.0) -> None:
-        from liteship.device.adbshell import _check_install
-
-        remote = f"/data/local/tmp/liteship-{secrets.token_hex(4)}.apk"
-        try:
-            self.push(apk, remote, timeout_s=timeout_s)
-        except DeviceStorageProblem as e:
-            raise DeviceAppProblem(f"install {Path(apk).name}: {e.message}", hint=e.hint) from None
-        try:
-            r = self.shell(f"pm install -r {quote(remote)}", timeout_s=timeout_s)
-        finally:
-            try:
-                self.shell(f"rm -f {quote(remote)}", timeout_s=10.0)
-            except DeviceProblem:
-                pass
-        _check_install(r, Path(apk))
 
     def close(self) -> None:
         self._closed = True

@@ -22,7 +22,7 @@ from adb_shell.transport.tcp_transport import TcpTransport
 
 from liteship.device import keys
 from liteship.device.base import Device, ShellResult, quote
-from liteship.errors import (DeviceAppProblem, DeviceAuthProblem, DeviceConnectionProblem, DeviceProblem,
+from liteship.errors import (DeviceAuthProblem, DeviceConnectionProblem, DeviceProblem,
                              DeviceStorageProblem)
 
 T = TypeVar("T")
@@ -319,18 +319,6 @@ class AdbShellDevice(Device):
             remote, transport_timeout_s=self._timeout_s, read_timeout_s=self._timeout_s), retry=True)
         return mode != 0
 
-    def install(self, apk: Path, *, timeout_s: float = 600.0) -> None:
-        remote = f"/data/local/tmp/liteship-{secrets.token_hex(4)}.apk"
-        try:
-            self.push(apk, remote, timeout_s=timeout_s)
-        except DeviceStorageProblem as e:
-            raise DeviceAppProblem(f"install {Path(apk).name}: {e.message}", hint=e.hint) from None
-        try:
-            r = self.shell(f"pm install -r {quote(remote)}", timeout_s=timeout_s)
-        finally:
-            self._cleanup(remote)
-        _check_install(r, Path(apk))
-
     def close(self) -> None:
         if not self._closed:
             self._closed = True
@@ -360,12 +348,3 @@ def _parse_v2(raw: bytes) -> ShellResult:
         elif kind == _V2_EXIT and data:
             code = data[0]
     return ShellResult(code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
-
-
-def _check_install(r: ShellResult, apk: Path) -> None:
-    text = (r.stdout + r.stderr).strip()
-    if r.exit_code != 0 or "Success" not in text:
-        raise DeviceAppProblem(
-            f"installing {apk.name} failed: expected \"Success\" from pm, got: {text or f'exit {r.exit_code}'}",
-            hint="INSTALL_FAILED_UPDATE_INCOMPATIBLE: uninstall the old app first "
-                 "(adb uninstall dev.liteship.demo); INSTALL_FAILED_INSUFFICIENT_STORAGE: free space")

@@ -50,9 +50,33 @@ class Device(ABC):
     def exists(self, remote: str) -> bool:
         """Whether ``remote`` exists (sync STAT; no shell)."""
 
-    @abstractmethod
     def install(self, apk: Path, *, timeout_s: float = 600.0) -> None:
-        """Install or upgrade (``-r``) an APK."""
+        """Install or upgrade (``-r``) an APK: push it to /data/local/tmp, ``pm install -r``.
+
+        The same on every transport (adb-shell has no install; adbutils' install would start
+        its own adb server), so it lives here on top of push and shell."""
+        import secrets
+
+        from liteship.errors import DeviceAppProblem, DeviceProblem, DeviceStorageProblem
+
+        remote = f"/data/local/tmp/liteship-{secrets.token_hex(4)}.apk"
+        try:
+            self.push(apk, remote, timeout_s=timeout_s)
+        except DeviceStorageProblem as e:
+            raise DeviceAppProblem(f"install {Path(apk).name}: {e.message}", hint=e.hint) from None
+        try:
+            r = self.shell(f"pm install -r {quote(remote)}", timeout_s=timeout_s)
+        finally:
+            try:
+                self.shell(f"rm -f {quote(remote)}", timeout_s=10.0)
+            except DeviceProblem:
+                pass
+        text = (r.stdout + r.stderr).strip()
+        if r.exit_code != 0 or "Success" not in text:
+            raise DeviceAppProblem(
+                f"installing {Path(apk).name} failed: expected \"Success\" from pm, got: {text or f'exit {r.exit_code}'}",
+                hint="INSTALL_FAILED_UPDATE_INCOMPATIBLE: uninstall the old app first "
+                     "(adb uninstall dev.liteship.demo); INSTALL_FAILED_INSUFFICIENT_STORAGE: free space")
 
     @abstractmethod
     def close(self) -> None: ...
