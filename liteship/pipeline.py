@@ -334,10 +334,10 @@ def _device_stage(req: Request, report: Report, progress: Progress) -> LiteshipE
     if wanted not in names:
         return UsageProblem(f"--device-variant {wanted} was not converted in this run (converted: {', '.join(names)})")
     variant = next(v for v in report.variants if v["name"] == wanted)
-    images = _parity_images(req, None) or []
-    if not images:
-        from liteship.converter import calibration
+    from liteship.converter import calibration
 
+    images = calibration.find_images(req.images)[0] if req.images is not None else []
+    if not images:
         images = calibration.find_images(DEMO_DIR / "data" / "calibration")[0]
     with tempfile.TemporaryDirectory(prefix="liteship-device-") as tmp:
         entries, error = validate_on_devices(
@@ -348,13 +348,18 @@ def _device_stage(req: Request, report: Report, progress: Progress) -> LiteshipE
     return error
 
 
-def _parity_images(req: Request, gt: list[Any] | None) -> list[Path] | None:
-    if gt is not None:
-        return [g.image_path for g in gt][: req.parity_images]
-    if req.images is not None:
-        from liteship.converter import calibration
+def _parity_images(req: Request, gt: list[Any] | None) -> list[Any] | None:
+    """Loaders (``() -> uint8 RGB``) of the first ``--parity-images`` images: the ground-truth
+    images (decoded as annotated), else the calibration folder's."""
+    import functools
 
-        return calibration.find_images(req.images)[0][: req.parity_images]
+    from liteship.converter import calibration
+
+    if gt is not None:
+        return [g.load_rgb for g in gt][: req.parity_images]
+    if req.images is not None:
+        paths = calibration.find_images(req.images)[0][: req.parity_images]
+        return [functools.partial(calibration.load_rgb, p) for p in paths]
     return None
 
 
@@ -398,16 +403,14 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
     by_name = {v["name"]: v for v in report.variants}
     parity_failed: list[str] = []
     report.validation.update(ground_truth=_s(req.ground_truth), reference=None)
-    paths = _parity_images(req, gt)
-    if exported.reference_dir is None or not paths:
+    loaders = _parity_images(req, gt)
+    if exported.reference_dir is None or not loaders:
         why = "no desktop reference (inputs b/c)" if exported.reference_dir is None else "no images (--ground-truth or --images)"
         for v in report.variants:
             v["parity"] = None
             v["checks"].append(Check("parity", "skip", "reference vs variant", None, why).to_dict())
     else:
-        from liteship.converter.calibration import load_rgb
-
-        images = (g.load_rgb() for g in gt) if gt is not None else (load_rgb(p) for p in paths)
+        images = (load() for load in loaders)  # one image decoded at a time
         results = parity.measure(exported.reference_dir, models, images)
         for name, result in results.items():
             tolerance = gates.tolerances[Variant(name)]

@@ -211,3 +211,22 @@ def test_int8_without_usable_images_is_refused_and_other_variants_are_written(ru
     assert report["status"] == "partial"
     assert "refused" in report["calibration"]
     assert [e["exit_code"] for e in report["errors"]] == [14]
+
+
+def test_parity_uses_the_first_parity_images_of_the_ground_truth(tmp_path: Path) -> None:
+    """--parity-images limits the ground-truth images too (it once took all of them)."""
+    import dataclasses
+
+    import numpy as np
+
+    from liteship import pipeline
+    from liteship.demo import synth
+    from liteship.validation.groundtruth import load_ground_truth
+
+    req = dataclasses.replace(pipeline.demo_request(tmp_path / "out"), parity_images=3)
+    gt = load_ground_truth(pipeline.DEMO_DIR / "data" / "val", list(synth.CLASSES))
+    loaders = pipeline._parity_images(req, gt)
+    assert loaders is not None and len(loaders) == 3
+    assert all(np.array_equal(load(), g.load_rgb()) for load, g in zip(loaders, gt))
+    from_folder = pipeline._parity_images(req, None)
+    assert from_folder is not None and len(from_folder) == 3 and from_folder[0]().dtype == np.uint8
