@@ -220,7 +220,9 @@ def _nudge_scores(doc: dict[str, Any]) -> None:
     for out in doc["delegates"][0]["outputs"]:
         for t in out.get("tensors", []):
             value = apprunner.decode_tensor(t)
-            if value.dtype == np.float32 and value.ndim == 2 and value.max() <= 1.0:  # [1, N] scores/classes
+            # the scores by name (port 2 of the op): by value range, unset slots past the
+            # count (arbitrary memory) could hide them
+            if t["name"] == "TFLite_Detection_PostProcess:2":
                 t["data_b64"] = base64.b64encode((value + np.float32(0.01)).astype("<f4").tobytes()).decode()
         for det in out.get("detections", []):
             det["box"] = [v + 0.2 for v in det["box"]]
