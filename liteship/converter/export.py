@@ -99,17 +99,13 @@ def derive_normalization(model: Any, height: int, width: int, channels: int) -> 
         out, _ = model.preprocess(tf.fill([1, height, width, channels], value))
         return out.numpy().reshape(-1, out.shape[-1]).mean(axis=0)
 
-    lo, mid, hi = pre(0.0), pre(127.0), pre(255.0)
-    slope = (hi - lo) / 255.0
-    if np.any(np.abs(slope) < 1e-9) or not np.allclose(lo + slope * 127.0, mid, atol=1e-3):
+    norm = extractor_norm.fit_affine(pre)
+    if norm is None:
         raise ExportProblem(
             "the feature extractor's preprocess is not an affine (x - mean) / std map; "
             "TFLite metadata cannot describe it — pass --norm-mean/--norm-std explicitly"
         )
-    std = 1.0 / slope
-    mean = -lo * std
-    # float32 arithmetic gives 127.499992 for 127.5: round to what a config can mean
-    return Normalization(mean=tuple(round(float(m), 3) for m in mean), std=tuple(round(float(s), 3) for s in std))
+    return norm
 
 
 class _ReferenceModule:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,12 +96,19 @@ def _probe(cls: Any) -> Normalization | None:
         return np.asarray(out).reshape(-1, 3).mean(axis=0)
 
     try:
-        lo, mid, hi = pre(0.0), pre(127.0), pre(255.0)
+        return fit_affine(pre)
     except Exception:  # noqa: BLE001 - a preprocess that needs instance state: unknown
         return None
+
+
+def fit_affine(pre: Callable[[float], np.ndarray]) -> Normalization | None:
+    """``(x - mean) / std`` per channel from a preprocess probed on constant images
+    (``pre(value)`` -> the per-channel output); None when it is not affine."""
+    lo, mid, hi = pre(0.0), pre(127.0), pre(255.0)
     slope = (hi - lo) / 255.0
     if np.any(np.abs(slope) < 1e-9) or not np.allclose(lo + slope * 127.0, mid, atol=1e-3):
         return None
     std = 1.0 / slope
     mean = -lo * std
+    # float32 arithmetic gives 127.499992 for 127.5: round to what a config can mean
     return Normalization(mean=tuple(round(float(m), 3) for m in mean), std=tuple(round(float(s), 3) for s in std))
