@@ -16,7 +16,7 @@ from typing import Any
 from liteship import atomic
 from liteship.errors import CalibrationProblem, ConversionProblem, ExportProblem, LiteshipError, UsageProblem
 from liteship.progress import Progress
-from liteship.report import Report, Verdict, sha256
+from liteship.report import Report, sha256
 from liteship.types import (
     ConvertOptions,
     ExportOptions,
@@ -24,6 +24,7 @@ from liteship.types import (
     InputKind,
     Normalization,
     Variant,
+    Verdict,
 )
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
@@ -390,7 +391,7 @@ def _lint(req: Request, report: Report) -> list[str]:
 def _validate(req: Request, exported: Any, report: Report, labels_txt: str | None) -> LiteshipError | None:
     """Parity against the desktop reference and mAP per variant; returns the gate failure."""
     from liteship.errors import AccuracyGateFailed, ParityFailed
-    from liteship.report import Check
+    from liteship.types import Check
     from liteship.validation import evaluate, parity
     from liteship.validation.groundtruth import load_ground_truth
 
@@ -497,7 +498,7 @@ def _calibration(req: Request, exported: Any, preprocess: Any = None) -> _Repres
 def _calibration_check(representative: _Representative, exported: Any) -> dict[str, Any]:
     """Calibration sanity: the representative inputs must span the model's input range."""
     from liteship.converter.calibration import check_stats_against_range
-    from liteship.report import Check
+    from liteship.types import Check
 
     stats = representative.calibration.stats()
     problems = check_stats_against_range(stats)

@@ -10,7 +10,7 @@ import hashlib
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -19,27 +19,6 @@ from liteship import __version__, atomic
 
 SCHEMA = "liteship.report"
 SCHEMA_VERSION = 1
-
-
-class Verdict:
-    PASS = "pass"
-    FAIL = "fail"
-    SKIP = "skip"
-
-
-@dataclass(frozen=True)
-class Check:
-    """One measured property: what was expected, what was found, the verdict, the fix."""
-
-    id: str
-    verdict: str
-    expected: Any
-    found: Any
-    message: str = ""
-    fix: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _dist(name: str) -> str | None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 class Variant(str, enum.Enum):
@@ -71,6 +72,43 @@ class Normalization:
         lo = min((0.0 - m) / s for m, s in zip(self.mean, self.std))
         hi = max((255.0 - m) / s for m, s in zip(self.mean, self.std))
         return lo, hi
+
+
+#: the MobileNet family's (x - 127.5) / 127.5: what a model's input means when nothing
+#: better is known (no metadata, no feature extractor named in the graph)
+DEFAULT_NORMALIZATION = Normalization(mean=(127.5,), std=(127.5,))
+
+
+class Verdict(enum.StrEnum):
+    """The outcome of one check.
+
+    ``SKIP``: the check applies but could not run (a runtime missing, no ground truth);
+    the reason is in ``Check.message``. A gating check that was skipped fails the gate
+    (exit 3) unless the user allows it. ``NA``: the check does not apply to this model
+    or contract; it never fails anything.
+    """
+
+    PASS = "pass"
+    FAIL = "fail"
+    SKIP = "skip"
+    NA = "n/a"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One measured property: what was expected, what was found, the verdict, the fix."""
+
+    id: str
+    verdict: Verdict
+    expected: Any
+    found: Any
+    message: str = ""
+    fix: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["verdict"] = str(self.verdict)
+        return d
 
 
 @dataclass(frozen=True)

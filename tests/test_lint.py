@@ -22,7 +22,7 @@ from liteship import tflsupport
 from liteship.cli import main
 from liteship.converter.metadata import write_metadata
 from liteship.errors import LintFailed, TFLiteFileProblem
-from liteship.report import Verdict
+from liteship.types import Verdict
 from liteship.types import Normalization
 from liteship.validation import contracts as C
 from liteship.validation import lint

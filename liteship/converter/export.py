@@ -26,10 +26,8 @@ import numpy as np
 from liteship import atomic, odapi
 from liteship.converter import extractor_norm, preflight
 from liteship.errors import ExportProblem, ModelInputProblem
-from liteship.types import ExportOptions, FrozenGraphOptions, InputKind, Normalization, POSTPROCESS_OP
+from liteship.types import DEFAULT_NORMALIZATION, POSTPROCESS_OP, ExportOptions, FrozenGraphOptions, InputKind, Normalization
 
-#: the MobileNet family's (x - 127.5) / 127.5; used when nothing better is known
-DEFAULT_NORMALIZATION = Normalization(mean=(127.5,), std=(127.5,))
 
 
 @dataclass(frozen=True)

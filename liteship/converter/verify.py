@@ -1,6 +1,6 @@
 """Self-checks on each converted variant: the converter's contract, measured.
 
-Each returns :class:`liteship.report.Check` records (id, verdict, expected, found, fix);
+Each returns :class:`liteship.types.Check` records (id, verdict, expected, found, fix);
 the pipeline turns failures into a ConversionProblem after writing the report.
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from liteship.report import Check, Verdict
+from liteship.types import Check, Verdict
 from liteship.tflite_inspect import ModelInfo
 from liteship.types import POSTPROCESS_OP, POSTPROCESS_PORT_ORDER, Int8Input, OutputOrder, Variant
 

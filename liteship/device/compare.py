@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from liteship.device.deploy import DeployOptions, DeviceRun, PreparedInput
-from liteship.report import Check, Verdict
+from liteship.types import Check, Verdict
 from liteship.types import OutputRole, Variant
 
 EMULATED_LABEL = "emulated — not on-device evidence"

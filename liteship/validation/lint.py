@@ -3,7 +3,7 @@
 Works on any .tflite (liteship's or not). Reads the flatbuffer with
 :func:`liteship.tflite_inspect.inspect_model` (no TensorFlow), the TFLite metadata with
 tflite-support's ``MetadataDisplayer``, and turns every field of each
-:class:`~liteship.validation.contracts.Contract` into :class:`~liteship.report.Check` s.
+:class:`~liteship.validation.contracts.Contract` into :class:`~liteship.types.Check` s.
 
 Verdicts: ``fail`` breaks the app; ``pass`` may carry a ``warning:`` message (the app works
 but something needs attention, e.g. a non-300x300 input for the legacy app); ``skip`` = the
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from liteship.report import Check, Verdict
+from liteship.types import Check, Verdict
 from liteship.tflite_inspect import POSTPROCESS_OP_NAME, ModelInfo, inspect_model
 from liteship.types import POSTPROCESS_OP, POSTPROCESS_PORT_ORDER, OutputRole
 from liteship.validation import contracts as C

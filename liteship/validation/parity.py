@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from liteship.report import Check, Verdict
+from liteship.types import Check, Verdict
 from liteship.tflite_inspect import inspect_model
 from liteship.types import OutputRole, Variant
 
