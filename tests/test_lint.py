@@ -318,15 +318,16 @@ def test_gpu_analyzer_passes_the_good_model(good: bytes) -> None:
 @pytest.mark.tf
 def test_gpu_analyzer_in_process_and_in_a_child_agree(tmp_path: Path) -> None:
     """`liteship run` (TensorFlow loaded) analyzes in-process; `lint` in a TF-free child."""
-    import subprocess
-    import sys
+    import tensorflow  # noqa: F401  (loaded: analyze_gpu analyzes in this process)
+
+    from liteship import child
 
     path = tmp_path / "flex.tflite"
     path.write_bytes(add_flex_op(image_model("uint8")))
-    inproc = lint._analyze_in_process(path)
-    child = subprocess.run([sys.executable, "-c", lint._ANALYZER_CHILD, str(path)], capture_output=True, text=True,
-                           timeout=120)
-    assert inproc.ran and inproc == lint.parse_analyzer(child.stdout)
+    inproc = lint.analyze_gpu(path)
+    res = child.run_python(lint.ANALYZER_CHILD, [str(path)], timeout_s=120, marker="LITESHIP_GPU")
+    assert res.payload is not None and res.payload["status"] == "ok", res.describe()
+    assert inproc.ran and inproc == lint.parse_analyzer(res.payload["text"])
 
 
 # --- robustness: damaged bytes never crash lint -----------------------------------------------

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from liteship import child
 from liteship.types import Check, Verdict
 from liteship.tflite_inspect import POSTPROCESS_OP_NAME, ModelInfo, inspect_model
 from liteship.types import POSTPROCESS_OP, POSTPROCESS_PORT_ORDER, OutputRole
@@ -130,18 +130,16 @@ def read_metadata_view(model: bytes, info: ModelInfo) -> MetadataView:
 
 # --- GPU analyzer (child process) --------------------------------------------------------
 
-_ANALYZER_CHILD = r"""
-import contextlib, io, sys
+ANALYZER_CHILD = r"""
+import sys
 import liteship  # noqa: F401
+from liteship.child import emit
 try:
     import tensorflow as tf
 except Exception as exc:
-    print("LITESHIP_NO_TF " + type(exc).__name__ + ": " + str(exc)[:200]); sys.exit(0)
-data = open(sys.argv[1], "rb").read()
-buf = io.StringIO()
-with contextlib.redirect_stdout(buf):
-    tf.lite.experimental.Analyzer.analyze(model_content=data, gpu_compatibility=True)
-print(buf.getvalue())
+    emit("LITESHIP_GPU", status="env", message=type(exc).__name__ + ": " + str(exc)[:200]); sys.exit(0)
+from liteship.validation.lint import analyzer_text
+emit("LITESHIP_GPU", status="ok", text=analyzer_text(open(sys.argv[1], "rb").read()))
 """
 
 
@@ -175,41 +173,35 @@ def parse_analyzer(text: str) -> GpuResult:
     return GpuResult(ran=True, incompatible=tuple(dict.fromkeys(incompatible)), summary=summary)
 
 
-def analyze_gpu(path: Path) -> GpuResult:
-    """Run TF's analyzer: in this process when TensorFlow is already loaded (``liteship run``:
-    ~2 ms), else in a child so that ``liteship lint`` stays TensorFlow-free (~7 s)."""
-    if "tensorflow" in sys.modules:
-        return _analyze_in_process(path)
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", _ANALYZER_CHILD, str(path)],
-            capture_output=True, text=True, timeout=GPU_TIMEOUT_S,
-        )
-    except subprocess.TimeoutExpired:
-        return GpuResult(ran=False, reason=f"the TFLite analyzer took more than {GPU_TIMEOUT_S} s")
-    except OSError as exc:
-        return GpuResult(ran=False, reason=f"cannot start the analyzer: {exc}")
-    if proc.stdout.startswith("LITESHIP_NO_TF"):
-        return GpuResult(ran=False, reason="TensorFlow is not available: " + proc.stdout[len("LITESHIP_NO_TF "):].strip())
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1][:200]
-        return GpuResult(ran=False, reason=f"the TFLite analyzer failed (exit {proc.returncode}): {tail}")
-    return parse_analyzer(proc.stdout)
-
-
-def _analyze_in_process(path: Path) -> GpuResult:
+def analyzer_text(model: bytes) -> str:
+    """What ``tf.lite.experimental.Analyzer`` prints for ``model`` with GPU compatibility on
+    (it prints to stdout only, so it is captured)."""
     import contextlib
     import io
 
     import tensorflow as tf
 
     buf = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(buf):
-            tf.lite.experimental.Analyzer.analyze(model_content=path.read_bytes(), gpu_compatibility=True)
-    except Exception as exc:  # the analyzer is a C++ wrapper; any failure means "not run"
-        return GpuResult(ran=False, reason=f"the TFLite analyzer failed: {type(exc).__name__}: {str(exc)[:200]}")
-    return parse_analyzer(buf.getvalue())
+    with contextlib.redirect_stdout(buf):
+        tf.lite.experimental.Analyzer.analyze(model_content=model, gpu_compatibility=True)
+    return buf.getvalue()
+
+
+def analyze_gpu(path: Path) -> GpuResult:
+    """Run TF's analyzer: in this process when TensorFlow is already loaded (``liteship run``:
+    ~2 ms), else in a child so that ``liteship lint`` stays TensorFlow-free (~7 s)."""
+    if "tensorflow" in sys.modules:
+        try:
+            return parse_analyzer(analyzer_text(path.read_bytes()))
+        except Exception as exc:  # the analyzer is a C++ wrapper; any failure means "not run"
+            return GpuResult(ran=False, reason=f"the TFLite analyzer failed: {type(exc).__name__}: {str(exc)[:200]}")
+    res = child.run_python(ANALYZER_CHILD, [str(path)], timeout_s=GPU_TIMEOUT_S, marker="LITESHIP_GPU")
+    data = res.payload
+    if data is None:
+        return GpuResult(ran=False, reason=f"the TFLite analyzer {res.describe()}")
+    if data["status"] == "env":
+        return GpuResult(ran=False, reason="TensorFlow is not available: " + data["message"])
+    return parse_analyzer(data["text"])
 
 
 # --- checks ------------------------------------------------------------------------------

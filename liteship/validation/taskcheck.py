@@ -29,12 +29,11 @@ was found``), or ``skipped`` when the Python bindings themselves cannot run here
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from liteship import child
 
 TIMEOUT_S = 120
 
@@ -42,7 +41,8 @@ _CHILD = r"""
 import json, sys, time
 sys.modules["tensorflow"] = None  # never TensorFlow in this process
 def out(**kw):
-    print("LITESHIP_TASK " + json.dumps(kw)); sys.stdout.flush(); sys.exit(0)
+    from liteship.child import emit
+    emit("LITESHIP_TASK", **kw); sys.exit(0)
 def first_line(exc, n=300):
     text = str(exc).strip()
     return (text.splitlines() or [""])[0][:n]
@@ -128,27 +128,20 @@ def run(path: Path | str, max_results: int = 3, image: Path | str | None = None)
 
     ``image``: a JPEG/PNG to detect on; default a seeded synthetic shapes image.
     """
-    import time
-
-    start = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", _CHILD, str(path), str(max_results), str(image) if image else ""],
-            capture_output=True, text=True, timeout=TIMEOUT_S,
-        )
-    except subprocess.TimeoutExpired:
+    res = child.run_python(_CHILD, [str(path), str(max_results), str(image) if image else ""],
+                           timeout_s=TIMEOUT_S, marker="LITESHIP_TASK")
+    elapsed = res.elapsed_s
+    if res.outcome == "timeout":
         return TaskResult(False, False, f"the Task Library did not finish in {TIMEOUT_S} s", "timeout",
-                          elapsed_s=time.perf_counter() - start)
-    except OSError as exc:
-        return TaskResult(False, True, f"cannot start the check: {exc}")
-    elapsed = time.perf_counter() - start
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("LITESHIP_TASK ")), None)
-    if line is None:
+                          elapsed_s=elapsed)
+    if not res.started:
+        return TaskResult(False, True, f"cannot start the check: {res.stderr}")
+    if res.payload is None:
         # no verdict line: the child crashed inside native code while loading the model
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1][:200]
-        return TaskResult(False, False, f"the Task Library crashed (exit {proc.returncode}): {tail}", "crash",
+        tail = res.last_stderr_line()
+        return TaskResult(False, False, f"the Task Library crashed (exit {res.returncode}): {tail}", "crash",
                           error=tail, elapsed_s=elapsed)
-    data = json.loads(line[len("LITESHIP_TASK "):])
+    data = res.payload
     status = data["status"]
     if status == "ok":
         n = int(data["detections"])
