@@ -158,6 +158,9 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
     # ---- pre-flight: nothing is written before all of this passes --------------------
     config = None
     with progress.step("pre-flight checks"):
+        from liteship.converter import gpu_variant
+
+        gpu_variant.require_input_a(req.kind, req.convert.variants)
         if req.kind is InputKind.CHECKPOINT:
             assert req.pipeline_config is not None and req.checkpoint_dir is not None
             config = preflight.read_pipeline_config(req.pipeline_config)
@@ -190,6 +193,7 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
             "int8_input": req.convert.int8_input.value,
             "calibration_images": req.convert.calibration_images,
             "output_order": req.convert.output_order.value,
+            "gpu_precision": req.convert.gpu_precision.value,
         },
     }
 
@@ -259,9 +263,10 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
     # ---- convert + metadata + checks per variant -----------------------------------------
     failed: list[str] = []
     converting = None  # variant -> Future of Converted, when the workers convert
-    if pool is not None and len(variants) > 1:
+    pooled = [v for v in variants if v is not Variant.GPU]  # the gpu variant is made from the reference
+    if pool is not None and len(pooled) > 1:
         calibration = representative.calibration if representative is not None else None
-        converting = pool.submit(exported, variants, calibration, req.convert.int8_input)
+        converting = pool.submit(exported, pooled, calibration, req.convert.int8_input)
     if staged is not None and not staged.done:
         try:
             with progress.step("desktop reference"), nativelog.captured():
@@ -273,7 +278,11 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
         report.export = exported.to_dict()
     for variant in variants:
         with progress.step(f"convert {variant.value}"):
-            entry = _variant(req, exported, variant, representative, labels_txt, converting)
+            if variant is Variant.GPU:
+                entry = gpu_variant.variant_entry(req.out, exported, labels_txt, req.convert.gpu_precision,
+                                                  with_metadata=req.until in (Stage.METADATA, Stage.RUN))
+            else:
+                entry = _variant(req, exported, variant, representative, labels_txt, converting)
         report.variants.append(entry)
         failed += [f"{variant.value}:{c['id']}" for c in entry["checks"] if c["verdict"] == Verdict.FAIL]
         if representative is not None and variant is Variant.INT8:
@@ -372,7 +381,7 @@ def _gates(req: Request) -> Any:
 
 def _lint(req: Request, report: Report) -> list[str]:
     """Lint every variant against every contract; the gating ones come from the gates."""
-    from liteship.validation import contracts, lint
+    from liteship.validation import contracts, gpu_contract, lint
 
     failed: list[str] = []
     for v in report.variants:
@@ -380,8 +389,10 @@ def _lint(req: Request, report: Report) -> list[str]:
             (req.out / v["path"]).read_bytes(), contracts.NAMES, source=v["path"], task_check=True, gpu=True,
             path=req.out / v["path"],
         )
+        if v["name"] == Variant.GPU.value:
+            result = gpu_contract.extend(result, (req.out / v["path"]).read_bytes(), req.out / v["path"])
         v["lint"] = {name: {"verdict": r.verdict, "failed": r.failed()} for name, r in result.contracts.items()}
-        for name in _gates(req).contracts:
+        for name in gpu_contract.gating_contracts(v["name"], _gates(req).contracts):
             for check in result.contracts[name].checks:
                 v["checks"].append({**check.to_dict(), "id": f"lint.{name}.{check.id}"})
             failed += [f"{v['name']}:{name}:{cid}" for cid in result.contracts[name].failed()]
@@ -400,7 +411,7 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
     lint_failed = _lint(req, report)
     names = labels_txt.splitlines() if labels_txt else None
     gt = load_ground_truth(req.ground_truth, names) if req.ground_truth is not None and names else None
-    models = {v["name"]: (req.out / v["path"]).read_bytes() for v in report.variants}
+    models = {v["name"]: (req.out / v["path"]).read_bytes() for v in report.variants if v["name"] != Variant.GPU.value}
     by_name = {v["name"]: v for v in report.variants}
     parity_failed: list[str] = []
     report.validation.update(ground_truth=_s(req.ground_truth), reference=None)
@@ -410,7 +421,13 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
         for v in report.variants:
             v["parity"] = None
             v["checks"].append(Check("parity", "skip", "reference vs variant", None, why).to_dict())
-    else:
+    elif Variant.GPU.value in by_name:  # MediaPipe + CompiledModel vs the reference (and MediaPipe's mAP)
+        from liteship.validation import gpu_parity
+
+        parity_failed += [f"gpu:{cid}" for cid in gpu_parity.validate_entry(
+            by_name[Variant.GPU.value], req.out, exported, (load() for load in loaders), names or [],
+            gates.tolerances, req.convert.gpu_precision, gt)]
+    if exported.reference_dir is not None and loaders and models:
         images = (load() for load in loaders)  # one image decoded at a time
         results = parity.measure(exported.reference_dir, models, images)
         for name, result in results.items():
@@ -425,7 +442,7 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
         if exported.reference_dir is not None:
             ref = evaluate.reference_map(exported.reference_dir, req.ground_truth, names)
             report.validation["reference"] = {"map50": ref.map50, "map": ref.map}
-        for name in models:
+        for name in models:  # the gpu variant's mAP is MediaPipe's (gpu_parity)
             r = evaluate.evaluate_map(req.out / by_name[name]["path"], req.ground_truth, names)
             by_name[name].update(map50=r.map50, map=r.map, map_detail=r.to_dict())
         base = by_name.get(Variant.FP32.value, {}).get("map50")
