@@ -313,6 +313,34 @@ def write_metadata(
                                   f"{type(exc).__name__}: {str(exc)[:300]}") from exc
 
 
+def replace_detector_options(model: bytes, options: DetectorOptions) -> bytes:
+    """The same model with its ``DETECTOR_METADATA`` replaced (everything else, packed label
+    file included, kept): re-anchoring a written model without converting it again."""
+    md = tflsupport.metadata()
+    import flatbuffers
+    from tensorflow_lite_support.metadata import metadata_schema_py_generated as mdfb
+
+    from liteship.tflite_inspect import TFLITE_METADATA_NAME, _Reader
+
+    try:
+        raw = _Reader(model, "the model").metadata()[TFLITE_METADATA_NAME]
+        meta = mdfb.ModelMetadataT.InitFromObj(mdfb.ModelMetadata.GetRootAsModelMetadata(raw, 0))
+        custom = mdfb.CustomMetadataT()
+        custom.name = METADATA_NAME
+        custom.data = np.frombuffer(encode(options), dtype=np.uint8)
+        sub = meta.subgraphMetadata[0]
+        sub.customMetadata = [c for c in (sub.customMetadata or []) if c.name != METADATA_NAME.encode()
+                              and c.name != METADATA_NAME] + [custom]
+        b = flatbuffers.Builder(0)
+        b.Finish(meta.Pack(b), md.MetadataPopulator.METADATA_FILE_IDENTIFIER)
+        populator = md.MetadataPopulator.with_model_buffer(bytearray(model))
+        populator.load_metadata_buffer(b.Output())
+        populator.populate()
+        return bytes(populator.get_model_buffer())
+    except Exception as exc:  # flatbuffer / populator errors
+        raise MetadataProblem(f"cannot replace {METADATA_NAME}: {type(exc).__name__}: {str(exc)[:300]}") from exc
+
+
 def read_metadata(model: bytes) -> tuple[GpuMetadataSummary, DetectorOptions | None]:
     """The metadata of a gpu-variant model, read with tflite-support's generated schema
     module (no TensorFlow), plus its decoded ``DETECTOR_METADATA`` (None when absent)."""

@@ -10,11 +10,11 @@ all see the very same pixels):
   ObjectDetector APIs do not expose it, so apps get its default,
   :data:`MEDIAPIPE_NMS_IOU` (``object_detector.h``: ``min_suppression_threshold = 0.3f``;
   ``object_detector_options.proto``: ``[default = 0.3]``). The config's IoU threshold maps
-  to it only when they are equal; otherwise MediaPipe is compared with the reference's own
-  decode + NMS re-run at 0.3 (:class:`ReferenceNms`: the OD API's box coder and NMS
-  built from the model's pipeline.config, only the IoU changed) and the
-  ``mediapipe.nms_iou`` check says so. Boxes come back in whole pixels (MediaPipe's
-  result type), hence a mean IoU slightly below the other variants'.
+  onto it only when they are equal (``mediapipe.nms_iou`` warns otherwise), so MediaPipe is
+  compared with the reference heads decoded and suppressed the way MediaPipe does it
+  (:class:`ReferenceNms`: the OD API's own box coder and NMS built from the model's
+  pipeline.config, class-agnostic at IoU 0.3, no clip window) and the reference boxes put
+  in MediaPipe's result type (whole pixels, truncated: :func:`as_mediapipe_pixels`).
 * **CompiledModel on CPU**: its two outputs vs the reference's heads elementwise, and
   liteship's own decode + NMS (:mod:`liteship.validation.raw_heads`, with the anchors and
   scales read from the model's DETECTOR_METADATA, the config's thresholds) vs the
@@ -46,9 +46,13 @@ PARITY_SCORE_THRESHOLD = 0.3
 
 class ReferenceNms:
     """The OD API's own decode + NMS of the reference heads, with another NMS IoU threshold
-    (class-agnostic, one class per box: what MediaPipe's ``multiclass_nms = false`` does)."""
+    (class-agnostic, one class per box: what MediaPipe's ``multiclass_nms = false`` does).
 
-    def __init__(self, reference_dir: Path, iou_threshold: float, max_detections: int) -> None:
+    ``clip``: clip boxes to the image as the model's own postprocess does (its clip window);
+    MediaPipe does not clip.
+    """
+
+    def __init__(self, reference_dir: Path, iou_threshold: float, max_detections: int, clip: bool = True) -> None:
         import tensorflow as tf
 
         from liteship import odapi
@@ -63,6 +67,8 @@ class ReferenceNms:
         nms.max_classes_per_detection = 1
         nms.max_detections_per_class = max_detections
         nms.max_total_detections = max_detections
+        if not clip:  # [0, 0, 1, 1] makes the frame change an identity; without a window there is none
+            nms.change_coordinate_frame = False
         self._nms, _ = odapi.module("builders.post_processing_builder").build(post)
         self._coder = odapi.module("builders.box_coder_builder").build(ssd.box_coder)
         box_list = odapi.module("core.box_list")
@@ -70,13 +76,14 @@ class ReferenceNms:
         corners = np.stack([yc - h / 2, xc - w / 2, yc + h / 2, xc + w / 2], axis=1).astype(np.float32)
         self._anchors = box_list.BoxList(tf.constant(corners))
         self._num_classes = int(ssd.num_classes)
+        self._clip = tf.constant([[0.0, 0.0, 1.0, 1.0]]) if clip else None
         self._tf = tf
 
     def __call__(self, heads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         tf = self._tf
         boxes = self._coder.decode(tf.constant(heads["box_encodings"][0]), self._anchors).get()
         scores = tf.constant(heads["class_predictions"][0][:, -self._num_classes:])
-        out = self._nms(boxes[None, :, None, :], scores[None], clip_window=tf.constant([[0.0, 0.0, 1.0, 1.0]]))
+        out = self._nms(boxes[None, :, None, :], scores[None], clip_window=self._clip)
         nmsed_boxes, nmsed_scores, nmsed_classes, n = out[0], out[1], out[2], int(out[5][0])
         return {
             "boxes": nmsed_boxes[0, :n].numpy(),
@@ -99,9 +106,11 @@ class _Acc:
         s = self.heads.setdefault(name, [0.0, 0.0, 0])
         s[0], s[1], s[2] = max(s[0], float(diff.max())), s[1] + float(diff.mean()), s[2] + 1
 
-    def add_detections(self, ref: dict[str, np.ndarray], var: dict[str, np.ndarray], threshold: float) -> None:
+    def add_detections(self, ref: dict[str, np.ndarray], var: dict[str, np.ndarray], threshold: float,
+                       clip: bool = True) -> None:
+        """``clip``: clip the variant's boxes to the image, as the reference's are."""
         ref = parity._above(ref, threshold)
-        var = parity._above({**var, "boxes": np.clip(var["boxes"], 0.0, 1.0)}, threshold)
+        var = parity._above({**var, "boxes": np.clip(var["boxes"], 0.0, 1.0)} if clip else var, threshold)
         self.ref += len(ref["scores"])
         self.var += len(var["scores"])
         pairs = parity.match(ref, var)
@@ -213,14 +222,10 @@ def measure(
         heads.append(hd)
         dets.append(d)
     n = len(rgbs)
-    same_nms = abs(iou_threshold - MEDIAPIPE_NMS_IOU) < 1e-6 and not use_regular_nms
-    if same_nms:
-        mp_refs, how = dets, "the reference's detect signature (same NMS)"
-    else:
-        nms = ReferenceNms(reference_dir, MEDIAPIPE_NMS_IOU, max_detections)
-        mp_refs, how = [nms(hd) for hd in heads], f"the OD API's decode + class-agnostic NMS at IoU {MEDIAPIPE_NMS_IOU}"
+    nms = ReferenceNms(reference_dir, MEDIAPIPE_NMS_IOU, max_detections, clip=False)
+    how = f"the OD API's decode + class-agnostic NMS at IoU {MEDIAPIPE_NMS_IOU}, boxes not clipped (as MediaPipe)"
     # the reference's boxes in MediaPipe's result type (whole pixels of the image it was given)
-    mp_refs = [{**r, "boxes": as_mediapipe_pixels(r["boxes"], h, w)} for r in mp_refs]
+    mp_refs = [{**r, "boxes": as_mediapipe_pixels(r["boxes"], h, w)} for r in (nms(hd) for hd in heads)]
     gt_rgbs = [g.load_rgb() for g in ground_truth] if ground_truth else []
     # parity at the parity threshold; the mAP images at the config's (as the app is set up)
     mp_run = gpu_runtimes.run_mediapipe(model_path, rgbs, list(labels), score_threshold=parity_threshold,
@@ -233,7 +238,7 @@ def measure(
     if mp_run.ran and mp_run.loaded and not mp_run.message:
         acc = _Acc()
         for r, v in zip(mp_refs, mp_run.detections):
-            acc.add_detections(r, v, parity_threshold)
+            acc.add_detections(r, v, parity_threshold, clip=False)
         mediapipe = acc.result(f"{Variant.GPU.value}/mediapipe", n, parity_threshold)
     cm_run = gpu_runtimes.run_compiled(model_path, np.stack(pres) if pres else np.zeros((0, *input_shape), np.float32))
     compiled = None
