@@ -227,17 +227,16 @@ def measure(
     # the reference's boxes in MediaPipe's result type (whole pixels of the image it was given)
     mp_refs = [{**r, "boxes": as_mediapipe_pixels(r["boxes"], h, w)} for r in (nms(hd) for hd in heads)]
     gt_rgbs = [g.load_rgb() for g in ground_truth] if ground_truth else []
-    # parity at the parity threshold; the mAP images at the config's (as the app is set up)
-    mp_run = gpu_runtimes.run_mediapipe(model_path, rgbs, list(labels), score_threshold=parity_threshold,
+    # one child for the parity images and the mAP images, set up as the app is (the config's
+    # score threshold, max_detections results); parity then keeps scores >= parity_threshold on
+    # both sides, which greedy NMS makes independent of the lower threshold
+    mp_run = gpu_runtimes.run_mediapipe(model_path, rgbs + gt_rgbs, list(labels), score_threshold=score_threshold,
                                         max_results=max_detections)
-    mp_gt = None
-    if gt_rgbs and mp_run.ran and mp_run.loaded and not mp_run.message:
-        mp_gt = gpu_runtimes.run_mediapipe(model_path, gt_rgbs, list(labels), score_threshold=score_threshold,
-                                           max_results=max_detections)
     mediapipe = None
-    if mp_run.ran and mp_run.loaded and not mp_run.message:
+    mp_ok = mp_run.ran and mp_run.loaded and not mp_run.message
+    if mp_ok:
         acc = _Acc()
-        for r, v in zip(mp_refs, mp_run.detections):
+        for r, v in zip(mp_refs, mp_run.detections[:n]):
             acc.add_detections(r, v, parity_threshold, clip=False)
         mediapipe = acc.result(f"{Variant.GPU.value}/mediapipe", n, parity_threshold)
     cm_run = gpu_runtimes.run_compiled(model_path, np.stack(pres) if pres else np.zeros((0, *input_shape), np.float32))
@@ -260,8 +259,8 @@ def measure(
             notes.append("no DETECTOR_METADATA in the model: liteship's decode could not run")
         compiled = acc.result(f"{Variant.GPU.value}/litert-compiled", n, parity_threshold)
     map_result = None
-    if mp_gt is not None and mp_gt.loaded and not mp_gt.message and ground_truth:
-        map_result = _map(ground_truth, gt_rgbs, mp_gt.detections, labels)
+    if mp_ok and ground_truth:
+        map_result = _map(ground_truth, gt_rgbs, mp_run.detections[n:], labels)
     return GpuParity(
         images=n, config_iou=iou_threshold, mediapipe_iou=MEDIAPIPE_NMS_IOU, mediapipe_reference=how,
         mediapipe=mediapipe, mediapipe_run=gpu_runtimes.as_dict(mp_run),

@@ -34,6 +34,9 @@ import json, sys
 from liteship.child import emit
 M = "LITESHIP_MEDIAPIPE"
 args = json.load(open(sys.argv[1]))
+# mediapipe imports TensorFlow only if present (docgen helpers, tf.io.gfile; not a dependency):
+# blocking it saves the child a multi-second TensorFlow import
+sys.modules["tensorflow"] = None
 try:
     import numpy as np
     from PIL import Image
