@@ -156,6 +156,10 @@ def _convert_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--output-order", choices=[o.value for o in OutputOrder], default=OutputOrder.PORT.value,
                    help="port: boxes, classes, scores, count (default; what apps reading by index expect); "
                         "converter: keep the TF2 converter's scores, boxes, count, classes")
+    g.add_argument("--fold-normalization", action=argparse.BooleanOptionalAction, default=True,
+                   help="per-channel mean/std (ResNet-FPN, EfficientDet): fold it into the float variants so they "
+                        "take 0-255 pixels and MediaPipe can load them (default); --no-fold-normalization keeps it "
+                        "in the metadata (MediaPipe then refuses the float variants). int8 is never folded")
 
 
 def _validation_options(p: argparse.ArgumentParser) -> None:
@@ -171,8 +175,11 @@ def _validation_options(p: argparse.ArgumentParser) -> None:
                    help="largest mAP@0.5 drop of a variant below fp32 (default 0.02)")
     g.add_argument("--min-map50", type=_unit, metavar="M", help="minimum mAP@0.5 of every variant (default: none)")
     g.add_argument("--contract", action="append", metavar="NAME", dest="contracts",
-                   help="app contract every variant must pass (repeatable; default: bundled-app and task-library; "
-                        "all four are linted and reported)")
+                   help="app contract every variant must pass (repeatable; default: bundled-app, task-library, "
+                        "mediapipe, litert-compiled; all six are linted and reported)")
+    g.add_argument("--no-runtime", action="store_true",
+                   help="do not load the variants in the real runtimes (Task Library, MediaPipe, CompiledModel); "
+                        "their checks are then skipped, which fails gating contracts (exit 3)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -225,8 +232,12 @@ def _lint_parser(sub: Any) -> None:
                    help="the app's max results (default: each contract's own); N of the postprocess op must be >= it")
     p.add_argument("--no-gpu", action="store_true",
                    help="skip the GPU-delegate compatibility analysis (it starts TensorFlow in a child process)")
-    p.add_argument("--task-check", action="store_true",
-                   help="task-library: also load the model with the real Task Library ObjectDetector (child process)")
+    p.add_argument("--no-runtime", action="store_true",
+                   help="skip loading and running the model in the real runtimes of the contracts (Task Library, "
+                        "MediaPipe, CompiledModel; each in a child process, on by default when installed)")
+    p.add_argument("--images", type=Path, metavar="DIR",
+                   help="photos the runtimes detect on, compared with the desktop run (first 5; default: a synthetic one)")
+    p.add_argument("--task-check", action="store_true", help=argparse.SUPPRESS)  # the runtimes run by default now
     _common(p)
 
 
@@ -465,8 +476,16 @@ def _lint(args: argparse.Namespace) -> int:
     from liteship.validation.contracts import NAMES
 
     names = tuple(dict.fromkeys(args.contract)) if args.contract else NAMES
+    images = None
+    if args.images is not None and not args.no_runtime:
+        from liteship.converter import calibration
+
+        paths = calibration.find_images(args.images)[0][:5]
+        if not paths:
+            raise UsageProblem(f"--images {args.images}: no jpg/png/bmp/webp images found")
+        images = [calibration.load_rgb(p) for p in paths]
     result = lint.lint_file(args.model, names, max_results=args.max_results,
-                            gpu=not args.no_gpu, task_check=args.task_check)
+                            gpu=not args.no_gpu, runtime=not args.no_runtime, images=images)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     elif not args.quiet:
@@ -530,6 +549,7 @@ def _request(args: argparse.Namespace) -> Any:
             calibration_images=args.calibration_images,
             output_order=OutputOrder(args.output_order),
             gpu_precision=GpuPrecision(args.gpu_precision),
+            fold_normalization=args.fold_normalization,
         )
     until = {
         "export": pipeline.Stage.EXPORT,
@@ -559,7 +579,8 @@ def _request(args: argparse.Namespace) -> Any:
             flags["min_map50"] = args.min_map50
         if args.contracts:
             flags["contracts"] = tuple(dict.fromkeys(args.contracts))
-        validation = dict(parity_images=args.parity_images, gates=dataclasses.replace(resolved, **flags))
+        validation = dict(parity_images=args.parity_images, gates=dataclasses.replace(resolved, **flags),
+                          runtime_checks=not args.no_runtime)
         if args.devices:
             validation.update(devices=tuple(args.devices), device_options=_deploy_options(args),
                               device_transport=args.transport, device_key=args.adb_key,

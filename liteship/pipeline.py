@@ -56,6 +56,8 @@ class Request:
     command: tuple[str, ...] = ()
     ground_truth: Path | None = None
     parity_images: int = 50
+    #: load every variant in the real runtimes of the contracts (Task Library, MediaPipe, CompiledModel)
+    runtime_checks: bool = True
     #: mAP gates, gating contracts and parity tolerances (liteship/validation/gates.py)
     gates: Any = None
     #: the device stage (`run --device`): specs, liteship.device.deploy.DeployOptions, ...
@@ -176,6 +178,12 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
             raise UsageProblem(
                 "metadata needs labels: pass --label-map label_map.pbtxt (the OD API label map used for training)"
             )
+        forecast = None
+        if config is not None and req.until != Stage.EXPORT:
+            from liteship.converter import extractor_norm
+
+            model_norm = req.normalization or extractor_norm.for_type(config.model.ssd.feature_extractor.type)
+            forecast = _forecast(req, model_norm, progress)
 
     report = Report(command=list(req.command), out_dir=out)
     report.inputs = {
@@ -194,6 +202,7 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
             "calibration_images": req.convert.calibration_images,
             "output_order": req.convert.output_order.value,
             "gpu_precision": req.convert.gpu_precision.value,
+            "fold_normalization": req.convert.fold_normalization,
         },
     }
 
@@ -226,6 +235,9 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
                 exported = dataclasses.replace(exported, normalization=req.normalization, normalization_source="cli")
         if label_map is not None and config is None and exported.num_classes:
             labels_mod.check_num_classes(label_map, exported.num_classes, None)
+        if forecast is None and req.until != Stage.EXPORT:  # inputs (b)/(c): known once inspected
+            forecast = _forecast(req, exported.normalization, progress)
+        report.inputs["consumer_forecast"] = forecast
     except ExportProblem as exc:  # refusals (config, labels, checkpoint, input) write nothing
         if out.exists():
             report.errors.append(_error(exc))
@@ -331,6 +343,22 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
     return report.to_dict(status)
 
 
+def _forecast(req: Request, normalization: Normalization | None, progress: Progress) -> list[str]:
+    """Which consumers the options and the model's normalization will fail (told up front)."""
+    from liteship.validation.consumers import forecast
+
+    lines = forecast(
+        normalization, fold_normalization=req.convert.fold_normalization, int8_input=req.convert.int8_input.value,
+        output_order=req.convert.output_order.value, max_detections=req.export.max_detections,
+        float_variants=any(v is not Variant.INT8 for v in req.convert.variants))
+    for line in lines:
+        if " fail" in line:
+            progress.warn(line)
+        else:
+            progress.info(line)
+    return lines
+
+
 def _device_stage(req: Request, report: Report, progress: Progress) -> LiteshipError | None:
     """Deploy one variant (int8, or --device-variant, else the last converted) to the devices
     and compare with its desktop run; fills ``report.devices``. Returns the error to raise."""
@@ -379,20 +407,25 @@ def _gates(req: Request) -> Any:
     return req.gates if req.gates is not None else Gates()
 
 
-def _lint(req: Request, report: Report) -> list[str]:
-    """Lint every variant against every contract; the gating ones come from the gates."""
-    from liteship.validation import contracts, gpu_contract, lint
+def _lint(req: Request, report: Report, images: list[Any] | None = None) -> list[str]:
+    """Lint every variant against every contract; the gating ones come from the gates.
+    The real runtimes load all variants at once (one child per runtime), on ``images``."""
+    from liteship.converter.gpu_variant import gating_contracts
+    from liteship.validation import consumers, contracts, lint, runtimes
 
+    runs: dict[str, Any] = {}
+    if req.runtime_checks:
+        wanted = [c.runtime_check for c in contracts.CONTRACTS if c.runtime_check is not None]
+        runs = runtimes.check({v["name"]: req.out / v["path"] for v in report.variants}, wanted, images)
     failed: list[str] = []
     for v in report.variants:
         result = lint.lint_bytes(
-            (req.out / v["path"]).read_bytes(), contracts.NAMES, source=v["path"], task_check=True, gpu=True,
-            path=req.out / v["path"],
+            (req.out / v["path"]).read_bytes(), contracts.NAMES, source=v["path"], gpu=True,
+            path=req.out / v["path"], runtime=req.runtime_checks, runtime_runs=runs.get(v["name"]),
         )
-        if v["name"] == Variant.GPU.value:
-            result = gpu_contract.extend(result, (req.out / v["path"]).read_bytes(), req.out / v["path"])
-        v["lint"] = {name: {"verdict": r.verdict, "failed": r.failed()} for name, r in result.contracts.items()}
-        for name in gpu_contract.gating_contracts(v["name"], _gates(req).contracts):
+        v["lint"] = {name: consumers.lint_summary(r) for name, r in result.contracts.items()}
+        v["runtimes"] = {str(k): run.to_dict() for k, run in result.runtimes.items()}
+        for name in gating_contracts(v["name"], _gates(req).contracts):
             for check in result.contracts[name].checks:
                 v["checks"].append({**check.to_dict(), "id": f"lint.{name}.{check.id}"})
             failed += [f"{v['name']}:{name}:{cid}" for cid in result.contracts[name].failed()]
@@ -408,9 +441,12 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
 
     gates = _gates(req)
     report.validation = {"gates": gates.to_dict()}
-    lint_failed = _lint(req, report)
     names = labels_txt.splitlines() if labels_txt else None
     gt = load_ground_truth(req.ground_truth, names) if req.ground_truth is not None and names else None
+    lint_failed = _lint(req, report, [g.load_rgb() for g in gt[: req.parity_images]] if gt else None)
+    from liteship.validation import consumers
+
+    report.validation["consumers"] = consumers.matrix(report.variants)
     models = {v["name"]: (req.out / v["path"]).read_bytes() for v in report.variants if v["name"] != Variant.GPU.value}
     by_name = {v["name"]: v for v in report.variants}
     parity_failed: list[str] = []
@@ -429,7 +465,9 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
             gates.tolerances, req.convert.gpu_precision, gt)]
     if exported.reference_dir is not None and loaders and models:
         images = (load() for load in loaders)  # one image decoded at a time
-        results = parity.measure(exported.reference_dir, models, images)
+        folded = {v["name"]: exported.normalization for v in report.variants
+                  if (v.get("input_normalization") or {}).get("folded_into_graph")}
+        results = parity.measure(exported.reference_dir, models, images, folded=folded)
         for name, result in results.items():
             tolerance = gates.tolerances[Variant(name)]
             checks = parity.judge(result, tolerance)
@@ -562,18 +600,23 @@ def _variant(
     req: Request, exported: Any, variant: Variant, representative: Any, labels_txt: str | None,
     converting: dict[Variant, Any] | None = None,
 ) -> dict[str, Any]:
-    from liteship.converter import convert, metadata, reorder, verify
+    from liteship.converter import convert, metadata, normfold, reorder, static_shapes, verify
     from liteship.tflite_inspect import inspect_model
 
     if converting is not None:
         converted = convert.pooled_result(converting[variant], exported, variant, representative, req.convert.int8_input)
     else:
         converted = convert.convert_variant(exported, variant, representative, req.convert.int8_input)
-    model = reorder.reorder_outputs(converted.model, req.convert.output_order)
+    model, norm = converted.model, exported.normalization
+    folded = variant is not Variant.INT8 and req.convert.fold_normalization and normfold.is_per_channel(norm)
+    if folded:  # MediaPipe cannot apply a per-channel mean/std: the graph does, the input is 0-255
+        model, norm = normfold.fold_normalization(model, norm), normfold.FOLDED_NORMALIZATION
+    model = reorder.reorder_outputs(model, req.convert.output_order)
+    model = static_shapes.static_output_shapes(model)  # CompiledModel sizes its buffers from them
     md_summary = None
     if labels_txt is not None and req.until in (Stage.METADATA, Stage.RUN):
-        model = metadata.write_metadata(model, exported.normalization, labels_txt)
-        md_summary = metadata.verify(model, exported.normalization, labels_txt.count("\n"))
+        model = metadata.write_metadata(model, norm, labels_txt)
+        md_summary = metadata.verify(model, norm, labels_txt.count("\n"))
     info = inspect_model(model)
     checks = verify.static_checks(info, variant, req.convert.output_order, req.convert.int8_input)
     run_check, run_facts = verify.runtime_check(model, exported.max_detections)
@@ -593,6 +636,9 @@ def _variant(
             for o, r in zip(info.outputs, info.output_roles)
         ],
         "output_order": req.convert.output_order.value,
+        "input_normalization": {"folded_into_graph": folded, "mean": list(exported.normalization.mean),
+                                "std": list(exported.normalization.std), "metadata_mean": list(norm.mean),
+                                "metadata_std": list(norm.std)},
         "ops": dict(sorted(info.op_counts.items())),
         "postprocess": info_d["postprocess"][0]["options"] if info_d["postprocess"] else None,
         "op_versions": [list(p) for p in info.op_versions],

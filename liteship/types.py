@@ -156,6 +156,8 @@ class ConvertOptions:
     calibration_images: int = 100
     output_order: OutputOrder = OutputOrder.PORT
     gpu_precision: GpuPrecision = GpuPrecision.FP16
+    #: per-channel normalization: fold it into the float variants (their input takes 0-255)
+    fold_normalization: bool = True
 
 
 @dataclass(frozen=True)

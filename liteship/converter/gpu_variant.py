@@ -261,6 +261,15 @@ def variant_entry(
     }
 
 
+def gating_contracts(variant: str, contracts: tuple[str, ...]) -> tuple[str, ...]:
+    """The lint contracts whose failures fail ``run`` for ``variant``. The gpu variant exists
+    for MediaPipe (its contract's 2-output rules) and CompiledModel apps that decode the
+    heads themselves (measured by its parity, ``parity.compiled.*``); the apps that read the
+    postprocess op's 4 outputs cannot load it by design, so their contracts report it but do
+    not gate it."""
+    return ("mediapipe",) if variant == Variant.GPU.value else contracts
+
+
 #: which consumers can load the gpu variant, and why (the lint contracts measure it)
 CONSUMERS: dict[str, str] = {
     "mediapipe": "yes: 2 outputs (location, score) + DETECTOR_METADATA; MediaPipe decodes and runs NMS (IoU 0.3)",

@@ -131,16 +131,8 @@ class TFLiteDetector:
         """Detections for one uint8 HxWx3 RGB image (only the first ``count`` rows)."""
         rgb = _checked_image(rgb)
         height, width = rgb.shape[:2]
-        interpreter = self._interpreter
-        interpreter.set_tensor(self._input_index, self.preprocess(rgb))
-        interpreter.invoke()
-        boxes = self._output(OutputRole.BOXES).reshape(-1, 4)
-        classes = self._output(OutputRole.CLASSES).reshape(-1)
-        scores = self._output(OutputRole.SCORES).reshape(-1)
-        raw_count = self._output(OutputRole.COUNT).reshape(-1)
-        count = int(np.rint(raw_count[0])) if raw_count.size and np.isfinite(raw_count[0]) else 0
-        count = max(0, min(count, len(boxes), len(classes), len(scores)))
-        ymin, xmin, ymax, xmax = (boxes[:count, k] for k in range(4))
+        boxes, classes, scores = self.detect_normalized(rgb)
+        ymin, xmin, ymax, xmax = (boxes[:, k] for k in range(4))
         pixel_boxes = np.stack(
             [
                 np.clip(xmin * width, 0, width),
@@ -150,7 +142,15 @@ class TFLiteDetector:
             ],
             axis=-1,
         )
-        return Detections(pixel_boxes, np.rint(classes[:count]), scores[:count])
+        return Detections(pixel_boxes, np.rint(classes), scores)
+
+    def detect_normalized(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The op's outputs for one image, first ``count`` rows, as written: boxes [n,4]
+        (ymin, xmin, ymax, xmax) relative to the image and unclipped, classes [n], scores [n]."""
+        interpreter = self._interpreter
+        interpreter.set_tensor(self._input_index, self.preprocess(rgb))
+        interpreter.invoke()
+        return decode_outputs({role: self._output(role) for role in POSTPROCESS_PORT_ORDER})
 
     def _output(self, role: OutputRole) -> np.ndarray:
         detail = self._outputs[role]
@@ -164,6 +164,18 @@ class TFLiteDetector:
 
 
 # --- helpers ---------------------------------------------------------------------------
+
+
+def decode_outputs(outputs: dict[OutputRole, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The four postprocess outputs (by role, float) -> the first ``count`` boxes [n,4],
+    classes [n] and scores [n]; a non-finite or out-of-range count is clamped."""
+    boxes = outputs[OutputRole.BOXES].reshape(-1, 4)
+    classes = outputs[OutputRole.CLASSES].reshape(-1)
+    scores = outputs[OutputRole.SCORES].reshape(-1)
+    raw_count = outputs[OutputRole.COUNT].reshape(-1)
+    count = int(np.rint(raw_count[0])) if raw_count.size and np.isfinite(raw_count[0]) else 0
+    count = max(0, min(count, len(boxes), len(classes), len(scores)))
+    return boxes[:count], classes[:count], scores[:count]
 
 
 def _read_model(model: bytes | Path | str) -> tuple[bytes, str]:

@@ -14,17 +14,18 @@ from liteship.validation.groundtruth import load_ground_truth
 from liteship.validation.metrics import MapResult, coco_map
 
 
-def _normalization(model: bytes) -> tuple[float, float]:
+def _normalization(model: bytes) -> tuple[list[float], list[float]]:
+    """mean/std from the metadata (1 value, or one per channel), else (x - 127.5) / 127.5."""
     from liteship.converter.metadata import read_metadata
     from liteship.errors import MetadataProblem
 
     try:
         md = read_metadata(model)
     except MetadataProblem:
-        return 127.5, 127.5
-    mean = md.norm_mean[0] if md.norm_mean else 127.5
-    std = md.norm_std[0] if md.norm_std else 127.5
-    return float(mean), float(std)
+        return [127.5], [127.5]
+    mean = [float(v) for v in md.norm_mean] if md.norm_mean else [127.5]
+    std = [float(v) for v in md.norm_std] if md.norm_std else [127.5]
+    return mean, std
 
 
 def evaluate_map(model_path: Path, ground_truth: Path, class_names: Sequence[str], num_threads: int = 2) -> MapResult:

@@ -14,7 +14,7 @@ all see the very same pixels):
   compared with the reference heads decoded and suppressed the way MediaPipe does it
   (:class:`ReferenceNms`: the OD API's own box coder and NMS built from the model's
   pipeline.config, class-agnostic at IoU 0.3, no clip window) and the reference boxes put
-  in MediaPipe's result type (whole pixels, truncated: :func:`as_mediapipe_pixels`).
+  in MediaPipe's result type (whole pixels, truncated: :func:`_as_mediapipe_pixels`).
 * **CompiledModel on CPU**: its two outputs vs the reference's heads elementwise, and
   liteship's own decode + NMS (:mod:`liteship.validation.raw_heads`, with the anchors and
   scales read from the model's DETECTOR_METADATA, the config's thresholds) vs the
@@ -37,10 +37,11 @@ import numpy as np
 
 from liteship.converter import mediapipe_metadata as mpmd
 from liteship.types import Check, GpuPrecision, Variant, Verdict
-from liteship.validation import gpu_runtimes, parity, raw_heads
+from liteship.validation import parity, raw_heads
+from liteship.validation.contracts import MEDIAPIPE_RAW_NMS_IOU
 
 #: what MediaPipe's ObjectDetector applies to models without the postprocess op (above)
-MEDIAPIPE_NMS_IOU = 0.3
+MEDIAPIPE_NMS_IOU = MEDIAPIPE_RAW_NMS_IOU
 PARITY_SCORE_THRESHOLD = 0.3
 
 
@@ -173,20 +174,6 @@ class GpuParity:
         }
 
 
-def as_mediapipe_pixels(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Normalized (ymin, xmin, ymax, xmax) as MediaPipe reports them, back in [0, 1]:
-    ``DetectionTransformationCalculator`` stores xmin and width (ymin, height) as ints,
-    converted by truncation and bounded to [0, image size]."""
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-
-    def px(v: np.ndarray, size: int) -> np.ndarray:
-        return np.clip(np.trunc(v * size), 0, size)
-
-    y0, x0 = px(b[:, 0], height), px(b[:, 1], width)
-    hh, ww = px(b[:, 2] - b[:, 0], height), px(b[:, 3] - b[:, 1], width)
-    return np.stack([y0 / height, x0 / width, (y0 + hh) / height, (x0 + ww) / width], axis=1).astype(np.float32)
-
-
 def _resized(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     from PIL import Image
 
@@ -225,27 +212,26 @@ def measure(
     nms = ReferenceNms(reference_dir, MEDIAPIPE_NMS_IOU, max_detections, clip=False)
     how = f"the OD API's decode + class-agnostic NMS at IoU {MEDIAPIPE_NMS_IOU}, boxes not clipped (as MediaPipe)"
     # the reference's boxes in MediaPipe's result type (whole pixels of the image it was given)
-    mp_refs = [{**r, "boxes": as_mediapipe_pixels(r["boxes"], h, w)} for r in (nms(hd) for hd in heads)]
+    mp_refs = [{**r, "boxes": _as_mediapipe_pixels(r["boxes"], h, w)} for r in (nms(hd) for hd in heads)]
     gt_rgbs = [g.load_rgb() for g in ground_truth] if ground_truth else []
-    # one child for the parity images and the mAP images, set up as the app is (the config's
-    # score threshold, max_detections results); parity then keeps scores >= parity_threshold on
-    # both sides, which greedy NMS makes independent of the lower threshold
-    mp_run = gpu_runtimes.run_mediapipe(model_path, rgbs + gt_rgbs, list(labels), score_threshold=score_threshold,
-                                        max_results=max_detections)
+    # one run of each runtime child over the parity images, then the mAP images (stretched to
+    # the input size as MediaPipe stretches frames; boxes are relative, so they map back)
+    mp_out, cm_out = _run_consumers(Path(model_path), rgbs + [_resized(g, h, w) for g in gt_rgbs],
+                                    np.stack(pres) if pres else np.zeros((0, *input_shape), np.float32))
+    mp_dets = _mediapipe_detections(mp_out, list(labels), h, w, max_detections)
     mediapipe = None
-    mp_ok = mp_run.ran and mp_run.loaded and not mp_run.message
-    if mp_ok:
+    if mp_dets is not None:
         acc = _Acc()
-        for r, v in zip(mp_refs, mp_run.detections[:n]):
+        for r, v in zip(mp_refs, mp_dets[:n]):
             acc.add_detections(r, v, parity_threshold, clip=False)
         mediapipe = acc.result(f"{Variant.GPU.value}/mediapipe", n, parity_threshold)
-    cm_run = gpu_runtimes.run_compiled(model_path, np.stack(pres) if pres else np.zeros((0, *input_shape), np.float32))
     compiled = None
     notes: list[str] = []
-    if cm_run.ok:
+    cm_values = _compiled_outputs(cm_out)
+    if cm_values is not None:
         _, options = mpmd.read_metadata(Path(model_path).read_bytes())
         acc = _Acc()
-        loc, score = cm_run.outputs[mpmd.LOCATION_NAME], cm_run.outputs[mpmd.SCORE_NAME]
+        loc, score = cm_values[mpmd.LOCATION_NAME], cm_values[mpmd.SCORE_NAME]
         num_classes = score.shape[-1]
         for i in range(n):
             acc.add_heads("box_encodings", loc[i], heads[i]["box_encodings"])
@@ -259,13 +245,84 @@ def measure(
             notes.append("no DETECTOR_METADATA in the model: liteship's decode could not run")
         compiled = acc.result(f"{Variant.GPU.value}/litert-compiled", n, parity_threshold)
     map_result = None
-    if mp_ok and ground_truth:
-        map_result = _map(ground_truth, gt_rgbs, mp_run.detections[n:], labels)
+    if mp_dets is not None and ground_truth:
+        map_result = _map(ground_truth, gt_rgbs, mp_dets[n:], labels)
     return GpuParity(
         images=n, config_iou=iou_threshold, mediapipe_iou=MEDIAPIPE_NMS_IOU, mediapipe_reference=how,
-        mediapipe=mediapipe, mediapipe_run=gpu_runtimes.as_dict(mp_run),
-        compiled=compiled, compiled_run=gpu_runtimes.as_dict(cm_run), map_result=map_result, notes=tuple(notes),
+        mediapipe=mediapipe, mediapipe_run=_outcome(mp_out), compiled=compiled, compiled_run=_outcome(cm_out),
+        map_result=map_result, notes=tuple(notes),
     )
+
+
+def _as_mediapipe_pixels(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Relative (ymin, xmin, ymax, xmax) boxes as MediaPipe reports them (whole pixels, its
+    truncation and bounds: :func:`liteship.validation.runtimes.compare.to_pixels`), relative again."""
+    from liteship.validation.runtimes.compare import to_pixels
+
+    px = [to_pixels(b, width, height, "mediapipe") for b in np.asarray(boxes).reshape(-1, 4)]
+    return np.asarray([[y0 / height, x0 / width, y1 / height, x1 / width] for x0, y0, x1, y1 in px],
+                      dtype=np.float32).reshape(-1, 4)
+
+
+def _run_consumers(model_path: Path, images: list[np.ndarray], inputs: np.ndarray) -> tuple[Any, Any]:
+    """MediaPipe on ``images`` (uint8 at the input size) and CompiledModel on ``inputs``, with
+    the consumers' runtime children (liteship.validation.runtimes), side by side."""
+    import concurrent.futures
+    import tempfile
+
+    from liteship.validation.runtimes import compiled_model, mediapipe_tasks, runner
+
+    with tempfile.TemporaryDirectory(prefix="liteship-gpu-parity-") as tmp:
+        np.save(Path(tmp) / "images.npy", np.stack(images) if images else np.zeros((0, 1, 1, 3), np.uint8))
+        np.save(Path(tmp) / "inputs.npy", np.asarray(inputs, np.float32))
+        job = runner.Job(model=model_path, images=Path(tmp) / "images.npy", inputs=Path(tmp) / "inputs.npy")
+        results: dict[str, Any] = {}
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            for name, mod in (("mediapipe", mediapipe_tasks), ("compiled", compiled_model)):
+                reason = mod.available()
+                results[name] = (runner.JobOutcome(None, ended="unavailable", reason=reason) if reason is not None
+                                 else pool.submit(mod.run, [job]))
+            done = {k: (v.result()[0] if hasattr(v, "result") else v) for k, v in results.items()}
+    return done["mediapipe"], done["compiled"]
+
+
+def _outcome(outcome: Any) -> dict[str, Any]:
+    """How a runtime child ended, as report data: ``status`` ok | refused | failed |
+    crashed | timeout | unavailable, and the runtime's words."""
+    p = outcome.payload
+    if p is None:
+        return {"status": outcome.ended or "crashed", "message": outcome.reason,
+                "error": " | ".join(outcome.native_errors()) or None}
+    error = f"{p.get('kind', 'Error')}: {p['error']}" if p.get("error") else None
+    return {"status": p.get("status"), "message": p.get("stage") or "", "error": error,
+            "load_s": p.get("load_s"), "run_s": p.get("run_s")}
+
+
+def _mediapipe_detections(outcome: Any, labels: list[str], h: int, w: int, limit: int) -> list[dict[str, np.ndarray]] | None:
+    """Per image: MediaPipe's detections, best first, the first ``limit`` (the child asks for
+    all of them; greedy NMS makes the first ``limit`` what ``max_results=limit`` returns)."""
+    p = outcome.payload
+    if p is None or p.get("status") != "ok":
+        return None
+    out = []
+    for image in p["detections"]:
+        rows = sorted(image, key=lambda d: -float(d[5]))[:limit]
+        boxes = [[y0 / h, x0 / w, y1 / h, x1 / w] for x0, y0, x1, y1, _, _ in rows]
+        classes = [labels.index(name) if name in labels else (int(name) if str(name).isdigit() else -1)
+                   for *_, name, _ in rows]
+        out.append({"boxes": np.asarray(boxes, np.float32).reshape(-1, 4), "classes": np.asarray(classes, np.int64),
+                    "scores": np.asarray([r[5] for r in rows], np.float32)})
+    return out
+
+
+def _compiled_outputs(outcome: Any) -> dict[str, np.ndarray] | None:
+    """CompiledModel's buffers per output name: [images, *shape]."""
+    p = outcome.payload
+    if p is None or p.get("status") != "ok":
+        return None
+    names, shapes = p["output_names"], [d["shape"] for d in p["buffers"]]
+    return {name: np.stack([np.asarray(img[k], np.float32).reshape(shapes[k]) for img in p["outputs"]])
+            if p["outputs"] else np.zeros((0, *shapes[k]), np.float32) for k, name in enumerate(names)}
 
 
 def _map(ground_truth: Sequence[Any], rgbs: list[np.ndarray], dets: list[dict[str, np.ndarray]], labels: Sequence[str]) -> Any:
@@ -304,15 +361,9 @@ def _renamed(checks: list[Check], runtime: str) -> list[Check]:
 
 def judge(result: GpuParity, tolerance: parity.Tolerance) -> list[Check]:
     checks: list[Check] = []
-    mp = result.mediapipe_run
-    want = "ObjectDetector loads the model and detects"
-    if not mp["ran"]:
-        checks.append(Check("mediapipe.loads", Verdict.SKIP, want, None, mp["message"]))
-    elif result.mediapipe is None:
-        checks.append(Check("mediapipe.loads", Verdict.FAIL, want, mp["message"], "MediaPipe refused the model",
-                            "see the MediaPipe error; `liteship lint` lists the mediapipe contract checks"))
-    else:
-        checks.append(Check("mediapipe.loads", Verdict.PASS, want, f"mediapipe {mp['version']}"))
+    checks += _runtime_checks("mediapipe.loads", "MediaPipe ObjectDetector loads the model and detects",
+                              result.mediapipe_run, result.mediapipe is not None)
+    if result.mediapipe is not None:
         judged = _renamed(parity.judge(result.mediapipe, tolerance), "mediapipe")
         checks += [dataclasses.replace(c, verdict=Verdict.NA, found=None, fix="",
                                        message="MediaPipe does not expose the model's outputs: see parity.compiled.heads")
@@ -325,29 +376,20 @@ def judge(result: GpuParity, tolerance: parity.Tolerance) -> list[Check]:
                          f"APIs), the config uses {result.config_iou}; compared with {result.mediapipe_reference}. "
                          f"To make every consumer agree, export with --iou-threshold {result.mediapipe_iou}"),
     ))
-    cm = result.compiled_run
-    want = "CompiledModel (CPU) loads and runs the model"
-    if not cm["ran"]:
-        checks.append(Check("litert_compiled.runs", Verdict.SKIP, want, None, cm["message"]))
-    elif result.compiled is None:
-        checks.append(Check("litert_compiled.runs", Verdict.FAIL, want, cm["message"], "CompiledModel failed",
-                            "see the LiteRT error"))
-    else:
-        checks.append(Check("litert_compiled.runs", Verdict.PASS, want, f"ai-edge-litert {cm['version']}"))
+    checks += _runtime_checks("litert_compiled.runs", "CompiledModel (CPU) loads and runs the model",
+                              result.compiled_run, result.compiled is not None)
+    if result.compiled is not None:
         checks += _renamed(parity.judge(result.compiled, tolerance), "compiled")
-    if cm["ran"]:
-        gpu = cm.get("gpu_accelerator", "")
-        want = "CompiledModel with the GPU accelerator"
-        if gpu == "ok":
-            checks.append(Check("litert_compiled.gpu", Verdict.PASS, want, "ok"))
-        elif gpu_runtimes.NO_GPU in gpu:
-            checks.append(Check("litert_compiled.gpu", Verdict.SKIP, want, None,
-                                f"no GPU on this machine (LiteRT: {gpu_runtimes.NO_GPU}); the GPU-delegate analysis "
-                                "(gpu_delegate.all_ops) stands for it"))
-        else:
-            checks.append(Check("litert_compiled.gpu", Verdict.FAIL, want, gpu, "the GPU accelerator refused the model",
-                                "see the LiteRT error"))
     return checks
+
+
+def _runtime_checks(cid: str, want: str, run: dict[str, Any], measured: bool) -> list[Check]:
+    if run["status"] == "unavailable":
+        return [Check(cid, Verdict.SKIP, want, None, f"cannot start here: {run['message']}")]
+    if not measured:
+        return [Check(cid, Verdict.FAIL, want, run["status"], run.get("error") or run["message"],
+                      "see the runtime's error; `liteship lint --contract mediapipe` lists MediaPipe's own checks")]
+    return [Check(cid, Verdict.PASS, want, "ok")]
 
 
 def validate_entry(

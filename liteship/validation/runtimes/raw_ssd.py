@@ -1,0 +1,87 @@
+"""The desktop run of a 2-output (raw heads) model, for the runtime comparisons.
+
+A model without ``TFLite_Detection_PostProcess`` (liteship's ``gpu`` variant) cannot go
+through :class:`~liteship.validation.detect.TFLiteDetector`. Its desktop run is the
+Interpreter's two outputs decoded by :mod:`liteship.validation.raw_heads` with the model's
+own ``DETECTOR_METADATA``, suppressed the way MediaPipe's ObjectDetector does for this form
+(class-agnostic, IoU :data:`~liteship.validation.contracts.MEDIAPIPE_RAW_NMS_IOU`, score
+threshold 0.0 -- the Python API's default -- and every result kept, like the MediaPipe
+child's ``max_results=-1``). CompiledModel's outputs are decoded the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from liteship.tflite_inspect import ModelInfo
+from liteship.validation import contracts as C
+
+
+def is_raw_ssd(info: ModelInfo, meta: Any) -> bool:
+    return (len(info.outputs) == 2 and not info.postprocess and meta.readable
+            and C.DETECTOR_METADATA_NAME in meta.custom_data)
+
+
+def _options(meta: Any) -> Any:
+    from liteship.converter import mediapipe_metadata as mpmd
+
+    return mpmd.decode(meta.custom_data[C.DETECTOR_METADATA_NAME])
+
+
+def _positions(info: ModelInfo, meta: Any) -> tuple[int, int]:
+    names = list(meta.output_names)
+    if all(n in names for n in C.RAW_SSD_OUTPUT_NAMES):
+        loc, score = (names.index(n) for n in C.RAW_SSD_OUTPUT_NAMES)
+        return loc, score
+    return 0, 1  # MediaPipe's fallback when the names do not match
+
+
+def detections(location: np.ndarray, score: np.ndarray, options: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from liteship.validation import raw_heads
+
+    loc = np.asarray(location, np.float32).reshape(-1, 4)
+    d = raw_heads.detect(loc, np.asarray(score, np.float32).reshape(len(loc), -1), options, score_threshold=0.0,
+                         iou_threshold=C.MEDIAPIPE_RAW_NMS_IOU, max_detections=len(loc))
+    return d["boxes"], d["classes"], d["scores"]
+
+
+def desktop_run(model: bytes, info: ModelInfo, meta: Any, images: Sequence[np.ndarray], mean: Sequence[float],
+                std: Sequence[float]) -> tuple[Any, np.ndarray]:
+    """(DesktopRun, the model inputs [K,1,H,W,3] it was given)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from liteship import nativelog
+    from liteship.validation.runtimes.compare import DesktopRun
+
+    options = _options(meta)
+    loc_pos, score_pos = _positions(info, meta)
+    m = np.asarray(mean, np.float32).reshape(-1)
+    s = np.asarray(std, np.float32).reshape(-1)
+    inputs = np.stack([((np.asarray(img, np.float32) - m) / s)[None] for img in images]).astype(np.float32)
+    with nativelog.captured():
+        it = Interpreter(model_content=model, num_threads=2)
+        it.allocate_tensors()
+    inp = it.get_input_details()[0]["index"]
+    outs = it.get_output_details()
+    runs = []
+    for x in inputs:
+        it.set_tensor(inp, x)
+        it.invoke()
+        runs.append(detections(it.get_tensor(outs[loc_pos]["index"]), it.get_tensor(outs[score_pos]["index"]), options))
+    run = DesktopRun(tuple(r[0] for r in runs), tuple(r[1] for r in runs), tuple(r[2] for r in runs),
+                     tuple(meta.category_labels))
+    return run, inputs
+
+
+def compiled_detections(info: ModelInfo, meta: Any, payload: dict, image: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CompiledModel's two buffers of one image (by the signature's output names) decoded."""
+    from liteship.converter.gpu_variant import output_names
+
+    names = payload.get("output_names") or list(output_names(info))
+    values = dict(zip(names, payload["outputs"][image]))
+    by_position = [values[n] for n in output_names(info)]
+    loc_pos, score_pos = _positions(info, meta)
+    return detections(np.asarray(by_position[loc_pos]), np.asarray(by_position[score_pos]), _options(meta))

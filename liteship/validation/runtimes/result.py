@@ -1,0 +1,145 @@
+"""What a real-runtime check measured, and the pure judge that turns it into checks.
+
+Kept free of heavy imports: :mod:`liteship.validation.contracts` names runtimes with
+:class:`Runtime`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from liteship.types import Check, Verdict
+
+#: smallest IoU of a matched box pair that counts as "the same detection"
+MIN_IOU = 0.9
+
+
+class Runtime(enum.StrEnum):
+    TASK_LIBRARY = "task-library"
+    MEDIAPIPE = "mediapipe"
+    COMPILED_MODEL = "compiled-model"
+
+    @property
+    def label(self) -> str:
+        return _LABELS[self]
+
+    @property
+    def check_prefix(self) -> str:
+        return self.value.replace("-", "_")
+
+
+_LABELS = {
+    Runtime.TASK_LIBRARY: "Task Library ObjectDetector",
+    Runtime.MEDIAPIPE: "MediaPipe Tasks ObjectDetector",
+    Runtime.COMPILED_MODEL: "LiteRT CompiledModel (CPU)",
+}
+
+
+class Outcome(enum.StrEnum):
+    OK = "ok"  # loaded and ran on every image
+    REFUSED = "refused"  # the runtime refused to load the model (its own message in ``error``)
+    FAILED = "failed"  # loaded, then running it failed or gave wrongly sized outputs
+    CRASHED = "crashed"  # the runtime killed its process (native abort)
+    TIMEOUT = "timeout"
+    UNAVAILABLE = "unavailable"  # the runtime cannot start here: not a verdict on the model
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """The runtime's detections against liteship's desktop run of the same model and images.
+
+    Pairs are matched greedily by IoU (>= 0.5), highest desktop score first, in pixels of
+    the image the runtime saw, after applying the runtime's own pixel rounding to the
+    desktop boxes (so equal computations give equal boxes).
+    """
+
+    images: int
+    desktop: int
+    runtime: int
+    matched: int
+    same_class: int
+    min_iou: float | None
+    mean_iou: float | None
+    max_score_delta: float | None
+    #: indices of the images where the two runs found a different number of detections
+    count_mismatches: tuple[int, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "count_mismatches": list(self.count_mismatches)}
+
+
+@dataclass(frozen=True)
+class RuntimeRun:
+    runtime: Runtime
+    outcome: Outcome
+    #: one line for people: what happened
+    message: str
+    #: the runtime's own error text (load or run), verbatim
+    error: str | None = None
+    stage: str | None = None  # load | run
+    images: int = 0
+    agreement: Agreement | None = None
+    #: why there is no agreement (e.g. the desktop interpreter could not run the model)
+    agreement_note: str = ""
+    load_s: float | None = None
+    run_s: float | None = None
+    elapsed_s: float | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ran(self) -> bool:
+        return self.outcome is Outcome.OK
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["runtime"], d["outcome"] = str(self.runtime), str(self.outcome)
+        d["agreement"] = self.agreement.to_dict() if self.agreement else None
+        return d
+
+
+def judge(run: RuntimeRun | None, runtime: Runtime, min_iou: float = MIN_IOU) -> list[Check]:
+    """``<runtime>.load`` (loads and runs) and ``<runtime>.detections`` (same detections as
+    the desktop run: same count per image, every one matched with the same class, IoU >=
+    ``min_iou``). ``None`` = the check was not asked for."""
+    load_id, det_id = f"{runtime.check_prefix}.load", f"{runtime.check_prefix}.detections"
+    want_load = f"{runtime.label} loads the model and runs it"
+    want_det = f"the desktop run's detections (same count, same classes, IoU >= {min_iou})"
+    if run is None:
+        why = "not run (--no-runtime)"
+        return [Check(load_id, Verdict.SKIP, want_load, None, why), Check(det_id, Verdict.SKIP, want_det, None, why)]
+    if run.outcome is Outcome.UNAVAILABLE:
+        return [Check(load_id, Verdict.SKIP, want_load, None, run.message),
+                Check(det_id, Verdict.SKIP, want_det, None, run.message)]
+    if not run.ran:
+        fix = (f"{runtime.label} says: {run.error}" if run.error else f"{runtime.label}: {run.message}")
+        return [Check(load_id, Verdict.FAIL, want_load, str(run.outcome), run.message, fix),
+                Check(det_id, Verdict.NA, want_det, None, "the model did not run")]
+    load = Check(load_id, Verdict.PASS, want_load, str(run.outcome), run.message)
+    a = run.agreement
+    if a is None:
+        return [load, Check(det_id, Verdict.SKIP, want_det, None, run.agreement_note or "no desktop run to compare with")]
+    found = agreement_summary(a)
+    problems = []
+    if a.count_mismatches:
+        problems.append(f"{len(a.count_mismatches)} of {a.images} images have a different number of detections "
+                        f"(first: image {a.count_mismatches[0]})")
+    if a.matched < max(a.desktop, a.runtime):
+        problems.append(f"{max(a.desktop, a.runtime) - a.matched} detections without a match")
+    if a.same_class < a.matched:
+        problems.append(f"{a.matched - a.same_class} matched detections with another class")
+    if a.min_iou is not None and a.min_iou < min_iou:
+        problems.append(f"smallest IoU {a.min_iou:.3f} < {min_iou}")
+    if problems:
+        return [load, Check(det_id, Verdict.FAIL, want_det, found, "; ".join(problems),
+                            f"{runtime.label} computes other detections than LiteRT on the desktop: compare the "
+                            "outputs it reads (binding, box order, normalization) with the model")]
+    return [load, Check(det_id, Verdict.PASS, want_det, found,
+                        f"{a.runtime} detections on {a.images} image(s) agree")]
+
+
+def agreement_summary(a: Agreement) -> dict[str, Any]:
+    return {"images": a.images, "desktop": a.desktop, "runtime": a.runtime, "matched": a.matched,
+            "same_class": a.same_class, "min_iou": None if a.min_iou is None else round(a.min_iou, 4),
+            "max_score_delta": None if a.max_score_delta is None else round(a.max_score_delta, 6)}
