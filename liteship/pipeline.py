@@ -292,7 +292,8 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
         with progress.step(f"convert {variant.value}"):
             if variant is Variant.GPU:
                 entry = gpu_variant.variant_entry(req.out, exported, labels_txt, req.convert.gpu_precision,
-                                                  with_metadata=req.until in (Stage.METADATA, Stage.RUN))
+                                                  with_metadata=req.until in (Stage.METADATA, Stage.RUN),
+                                                  fold_normalization=req.convert.fold_normalization)
             else:
                 entry = _variant(req, exported, variant, representative, labels_txt, converting)
         report.variants.append(entry)

@@ -285,3 +285,38 @@ def test_wrong_anchor_order_fails_parity_in_both_consumers(fpn_run: Path, tmp_pa
                                 max_detections=export["max_detections"])
     failed = {c.id for c in gpu_parity.judge(result, TOLERANCES[Variant.GPU]) if c.verdict == Verdict.FAIL}
     assert {"parity.mediapipe.detections.recall", "parity.compiled.detections.recall"} <= failed, json.dumps(result.to_dict())[:1000]
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_per_channel_normalization_is_folded_so_mediapipe_accepts_it(fpn_run: Path) -> None:
+    """A ResNet-style per-channel mean: folded into the gpu graph (input 0-255, metadata 0/1),
+    which then computes the model's heads of the normalized image."""
+    from types import SimpleNamespace
+
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    from liteship.converter import gpu_variant
+    from liteship.types import Normalization
+    from liteship.validation import lint
+
+    norm = Normalization(mean=(123.68, 116.779, 103.939), std=(1.0, 1.0, 1.0))
+    export = read_report(fpn_run)["export"]
+    reference = fpn_run / "export" / "reference"
+    exported = SimpleNamespace(reference_dir=reference, input_shape=tuple(export["input_shape"]), normalization=norm)
+    folded = gpu_variant.build(exported, (fpn_run / "labelmap.txt").read_text(), GpuPrecision.FP32)
+    assert folded.folded and folded.normalization == Normalization((0.0,), (1.0,))
+    pixels = np.random.default_rng(0).integers(0, 256, tuple(export["input_shape"])).astype(np.float32)
+    it = Interpreter(model_content=folded.model)
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], pixels)
+    it.invoke()
+    got = dict(zip(gpu_variant.output_names(gpu_variant.inspect_model(folded.model)),
+                   (it.get_tensor(o["index"]) for o in it.get_output_details())))
+    heads = tf.saved_model.load(str(reference)).signatures["heads"](
+        preprocessed=tf.constant(pixels - np.asarray(norm.mean, np.float32)))
+    assert np.allclose(got["location"], heads["box_encodings"].numpy(), atol=1e-3)
+    assert np.allclose(got["score"], heads["class_predictions"].numpy()[..., -3:], atol=1e-4)
+    checks = {c.id: c for c in lint.lint_bytes(folded.model, ("mediapipe",)).contracts["mediapipe"].checks}
+    assert checks["input.normalization"].verdict == Verdict.PASS, checks["input.normalization"]

@@ -31,7 +31,7 @@ from liteship import atomic, nativelog
 from liteship.converter import mediapipe_metadata as mpmd
 from liteship.errors import ConversionProblem, UsageProblem
 from liteship.tflite_inspect import ModelInfo, inspect_model
-from liteship.types import Check, GpuPrecision, InputKind, Variant, Verdict
+from liteship.types import Check, GpuPrecision, InputKind, Normalization, Variant, Verdict
 
 
 @dataclass(frozen=True)
@@ -197,34 +197,55 @@ def require_input_a(kind: InputKind | None, variants: tuple[Variant, ...]) -> No
         )
 
 
+@dataclass(frozen=True)
+class Built:
+    model: bytes
+    seconds: float
+    spec: GpuSpec
+    metadata: mpmd.GpuMetadataSummary | None
+    #: the per-channel normalization was folded into the graph (its input is then 0-255)
+    folded: bool
+    #: what the metadata states (mean 0 / std 1 when folded)
+    normalization: Normalization
+
+
 def build(
-    exported: Any, labels_txt: str | None, precision: GpuPrecision, with_metadata: bool = True
-) -> tuple[bytes, float, GpuSpec, mpmd.GpuMetadataSummary | None]:
-    """Model bytes of the gpu variant (with metadata when labels are given), conversion
-    seconds, its spec and the metadata read back."""
+    exported: Any, labels_txt: str | None, precision: GpuPrecision, with_metadata: bool = True,
+    fold_normalization: bool = True,
+) -> Built:
+    """The gpu variant (with metadata when labels are given). A per-channel normalization is
+    folded into the graph like the other float variants' (MediaPipe cannot apply one)."""
+    from liteship.converter import normfold
+
     if exported.reference_dir is None:
         raise ConversionProblem("the gpu variant needs the desktop reference of input (a) (export/reference)")
     spec = spec_from_reference(exported.reference_dir, exported.input_shape)
     model, seconds = convert_heads(spec, precision)
+    norm = exported.normalization
+    folded = fold_normalization and normfold.is_per_channel(norm)
+    if folded:
+        model, norm = normfold.fold_normalization(model, norm), normfold.FOLDED_NORMALIZATION
     summary = None
     if with_metadata and labels_txt is not None:
         names = output_names(inspect_model(model))
         if sorted(names) != sorted((mpmd.LOCATION_NAME, mpmd.SCORE_NAME)):
             raise ConversionProblem(f"the converted gpu variant's outputs are {list(names)}, expected location and score")
-        model = mpmd.write_metadata(model, exported.normalization, labels_txt, spec.options, names)  # type: ignore[arg-type]
-        summary = mpmd.verify(model, exported.normalization, labels_txt.count("\n"), spec.options, names)  # type: ignore[arg-type]
-    return model, seconds, spec, summary
+        model = mpmd.write_metadata(model, norm, labels_txt, spec.options, names)  # type: ignore[arg-type]
+        summary = mpmd.verify(model, norm, labels_txt.count("\n"), spec.options, names)  # type: ignore[arg-type]
+    return Built(model, seconds, spec, summary, folded, norm)
 
 
 def variant_entry(
-    out: Path, exported: Any, labels_txt: str | None, precision: GpuPrecision, with_metadata: bool = True
+    out: Path, exported: Any, labels_txt: str | None, precision: GpuPrecision, with_metadata: bool = True,
+    fold_normalization: bool = True,
 ) -> dict[str, Any]:
     """Convert, write ``models/gpu.tflite`` and return its report entry: the keys every
     variant's entry has (``liteship.pipeline._variant``), plus ``gpu`` (precision, the
     DETECTOR_METADATA summary, the consumers it is for)."""
     from liteship.report import sha256
 
-    model, seconds, spec, summary = build(exported, labels_txt, precision, with_metadata)
+    built = build(exported, labels_txt, precision, with_metadata, fold_normalization)
+    model, seconds, spec, summary = built.model, built.seconds, built.spec, built.metadata
     rel = Path("models") / f"{Variant.GPU.value}.tflite"
     atomic.write_bytes(Path(out) / rel, model)
     info = inspect_model(model)
@@ -245,6 +266,9 @@ def variant_entry(
             for o, n in zip(info.outputs, names)
         ],
         "output_order": "by metadata name (location, score)",
+        "input_normalization": {"folded_into_graph": built.folded, "mean": list(exported.normalization.mean),
+                                "std": list(exported.normalization.std), "metadata_mean": list(built.normalization.mean),
+                                "metadata_std": list(built.normalization.std)},
         "ops": dict(sorted(info.op_counts.items())),
         "postprocess": None,
         "op_versions": [list(p) for p in info.op_versions],

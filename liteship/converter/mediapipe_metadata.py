@@ -239,8 +239,12 @@ class GpuMetadataSummary:
         }
 
 
-def _collapse(values: tuple[float, ...]) -> list[float]:
-    return [values[0]] if len(set(values)) == 1 else list(values)
+def _mean_std(n: Normalization) -> tuple[list[float], list[float]]:
+    """One value each when uniform, else as many means as stds (the metadata needs equal counts)."""
+    if len(set(n.mean)) == 1 and len(set(n.std)) == 1:
+        return [n.mean[0]], [n.std[0]]
+    k = max(len(n.mean), len(n.std))
+    return [n.mean[i % len(n.mean)] for i in range(k)], [n.std[i % len(n.std)] for i in range(k)]
 
 
 def write_metadata(
@@ -271,7 +275,7 @@ def write_metadata(
             ).create_metadata()
             image = metadata_info.InputImageTensorMd(
                 name="image", description="Input image to be detected.",
-                norm_mean=_collapse(normalization.mean), norm_std=_collapse(normalization.std),
+                norm_mean=_mean_std(normalization)[0], norm_std=_mean_std(normalization)[1],
                 color_space_type=mdfb.ColorSpaceType.RGB, tensor_type=tflfb.TensorType.FLOAT32,
             ).create_metadata()
             location = metadata_info.TensorMd(
@@ -406,7 +410,7 @@ def verify(model: bytes, normalization: Normalization, expected_labels: int, opt
                         f"(found {list(summary.associated_files)}, {summary.labels_type or 'no type'})")
     if summary.label_count != expected_labels:
         problems.append(f"{LABEL_FILE} has {summary.label_count} lines, expected {expected_labels}")
-    want = ([round(v, 4) for v in _collapse(normalization.mean)], [round(v, 4) for v in _collapse(normalization.std)])
+    want = tuple([round(v, 4) for v in values] for values in _mean_std(normalization))
     if ([round(v, 4) for v in summary.norm_mean], [round(v, 4) for v in summary.norm_std]) != want:
         problems.append(f"normalization {summary.norm_mean}/{summary.norm_std}, expected {want[0]}/{want[1]}")
     if detector is None:

@@ -195,9 +195,11 @@ def measure(
     use_regular_nms: bool = False,
     ground_truth: Sequence[Any] | None = None,
     parity_threshold: float = PARITY_SCORE_THRESHOLD,
+    folded: bool = False,
 ) -> GpuParity:
     """Run the reference, MediaPipe and CompiledModel on ``images``; with ``ground_truth``
-    (groundtruth records) also MediaPipe's mAP on those images at their own size."""
+    (groundtruth records) also MediaPipe's mAP on those images at their own size.
+    ``folded``: the model normalizes inside (its input takes the 0-255 pixels)."""
     _, h, w, _ = input_shape
     ref = parity._Reference(reference_dir)
     rgbs, pres, heads, dets = [], [], [], []
@@ -205,7 +207,7 @@ def measure(
         small = _resized(rgb, h, w)
         pre, hd, d = ref.run(small)
         rgbs.append(small)
-        pres.append(pre)
+        pres.append(small[None].astype(np.float32) if folded else pre)
         heads.append(hd)
         dets.append(d)
     n = len(rgbs)
@@ -404,6 +406,7 @@ def validate_entry(
         input_shape=exported.input_shape, iou_threshold=exported.iou_threshold,
         score_threshold=exported.score_threshold, max_detections=exported.max_detections,
         use_regular_nms=bool(exported.use_regular_nms), ground_truth=ground_truth,
+        folded=bool((entry.get("input_normalization") or {}).get("folded_into_graph")),
     )
     tolerance = tolerance_for(precision, tolerances)
     checks = judge(result, tolerance)
