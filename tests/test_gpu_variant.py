@@ -234,7 +234,9 @@ def test_fpn_gpu_entry_has_every_key_of_the_other_variants_and_says_who_can_load
 @pytest.mark.slow
 def test_fpn_gpu_metadata_is_mediapipes_schema(fpn_run: Path) -> None:
     """Our hand-built flatbuffer read with MediaPipe's own generated schema module."""
-    from mediapipe.tasks.metadata import object_detector_metadata_schema_py_generated as mp_schema
+    from mediapipe.tasks.metadata import (
+        object_detector_metadata_schema_py_generated as mp_schema,
+    )
 
     model = (fpn_run / "models" / "gpu.tflite").read_bytes()
     summary, ours = mpmd.read_metadata(model)

@@ -31,7 +31,14 @@ from liteship import atomic, nativelog
 from liteship.converter import mediapipe_metadata as mpmd
 from liteship.errors import ConversionProblem, UsageProblem
 from liteship.tflite_inspect import ModelInfo, inspect_model
-from liteship.types import Check, GpuPrecision, InputKind, Normalization, Variant, Verdict
+from liteship.types import (
+    Check,
+    GpuPrecision,
+    InputKind,
+    Normalization,
+    Variant,
+    Verdict,
+)
 
 
 @dataclass(frozen=True)
@@ -165,7 +172,7 @@ def runtime_check(model: bytes) -> tuple[Check, dict[str, Any]]:
             interp.invoke()
         values = [interp.get_tensor(o["index"]) for o in interp.get_output_details()]
         facts["runtime_output_shapes"] = [list(v.shape) for v in values]
-    except Exception as exc:  # the interpreter raises ValueError/RuntimeError with C++ text
+    except Exception as exc:  # noqa: BLE001 -- the interpreter raises ValueError/RuntimeError with C++ text
         return _check("litert_runs", False, "loads and runs", f"{type(exc).__name__}: {str(exc)[:300]}",
                       "the model does not run in ai-edge-litert; see the error"), facts
     finite = all(bool(np.isfinite(v).all()) for v in values)

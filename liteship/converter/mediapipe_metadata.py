@@ -387,7 +387,7 @@ def read_metadata(model: bytes) -> tuple[GpuMetadataSummary, DetectorOptions | N
         with zipfile.ZipFile(io.BytesIO(model)) as archive:
             files = tuple(archive.namelist())
             labels = archive.read(label_name).decode("utf-8") if label_name in files else ""
-    except Exception as exc:  # noqa: BLE001 -- any reader failure = unreadable metadata
+    except Exception as exc:
         raise MetadataProblem(f"cannot read the gpu variant's metadata back: {type(exc).__name__}: {str(exc)[:300]}") from exc
     summary = GpuMetadataSummary(
         output_names=tuple(names), associated_files=files, norm_mean=mean, norm_std=std,

@@ -152,7 +152,7 @@ class GpuParity:
     images: int
     config_iou: float
     mediapipe_iou: float
-    #: how MediaPipe's reference was made: the ``detect`` signature, or ReferenceNms at 0.3
+    #: how MediaPipe's reference was made (ReferenceNms at MediaPipe's IoU)
     mediapipe_reference: str
     mediapipe: parity.ParityResult | None
     mediapipe_run: dict[str, Any]
@@ -175,11 +175,10 @@ class GpuParity:
 
 
 def _resized(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
-    from PIL import Image
+    """The desktop runs' stretch to the input size (Pillow bilinear, as for every variant)."""
+    from liteship.validation.runtimes.compare import resize_to_input
 
-    if rgb.shape[:2] == (height, width):
-        return rgb
-    return np.asarray(Image.fromarray(rgb, "RGB").resize((width, height), Image.Resampling.BILINEAR))
+    return resize_to_input(rgb, height, width)
 
 
 def measure(
