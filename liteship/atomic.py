@@ -6,6 +6,7 @@ An interrupted run never leaves a file under its final name that is not complete
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -46,7 +47,20 @@ def write_text(path: Path, text: str) -> Path:
 
 
 def write_json(path: Path, obj: Any) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
+    """Strict JSON: NaN and infinities become the strings "nan", "inf", "-inf" (bare NaN is
+    not JSON and breaks most parsers)."""
+    return write_text(path, json.dumps(json_safe(obj), indent=2, sort_keys=False, ensure_ascii=False,
+                                       allow_nan=False) + "\n")
+
+
+def json_safe(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else str(obj)
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 def replace_dir(src: Path, dst: Path) -> Path:

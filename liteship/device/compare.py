@@ -267,7 +267,7 @@ def latency(delegate: dict[str, Any]) -> dict[str, Any]:
 
 def _le(cid: str, value: float | None, limit: float, label: str, fix: str) -> Check:
     if value is None:
-        return Check(cid, Verdict.SKIP, f"<= {limit}", None, f"nothing to compare ({label})")
+        return Check(cid, Verdict.NA, f"<= {limit}", None, f"nothing to compare ({label})")
     ok = value <= limit
     return Check(cid, Verdict.PASS if ok else Verdict.FAIL, f"<= {limit}", _round(value), f"({label})",
                  "" if ok else fix)
@@ -275,7 +275,7 @@ def _le(cid: str, value: float | None, limit: float, label: str, fix: str) -> Ch
 
 def _ge(cid: str, value: float | None, limit: float, label: str, fix: str) -> Check:
     if value is None:
-        return Check(cid, Verdict.SKIP, f">= {limit}", None, f"nothing to compare: no detections above the threshold ({label})")
+        return Check(cid, Verdict.NA, f">= {limit}", None, f"nothing to compare: no detections above the threshold ({label})")
     ok = value >= limit
     return Check(cid, Verdict.PASS if ok else Verdict.FAIL, f">= {limit}", _round(value), f"({label})",
                  "" if ok else fix)
@@ -304,7 +304,7 @@ def judge(delegate_name: str, tensors: dict[str, Any], detections: dict[str, Any
         checks.append(Check(f"{p}.tensors.inputs", Verdict.FAIL, "every tensor input answered", tensors["problems"][:5],
                             f"({label})", "see the per-input errors in the device result"))
     if not tensors["inputs"] and not tensors["problems"]:
-        checks.append(Check(f"{p}.tensors", Verdict.SKIP, "tensor inputs", None, f"no tensor input was sent ({label})"))
+        checks.append(Check(f"{p}.tensors", Verdict.NA, "tensor inputs", None, f"no tensor input was sent ({label})"))
     app = "the app's image pipeline (decode, resize, normalize) differs from the desktop's: compare the " \
           "preprocessing; or the model itself (see the tensor-level checks)"
     checks += [

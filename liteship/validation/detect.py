@@ -129,6 +129,12 @@ class TFLiteDetector:
 
     def detect(self, rgb: np.ndarray) -> Detections:
         """Detections for one uint8 HxWx3 RGB image (only the first ``count`` rows)."""
+        return self.detect_checked(rgb)[0]
+
+    def detect_checked(self, rgb: np.ndarray) -> tuple[Detections, dict[OutputRole, int]]:
+        """:meth:`detect`, plus how many NaN/Inf values each output held in its valid rows
+        (the count itself included). Rows with a non-finite value are left out of the
+        detections; the counts say they were there."""
         rgb = _checked_image(rgb)
         height, width = rgb.shape[:2]
         interpreter = self._interpreter
@@ -138,9 +144,18 @@ class TFLiteDetector:
         classes = self._output(OutputRole.CLASSES).reshape(-1)
         scores = self._output(OutputRole.SCORES).reshape(-1)
         raw_count = self._output(OutputRole.COUNT).reshape(-1)
-        count = int(np.rint(raw_count[0])) if raw_count.size and np.isfinite(raw_count[0]) else 0
+        count_ok = bool(raw_count.size) and bool(np.isfinite(raw_count[0]))
+        count = int(np.rint(raw_count[0])) if count_ok else 0
         count = max(0, min(count, len(boxes), len(classes), len(scores)))
-        ymin, xmin, ymax, xmax = (boxes[:count, k] for k in range(4))
+        boxes, classes, scores = boxes[:count], classes[:count], scores[:count]
+        finite = {OutputRole.BOXES: np.isfinite(boxes).all(axis=1), OutputRole.CLASSES: np.isfinite(classes),
+                  OutputRole.SCORES: np.isfinite(scores)}
+        health = {role: int((~ok).sum()) for role, ok in finite.items()}
+        health[OutputRole.COUNT] = 0 if count_ok else 1
+        keep = finite[OutputRole.BOXES] & finite[OutputRole.CLASSES] & finite[OutputRole.SCORES]
+        if not keep.all():
+            boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
+        ymin, xmin, ymax, xmax = (boxes[:, k] for k in range(4))
         pixel_boxes = np.stack(
             [
                 np.clip(xmin * width, 0, width),
@@ -150,7 +165,10 @@ class TFLiteDetector:
             ],
             axis=-1,
         )
-        return Detections(pixel_boxes, np.rint(classes[:count]), scores[:count])
+        return Detections(pixel_boxes, np.rint(classes), scores), health
+
+    def output_name(self, role: OutputRole) -> str:
+        return str(self._outputs[role]["name"])
 
     def _output(self, role: OutputRole) -> np.ndarray:
         detail = self._outputs[role]

@@ -25,6 +25,7 @@ import numpy as np
 from liteship.types import Check, Verdict
 from liteship.tflite_inspect import inspect_model
 from liteship.types import OutputRole, Variant
+from liteship.validation.reference import Reference
 
 
 @dataclass(frozen=True)
@@ -120,32 +121,6 @@ def match(ref: dict[str, np.ndarray], var: dict[str, np.ndarray], iou_threshold:
             pairs.append((i, best, row[best]))
             used.add(best)
     return pairs
-
-
-class _Reference:
-    def __init__(self, reference_dir: Path) -> None:
-        import tensorflow as tf
-
-        self._tf = tf
-        loaded = tf.saved_model.load(str(reference_dir))
-        self._loaded = loaded  # keep the functions' owner alive
-        self.preprocess = loaded.signatures["preprocess"]
-        self.heads = loaded.signatures["heads"]
-        self.detect = loaded.signatures["detect"]
-
-    def run(self, rgb: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
-        tf = self._tf
-        pre = self.preprocess(image=tf.constant(rgb[None].astype(np.float32)))["preprocessed"]
-        heads = {k: v.numpy() for k, v in self.heads(preprocessed=pre).items()}
-        det = self.detect(preprocessed=pre)
-        n = int(det["num_detections"][0])
-        dets = {
-            "boxes": det["boxes"][0, :n].numpy(),
-            # the OD API's postprocess gives 0-based class indices, like the TFLite op
-            "classes": det["classes"][0, :n].numpy().astype(np.int64),
-            "scores": det["scores"][0, :n].numpy(),
-        }
-        return pre.numpy(), heads, dets
 
 
 def _postprocess_runs_last(info: Any) -> bool:
@@ -267,7 +242,7 @@ def measure(
     score_threshold: float = 0.3,
 ) -> dict[str, ParityResult]:
     """Stream ``images`` (uint8 HxWx3) once through the reference and every variant."""
-    ref = _Reference(reference_dir)
+    ref = Reference(reference_dir)
     variants = {name: _Variant(model) for name, model in models.items()}
     acc = {name: _new_accumulator() for name in variants}
     count = 0
