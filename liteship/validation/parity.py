@@ -14,6 +14,7 @@ turns them into checks with the tolerances of :data:`TOLERANCES` (data, per vari
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -221,7 +222,9 @@ def compare_step(
     for key, stat in acc["heads"].items():
         diff = np.subtract(heads[key], ref_heads[key], dtype=np.float64)  # exact, as float64 operands
         np.abs(diff, out=diff)
-        stat[0] = max(stat[0], float(diff.max()))
+        # NaN-safe: max(0.0, nan) is 0.0 in Python, which would let a NaN head pass
+        largest = float(diff.max())  # NaN when either side holds one
+        stat[0] = math.nan if math.isnan(largest) or math.isnan(stat[0]) else max(stat[0], largest)
         stat[1] += float(diff.sum()) / diff.size  # what diff.mean() computes
         stat[2] += 1
     var_kept = _above(dets, score_threshold)
