@@ -42,6 +42,28 @@ def write_bytes(path: Path, data: bytes) -> Path:
     return path
 
 
+#: what write_bytes and the staging folders name their temporaries: ``.<final name>.<random>.partial``
+TEMP_GLOB = ".*.partial"
+
+
+def remove_stale_temporaries(folder: Path, depth: int = 2) -> list[Path]:
+    """Temporaries a killed run left in ``folder`` (and ``depth`` levels below): no other
+    process writes there, so they are garbage. Returns what was removed."""
+    removed: list[Path] = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    patterns = [TEMP_GLOB] + ["/".join(["*"] * level + [TEMP_GLOB]) for level in range(1, depth + 1)]
+    for pattern in patterns:
+        for path in folder.glob(pattern):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def write_text(path: Path, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
 

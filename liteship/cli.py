@@ -495,7 +495,8 @@ def _kind(args: argparse.Namespace) -> InputKind | None:
     return kind
 
 
-def _request(args: argparse.Namespace) -> Any:
+def request_from_args(args: argparse.Namespace, command: Sequence[str] | None = None) -> Any:
+    """The pipeline request the parsed arguments of run/export/convert/metadata describe."""
     from liteship import pipeline
 
     kind = _kind(args)
@@ -563,7 +564,7 @@ def _request(args: argparse.Namespace) -> Any:
         convert=convert,
         until=until,
         normalization=norm,
-        command=tuple(sys.argv),
+        command=tuple(sys.argv if command is None else command),
     )
     if kind is None:
         return pipeline.demo_request(args.out, label_map=args.label_map, images=args.images, **common)
@@ -643,7 +644,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             from liteship import pipeline
 
-            req = _request(args)
+            req = request_from_args(args)
             result = pipeline.run(req, progress)
             if not args.json and not args.quiet:
                 progress.info(_summary(result))

@@ -275,6 +275,7 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
     if label_map is not None and config is None and exported.num_classes:
         labels_mod.check_num_classes(label_map, exported.num_classes, None)
     out.mkdir(parents=True, exist_ok=True)
+    atomic.remove_stale_temporaries(out)  # what a killed earlier run left behind
     # From here on files are replaced: a report of an earlier run would describe other models
     # if this run is interrupted. It goes now; this run writes its own at the end.
     for name in ("report.json", "junit.xml", "report.html"):

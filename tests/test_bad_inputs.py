@@ -45,11 +45,11 @@ class Ctx:
     def __init__(self, tmp: Path, request: pytest.FixtureRequest) -> None:
         self.tmp = tmp
         self.out = tmp / "out"
-        self._request = request
+        self.request_from_args = request
 
     def saved_model(self) -> Path:
         """A TFLite-exportable SavedModel with 3 classes that converts in about a second."""
-        return shared_tiny_saved_model(self._request.getfixturevalue("tmp_path_factory").getbasetemp())
+        return shared_tiny_saved_model(self.request_from_args.getfixturevalue("tmp_path_factory").getbasetemp())
 
     def write(self, name: str, content: str | bytes) -> Path:
         path = self.tmp / name
