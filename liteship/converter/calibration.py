@@ -96,7 +96,7 @@ def load_rgb(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
                 _check_size(path, image.size, max_pixels)
                 image.load()
                 upright = ImageOps.exif_transpose(image)
-                return _to_rgb(upright)
+                return to_rgb(upright)
     except CalibrationProblem:
         raise
     except Exception as exc:  # noqa: BLE001 - untrusted file: any decoder/EXIF failure means "skip it"
@@ -114,7 +114,7 @@ def _check_size(path: Path, size: tuple[int, int], max_pixels: int) -> None:
         )
 
 
-def _to_rgb(image: Image.Image) -> np.ndarray:
+def to_rgb(image: Image.Image) -> np.ndarray:
     mode = image.mode
     if mode == "RGB":
         rgb = image
