@@ -561,7 +561,7 @@ def _variant(
     req: Request, exported: Any, variant: Variant, representative: Any, labels_txt: str | None,
     converting: dict[Variant, Any] | None = None,
 ) -> dict[str, Any]:
-    from liteship.converter import convert, metadata, reorder, verify
+    from liteship.converter import convert, metadata, reorder, static_shapes, verify
     from liteship.tflite_inspect import inspect_model
 
     if converting is not None:
@@ -569,6 +569,7 @@ def _variant(
     else:
         converted = convert.convert_variant(exported, variant, representative, req.convert.int8_input)
     model = reorder.reorder_outputs(converted.model, req.convert.output_order)
+    model = static_shapes.static_output_shapes(model)  # CompiledModel sizes its buffers from them
     md_summary = None
     if labels_txt is not None and req.until in (Stage.METADATA, Stage.RUN):
         model = metadata.write_metadata(model, exported.normalization, labels_txt)
