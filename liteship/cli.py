@@ -75,14 +75,21 @@ def _unit(text: str) -> float:
     return value
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-        if value <= 0:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}") from None
-    return value
+def _number(kind: type, minimum: float, what: str) -> Any:
+    """An argparse type: a ``kind`` number > ``minimum``, else a message saying what was expected."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+            if not value > minimum:
+                raise ValueError
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, found {text!r}") from None
+        return value
+    return parse
+
+
+_positive = _number(int, 0, "a positive integer")
+_seconds = _number(float, 0.0, "a number of seconds > 0")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -226,16 +233,6 @@ def _variant_name(text: str) -> str:
         return Variant(text).value
     except ValueError:
         raise argparse.ArgumentTypeError(f"unknown variant {text!r}; choose from {', '.join(v.value for v in Variant)}") from None
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-        if value <= 0:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, found {text!r}") from None
-    return value
 
 
 def _device_options(p: argparse.ArgumentParser, *, run: bool = False) -> None:

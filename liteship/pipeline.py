@@ -535,7 +535,7 @@ def _calibration(req: Request, exported: Any, preprocess: Any = None) -> _Repres
     # the range the model was trained on (its feature extractor's preprocess) when known:
     # calibrating with other --norm-mean/--norm-std fails the calibration check
     expected = exported.model_normalization or exported.normalization
-    ds = calibration.representative_dataset(
+    ds = calibration.Calibration(
         paths, preprocess, req.convert.calibration_images, expected.range(),
         source=req.images, already_skipped=skipped,
     )

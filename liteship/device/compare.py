@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from liteship.device.deploy import DeployOptions, DeviceRun, PreparedInput
+from liteship.atomic import json_safe
 from liteship.types import Check, Verdict
 from liteship.types import OutputRole, Variant
 
@@ -378,24 +379,13 @@ def compare_run(run: DeviceRun, model: Path, *, options: DeployOptions, variant:
             tensors = measure_tensors(desktop, dl, run.inputs)
             detections = measure_detections(desktop, dl, run.inputs, score_threshold)
             checks = judge(dl["delegate"], tensors, detections, item["latency"], tol, label, options.iterations)
-            item["parity"] = _jsonable({"tensors": tensors, "detections": detections,
+            item["parity"] = json_safe({"tensors": tensors, "detections": detections,
                                         "tolerance": {"variant": chosen, **dataclasses.asdict(tol)}})
             item["checks"] = [c.to_dict() for c in checks]
         entry["delegates"].append(item)
     if any(c["verdict"] == Verdict.FAIL for c in all_checks(entry)):
         entry["status"] = "fail"
     return entry
-
-
-def _jsonable(value: Any) -> Any:
-    """Non-finite floats as strings ("inf", "nan"): report.json stays strict JSON."""
-    if isinstance(value, float):
-        return value if np.isfinite(value) else str(value)
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def error_entry(spec: str, transport: str, exc: Any) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from PIL import Image
 
 from liteship.errors import ModelInputProblem
 from liteship.tflite_inspect import ModelInfo, TensorInfo, inspect_model
-from liteship.types import POSTPROCESS_OP, POSTPROCESS_PORT_ORDER, OutputRole
+from liteship.types import DEFAULT_NORMALIZATION, POSTPROCESS_OP, POSTPROCESS_PORT_ORDER, Normalization, OutputRole
 
 _INPUT_DTYPES = {"float32": np.float32, "uint8": np.uint8, "int8": np.int8}
 
@@ -81,13 +81,14 @@ class TFLiteDetector:
         model: bytes | Path | str,
         num_threads: int = 2,
         *,
-        mean: float | Sequence[float] = 127.5,
-        std: float | Sequence[float] = 127.5,
+        mean: float | Sequence[float] = DEFAULT_NORMALIZATION.mean,
+        std: float | Sequence[float] = DEFAULT_NORMALIZATION.std,
     ) -> None:
         data, source = _read_model(model)
         self.info: ModelInfo = inspect_model(data, source=source)
         self.source = source
-        self._mean, self._std = _channel_params(mean, std)
+        self._mean, self._std = Normalization(tuple(np.atleast_1d(mean).tolist()),
+                                              tuple(np.atleast_1d(std).tolist())).channel_arrays()
         image = _image_input(self.info, source)
         self.input_dtype: str = image.dtype
         self.input_height, self.input_width = image.shape[1], image.shape[2]
@@ -190,17 +191,6 @@ def _read_model(model: bytes | Path | str) -> tuple[bytes, str]:
     from liteship.tflite_inspect import read_model_file
 
     return read_model_file(model), str(model)
-
-
-def _channel_params(mean: float | Sequence[float], std: float | Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    m = np.asarray(mean, dtype=np.float32).reshape(-1)
-    s = np.asarray(std, dtype=np.float32).reshape(-1)
-    for name, values in (("mean", m), ("std", s)):
-        if values.shape not in {(1,), (3,)}:
-            raise ValueError(f"normalization {name} needs 1 or 3 values, got {values.tolist()}")
-    if np.any(s == 0):
-        raise ValueError(f"normalization std must not be 0, got {s.tolist()}")
-    return m, s
 
 
 def _image_input(info: ModelInfo, source: str) -> TensorInfo:
