@@ -13,6 +13,7 @@ from typing import Any
 from liteship import __version__
 from liteship.errors import Interrupted, LiteshipError, UsageProblem
 from liteship.types import (
+    DEFAULT_FROZEN_INPUT_SIZE,
     ConvertOptions,
     ExportOptions,
     FrozenGraphOptions,
@@ -121,8 +122,9 @@ def _model_inputs(p: argparse.ArgumentParser) -> None:
     g.add_argument("--frozen-graph", type=Path, metavar="FILE", help="(c) tflite_graph.pb from TF1 export_tflite_ssd_graph.py")
     fg = FrozenGraphOptions()
     g.add_argument("--input-name", default=fg.input_name, help=f"(c) input node (default {fg.input_name})")
-    g.add_argument("--input-size", type=_size, default=(fg.height, fg.width), metavar="HxW",
-                   help=f"(c) input height x width (default {fg.height}x{fg.width})")
+    g.add_argument("--input-size", type=_size, metavar="HxW",
+                   help="(c) input height x width (default: the graph's input placeholder; "
+                        f"{DEFAULT_FROZEN_INPUT_SIZE[0]}x{DEFAULT_FROZEN_INPUT_SIZE[1]} when it has no static shape)")
     g.add_argument("--output-names", default=",".join(fg.output_names),
                    help="(c) comma-separated output arrays (default: the 4 TFLite_Detection_PostProcess ports)")
     g.add_argument("--label-map", type=Path, metavar="FILE", help="OD API label_map.pbtxt (default: the one the config names)")
@@ -530,7 +532,7 @@ def _request(args: argparse.Namespace) -> Any:
         "convert": pipeline.Stage.CONVERT,
         "metadata": pipeline.Stage.METADATA,
     }.get(args.command, pipeline.Stage.RUN)
-    h, w = args.input_size
+    h, w = args.input_size if args.input_size is not None else (None, None)
     validation: dict[str, Any] = {}
     if args.command == "run":
         from liteship.validation.groundtruth import is_tfrecord

@@ -157,12 +157,13 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
 
     # ---- pre-flight: nothing is written before all of this passes --------------------
     config = None
+    tf1_facts = None  # input (d): a TF1 config + checkpoint (liteship/converter/tf1_export.py)
     with progress.step("pre-flight checks"):
         if req.kind is InputKind.CHECKPOINT:
             assert req.pipeline_config is not None and req.checkpoint_dir is not None
             config = preflight.read_pipeline_config(req.pipeline_config)
             facts = preflight.check_config(config, req.pipeline_config)
-            preflight.resolve_checkpoint(req.checkpoint_dir, req.checkpoint)
+            prefix = preflight.resolve_checkpoint(req.checkpoint_dir, req.checkpoint)
         label_map_path = _resolve_label_map(req, config)
         label_map = None
         if label_map_path is not None:
@@ -173,6 +174,10 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
             raise UsageProblem(
                 "metadata needs labels: pass --label-map label_map.pbtxt (the OD API label map used for training)"
             )
+        if config is not None:
+            from liteship.converter import tf1_export
+
+            tf1_facts = tf1_export.preflight(config, req.pipeline_config, prefix)
 
     report = Report(command=list(req.command), out_dir=out)
     report.inputs = {
@@ -197,7 +202,12 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
     staged = None  # input (a): the desktop reference is written while the workers convert
     try:
         with progress.step("export"):
-            if req.kind is InputKind.CHECKPOINT:
+            if tf1_facts is not None:
+                from liteship.converter import tf1_export
+
+                with nativelog.captured():
+                    exported = tf1_export.export_tf1(config, req.pipeline_config, prefix, out / "export", req.export, tf1_facts)
+            elif req.kind is InputKind.CHECKPOINT:
                 assert req.pipeline_config is not None and req.checkpoint_dir is not None
                 with nativelog.captured():  # TF's "failed call to cuInit" and similar C++ notices
                     staged = export_mod.export_staged(
@@ -220,6 +230,11 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
                         "--pipeline-config/--checkpoint-dir the normalization is read from the model: drop the flags"
                     )
                 exported = dataclasses.replace(exported, normalization=req.normalization, normalization_source="cli")
+            if req.kind is InputKind.FROZEN_GRAPH:  # the reference comes from the graph's own raw heads
+                from liteship.converter import graph_reference
+
+                with nativelog.captured():
+                    exported = graph_reference.attach_reference(exported, out / "export" / "reference")
         if label_map is not None and config is None and exported.num_classes:
             labels_mod.check_num_classes(label_map, exported.num_classes, None)
     except ExportProblem as exc:  # refusals (config, labels, checkpoint, input) write nothing

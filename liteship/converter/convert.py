@@ -27,7 +27,7 @@ import numpy as np
 from liteship import nativelog
 from liteship.converter.export import ExportResult
 from liteship.errors import ConversionProblem
-from liteship.types import Int8Input, InputKind, Variant
+from liteship.types import Int8Input, Variant
 
 RepresentativeDataset = Callable[[], Iterator[list[np.ndarray]]]
 
@@ -42,9 +42,8 @@ class Converted:
 def _make_converter(export: ExportResult) -> Any:
     import tensorflow as tf
 
-    if export.kind is InputKind.FROZEN_GRAPH:
+    if export.frozen_graph is not None:  # inputs (c) and (d): a TF1 tflite_graph.pb
         fg = export.frozen_graph
-        assert fg is not None
         converter = tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(
             str(export.source),
             input_arrays=[fg.input_name],

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from liteship import atomic, odapi
-from liteship.converter import extractor_norm, preflight
+from liteship.converter import extractor_norm, graph_reference, preflight
 from liteship.errors import ExportProblem, ModelInputProblem
 from liteship.types import DEFAULT_NORMALIZATION, POSTPROCESS_OP, ExportOptions, FrozenGraphOptions, InputKind, Normalization
 
@@ -444,6 +444,7 @@ def inspect_frozen_graph(
         raise ModelInputProblem(
             f"{graph_path} has no input node {options.input_name!r}; placeholders found: {placeholders}; set --input-name"
         )
+    options = graph_reference.resolve_input_size(graph_def, options, graph_path)
     wanted = {name.split(":")[0] for name in options.output_names}
     missing = sorted(wanted - set(nodes))
     if missing:

@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 
 from liteship import atomic, odapi
-from liteship.errors import ExportProblem, ModelInputProblem
-from liteship.types import POSTPROCESS_OP, Normalization
+from liteship.errors import ExportProblem, ModelInputProblem, UsageProblem
+from liteship.types import DEFAULT_FROZEN_INPUT_SIZE, POSTPROCESS_OP, FrozenGraphOptions, Normalization
 
 BOX_ENCODINGS = "raw_outputs/box_encodings"
 CLASS_PREDICTIONS = "raw_outputs/class_predictions"
@@ -54,6 +54,37 @@ class PostprocessSettings:
     scales: tuple[float, float, float, float]  # y, x, h, w
     #: the node's three inputs: box encodings, class predictions, anchors
     inputs: tuple[str, str, str]
+
+
+def placeholder_size(graph_def: Any, input_name: str) -> tuple[int, int] | None:
+    """(height, width) of the input placeholder's static shape [1,H,W,C]; None when unknown."""
+    node = next((n for n in graph_def.node if n.name == input_name), None)
+    if node is None or "shape" not in node.attr or node.attr["shape"].shape.unknown_rank:
+        return None
+    dims = [d.size for d in node.attr["shape"].shape.dim]
+    if len(dims) != 4 or dims[1] <= 0 or dims[2] <= 0:
+        return None
+    return int(dims[1]), int(dims[2])
+
+
+def resolve_input_size(graph_def: Any, options: FrozenGraphOptions, graph_path: Path) -> FrozenGraphOptions:
+    """The input size comes from the graph's placeholder; ``--input-size`` (options.height/
+    width) only fills in when it has no static shape (else 300x300). A size that contradicts
+    the graph is a usage error."""
+    from dataclasses import replace
+
+    static = placeholder_size(graph_def, options.input_name)
+    given = (options.height, options.width) if options.height is not None and options.width is not None else None
+    if static is not None:
+        if given is not None and given != static:
+            raise UsageProblem(
+                f"--input-size {given[0]}x{given[1]} contradicts {graph_path}: its input {options.input_name!r} is "
+                f"[1, {static[0]}, {static[1]}, 3]; drop --input-size (the graph's own size is used)"
+            )
+        size = static
+    else:
+        size = given or DEFAULT_FROZEN_INPUT_SIZE
+    return replace(options, height=size[0], width=size[1])
 
 
 def postprocess_node(graph_def: Any) -> Any:
@@ -199,6 +230,20 @@ def build_module(
                     "num_detections": tf.cast(count, tf.float32)}
 
     return GraphReferenceModule(), anchors
+
+
+def attach_reference(exported: Any, destination: Path) -> Any:
+    """Input (c): the ExportResult with a reference written from its frozen graph."""
+    import tensorflow as tf
+    from dataclasses import replace
+
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString(Path(exported.source).read_bytes())
+    fg = exported.frozen_graph
+    norm = exported.model_normalization or exported.normalization
+    write_reference(graph_def, destination, fg.input_name, exported.input_shape, norm)
+    notes = tuple(n for n in exported.notes if not n.startswith("no desktop reference"))
+    return replace(exported, reference_dir=Path(destination), notes=notes)
 
 
 def write_reference(
