@@ -114,6 +114,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _model_inputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", nargs="?", type=Path, metavar="PATH",
+                   help="a folder an OD API tool wrote (training folder, exporter / model-zoo folder, "
+                        "export_tflite_graph_tf2 or export_tflite_ssd_graph output): liteship finds the input in it")
     g = p.add_argument_group("model (one of a, b, c; none = the embedded demo)")
     g.add_argument("--pipeline-config", type=Path, metavar="FILE", help="(a) pipeline.config used for training")
     g.add_argument("--checkpoint-dir", type=Path, metavar="DIR", help="(a) model_dir written by model_main_tf2.py")
@@ -502,9 +505,41 @@ def _kind(args: argparse.Namespace) -> InputKind | None:
     return kind
 
 
+def _discover(args: argparse.Namespace) -> None:
+    """``run PATH``, ``--checkpoint-dir`` of an exporter folder, ``--saved-model`` of an
+    exporter_main_v2 export: fill in the model flags from the folder (liteship/converter/discover.py)."""
+    from liteship.converter import discover
+
+    found = None
+    if args.path is not None:
+        given = [f for f, v in (("--checkpoint-dir", args.checkpoint_dir), ("--saved-model", args.saved_model),
+                                ("--frozen-graph", args.frozen_graph)) if v is not None]
+        if given:
+            raise UsageProblem(f"give the model as PATH or with {', '.join(given)}, not both")
+        found = discover.discover(args.path)
+    elif args.checkpoint_dir is not None and args.pipeline_config is None:
+        found = discover.discover(args.checkpoint_dir)
+    elif args.saved_model is not None:
+        found = discover.saved_model_parent(args.saved_model)
+        if found is not None:
+            args.saved_model = None
+    if args.checkpoint_dir is not None:
+        args.checkpoint_dir = discover.checkpoint_dir(args.checkpoint_dir)
+    if found is None:
+        return
+    args.pipeline_config = args.pipeline_config or found.pipeline_config
+    args.checkpoint_dir = found.checkpoint_dir
+    args.checkpoint = args.checkpoint or found.checkpoint
+    args.saved_model, args.frozen_graph = found.saved_model, found.frozen_graph
+    args.label_map = args.label_map or found.label_map
+    if not args.quiet:
+        print(found.describe(), file=sys.stderr)
+
+
 def _request(args: argparse.Namespace) -> Any:
     from liteship import pipeline
 
+    _discover(args)
     kind = _kind(args)
     norm = None
     if args.norm_mean is not None or args.norm_std is not None:

@@ -177,7 +177,7 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
         if config is not None:
             from liteship.converter import tf1_export
 
-            tf1_facts = tf1_export.preflight(config, req.pipeline_config, prefix)
+            tf1_facts = tf1_export.check(config, req.pipeline_config, prefix)
 
     report = Report(command=list(req.command), out_dir=out)
     report.inputs = {

@@ -36,6 +36,7 @@ import importlib.machinery
 import importlib.util
 import sys
 import types
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -134,7 +135,10 @@ def tf1_behaviour() -> Iterator[None]:
     if not had_np_int:
         np.int = int  # type: ignore[attr-defined]
     try:
-        yield
+        with warnings.catch_warnings():
+            # slim layers call Keras 1 ``layer.apply``: a warning per layer, nothing to act on
+            warnings.filterwarnings("ignore", message="`layer.apply` is deprecated")
+            yield
     finally:
         if was_enabled:
             tf2.enable()
@@ -149,7 +153,10 @@ def _load_copy(name: str, **overrides: Any) -> types.ModuleType:
     """A private copy of ``object_detection.<name>``, executed with TF1 behaviour on."""
     if name in _modules:
         return _modules[name]
-    odapi.module("utils.tf_version")  # the OD API is importable (and its protos rebuilt)
+    # The shared OD API modules are imported first, with TF2 behaviour: the copy (and e.g.
+    # ``exporter``) import them, and modules imported while TF1 behaviour is on would
+    # register the TF1 tables for the whole process.
+    odapi.model_builder()
     spec = importlib.util.find_spec(f"object_detection.{name}")
     if spec is None or spec.origin is None:
         raise EnvironmentProblem(f"the OD API has no object_detection.{name}; reinstall with the README's Quick start")

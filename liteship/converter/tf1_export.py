@@ -63,7 +63,7 @@ def checkpoint_format(prefix: str) -> str | None:
     return "tf2" if _OBJECT_GRAPH_KEY in keys else "tf1"
 
 
-def preflight(config: Any, config_path: Path, prefix: str) -> Tf1Facts | None:
+def check(config: Any, config_path: Path, prefix: str) -> Tf1Facts | None:
     """Input (a) or (d)? The TF1 pre-flight for a TF1 config (None for a TF2 one); either
     way a checkpoint of the other TF version is refused, saying so."""
     check_checkpoint_format(config, config_path, prefix)
@@ -82,13 +82,13 @@ def check_checkpoint_format(config: Any, config_path: Path, prefix: str) -> str 
                       else "use the TF1 pipeline.config it was trained with")
         raise CheckpointProblem(
             f"checkpoint {prefix} is a TF1 checkpoint (name-based, written by TF1 model_main.py / tf.train.Saver), "
-            f"but {config_path} builds a TF2 model (feature_extractor `{kind}`): a TF1 checkpoint cannot be loaded "
-            f"into a TF2 model; {suggestion}"
+            f"but {config_path} builds a TF2 model (feature_extractor `{kind}`): a TF1 checkpoint loaded into a "
+            f"TF2 model restores nothing; {suggestion}"
         )
     if fmt == "tf2" and tf1_model:
         raise CheckpointProblem(
             f"checkpoint {prefix} is a TF2 checkpoint (object-based, written by model_main_tf2.py), but {config_path} "
-            f"names the TF1 feature extractor `{kind}`: a TF2 checkpoint cannot be loaded into a TF1 model; use the "
+            f"names the TF1 feature extractor `{kind}`: a TF2 checkpoint loaded into a TF1 model restores nothing; use the "
             f"TF2 pipeline.config it was trained with (e.g. feature_extractor type `{kind}_keras`)"
         )
     return fmt
