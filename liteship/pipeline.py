@@ -260,7 +260,7 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
     variants = list(req.convert.variants)
     representative = None
     refused: CalibrationProblem | None = None
-    if Variant.INT8 in variants:
+    if Variant.INT8 in variants and not exported.quantization_aware:  # QAT: int8 from the graph's ranges
         with progress.step("calibration images"):
             try:
                 representative = _calibration(req, exported, staged.preprocess if staged is not None else None)

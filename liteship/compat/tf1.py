@@ -189,7 +189,18 @@ def export_lib() -> types.ModuleType:
     if "export_tflite_ssd_graph_lib" not in _modules:
         lib = _load_copy("export_tflite_ssd_graph_lib")
         lib.model_builder = model_builder()
+        lib.graph_rewriter_builder = graph_rewriter_builder()
     return _modules["export_tflite_ssd_graph_lib"]
+
+
+def graph_rewriter_builder() -> types.ModuleType:
+    """``builders.graph_rewriter_builder`` for TF 2: ``build`` gives the QAT range variables
+    (:mod:`liteship.compat.quantize`; the FakeQuant wiring is done on the frozen graph)."""
+    from liteship.compat import quantize
+
+    module = types.ModuleType("liteship_tf1.graph_rewriter_builder")
+    module.build = quantize.graph_rewrite_fn  # type: ignore[attr-defined]
+    return module
 
 
 def _strip_unused_nodes(graph_def: Any, inputs: Sequence[str], outputs: Sequence[str], transforms: Sequence[str]) -> Any:

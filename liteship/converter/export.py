@@ -55,6 +55,8 @@ class ExportResult:
     #: what that feature extractor's preprocess does: the input the model was trained on.
     #: ``normalization`` may differ when the user overrode it (--norm-mean/--norm-std)
     model_normalization: Normalization | None = None
+    #: the graph carries FakeQuant ranges (a TF1 QAT model): int8 comes from them, no calibration
+    quantization_aware: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

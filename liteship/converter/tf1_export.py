@@ -208,7 +208,8 @@ def _exporter_config(config: Any, options: ExportOptions) -> Any:
     return cfg
 
 
-def write_tflite_graph(config: Any, prefix: str, directory: Path, options: ExportOptions) -> Path:
+def write_tflite_graph(config: Any, prefix: str, directory: Path, options: ExportOptions,
+                       input_range: tuple[float, float] = (-1.0, 1.0)) -> Path:
     """``directory/tflite_graph.pb`` written by the OD API's ``export_tflite_graph`` (TF1 graph
     mode), with ``max_classes_per_detection`` 1 and ``detections_per_class`` 100 (the
     exporter's defaults); its thresholds are the config's."""
@@ -225,7 +226,16 @@ def write_tflite_graph(config: Any, prefix: str, directory: Path, options: Expor
     except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError) as exc:
         raise CheckpointProblem(f"checkpoint {prefix} does not restore into the TF1 model: {_first_line(exc)}") from exc
     (Path(directory) / "tflite_graph.pbtxt").unlink(missing_ok=True)  # 3x the size of the .pb; nothing reads it
-    return Path(directory) / "tflite_graph.pb"
+    pb = Path(directory) / "tflite_graph.pb"
+    if is_quantization_aware(config):  # what contrib's eval-graph rewrite did, on the frozen graph
+        from liteship.compat import quantize
+
+        graph_def = tf.compat.v1.GraphDef()
+        graph_def.ParseFromString(pb.read_bytes())
+        ranges = quantize.checkpoint_ranges(prefix, graph_def)
+        rewritten = quantize.apply(graph_def, ranges, "normalized_input_image_tensor", input_range)
+        pb.write_bytes(rewritten.SerializeToString(deterministic=True))
+    return pb
 
 
 def export_tf1(
@@ -251,7 +261,7 @@ def export_tf1(
     atomic.make_public(staging, directory=True)
     shape = (1, model_facts.height, model_facts.width, model_facts.channels)
     try:
-        write_tflite_graph(cfg, prefix, staging, options)
+        write_tflite_graph(cfg, prefix, staging, options, facts.normalization.range())
         graph_def = tf.compat.v1.GraphDef()
         graph_def.ParseFromString((staging / "tflite_graph.pb").read_bytes())
         graph_reference.write_reference(
@@ -284,6 +294,7 @@ def export_tf1(
         frozen_graph=FrozenGraphOptions(height=shape[1], width=shape[2]),
         checkpoint=prefix,
         seconds=time.perf_counter() - t0,
+        quantization_aware=facts.quantized,
     )
 
 
