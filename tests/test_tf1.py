@@ -32,7 +32,7 @@ def test_tf1_training_folder_gives_four_variants_with_parity_against_the_tf1_gra
     assert report["status"] == "ok"
     assert report["export"]["kind"] == "tf1_checkpoint"
     assert report["export"]["feature_extractor"] == "SSDMobileNetV1FeatureExtractor"
-    assert report["export"]["normalization"] == {"mean": [127.5], "std": [127.5]}  # read off its preprocess
+    assert set(report["export"]["normalization"]["mean"]) == {127.5} == set(report["export"]["normalization"]["std"])
     assert report["export"]["checkpoint"].endswith("model.ckpt-5576")
     assert (run_d / "export" / "tflite_graph.pb").is_file() and not (run_d / "export" / "tflite_graph.pbtxt").exists()
     assert [v["name"] for v in report["variants"]] == VARIANTS
@@ -147,3 +147,48 @@ def test_placeholder_without_static_shape_takes_input_size_or_300(tmp_path: Path
     assert resolve_input_size(gd, FrozenGraphOptions(), tmp_path).height == 300
     sized = resolve_input_size(gd, FrozenGraphOptions(height=128, width=160), tmp_path)
     assert (sized.height, sized.width) == (128, 160)
+
+
+@pytest.mark.slow
+def test_quantization_aware_config_gives_a_real_int8_from_its_ranges(tmp_path: Path) -> None:
+    """ssd_mobilenet_v1 with ``graph_rewriter { quantization }`` (ranges in the checkpoint, as
+    QAT training leaves them): int8 needs no calibration images, every layer runs in uint8, and
+    its dequantized heads follow the TF graph with the same fake-quant ranges."""
+    import numpy as np
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    from liteship.tflite_inspect import inspect_model
+    from tests.fixtures.tf1_graph import write_tf1_training_folder
+
+    folder = tmp_path / "qat"
+    write_tf1_training_folder(folder, "ssd_mobilenet_v1", quantized=True, seed=1)
+    out = tmp_path / "out"
+    assert run_cli(["convert", str(folder), "--variants", "int8", "--out", str(out), "--quiet"]) == 0
+    report = read_report(out)
+    assert report["export"]["quantization_aware"] is True and "calibration" not in report or not report["calibration"]
+    model = (out / "models" / "int8.tflite").read_bytes()
+    it = Interpreter(model_content=model, experimental_preserve_all_tensors=True)
+    it.allocate_tensors()
+    inp = it.get_input_details()[0]
+    assert inp["dtype"] == np.uint8 and inp["quantization"][1] == 128
+    assert inp["quantization"][0] == pytest.approx(2 / 255, rel=1e-3)
+    tensors = {t["index"]: t for t in it.get_tensor_details()}
+    ops = it._get_ops_details()
+    assert not {o["op_name"] for o in ops} & {"QUANTIZE", "DEQUANTIZE"}, "no float islands"
+    convs = [tensors[o["outputs"][0]]["dtype"] for o in ops if o["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+    assert convs and all(d == np.uint8 for d in convs)
+    heads = inspect_model(model).postprocess[0].inputs[:2]
+    ref = tf.saved_model.load(str(out / "export" / "reference"))
+    image = np.random.default_rng(0).integers(0, 256, (1, 96, 96, 3)).astype(np.float32)
+    pre = ref.signatures["preprocess"](image=tf.constant(image))["preprocessed"]
+    expected = ref.signatures["heads"](preprocessed=pre)
+    scale, zero = inp["quantization"]
+    it.set_tensor(inp["index"], np.clip(np.rint(pre.numpy() / scale) + zero, 0, 255).astype(np.uint8))
+    it.invoke()
+    for index, key, limit in zip(heads, ("box_encodings", "class_predictions"), (0.2, 0.1)):
+        s, z = tensors[index]["quantization"]
+        got = (it.get_tensor(index).astype(np.float32) - z) * s
+        want = expected[key].numpy().reshape(got.shape)
+        assert np.ptp(want) > 0.2, "the heads depend on the input"
+        assert np.abs(got - want).max() < limit, (key, np.abs(got - want).max())
