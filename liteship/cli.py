@@ -517,8 +517,11 @@ def _discover(args: argparse.Namespace) -> None:
         if given:
             raise UsageProblem(f"give the model as PATH or with {', '.join(given)}, not both")
         found = discover.discover(args.path)
-    elif args.checkpoint_dir is not None and args.pipeline_config is None:
-        found = discover.discover(args.checkpoint_dir)
+    elif args.checkpoint_dir is not None and args.pipeline_config is None and args.checkpoint_dir.is_dir():
+        try:  # a folder holding its own pipeline.config (exporter / zoo / TF1 training folder)
+            found = discover.discover(args.checkpoint_dir)
+        except LiteshipError:
+            found = None  # _kind says what is missing
     elif args.saved_model is not None:
         found = discover.saved_model_parent(args.saved_model)
         if found is not None:
