@@ -13,6 +13,7 @@ from typing import Any
 from liteship import __version__
 from liteship.errors import Interrupted, LiteshipError, UsageProblem
 from liteship.types import (
+    DEFAULT_FROZEN_INPUT_SIZE,
     ConvertOptions,
     ExportOptions,
     FrozenGraphOptions,
@@ -100,6 +101,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _model_inputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", nargs="?", type=Path, metavar="PATH",
+                   help="a folder an OD API tool wrote (training folder, exporter / model-zoo folder, "
+                        "export_tflite_graph_tf2 or export_tflite_ssd_graph output): liteship finds the input in it")
     g = p.add_argument_group("model (one of a, b, c; none = the embedded demo)")
     g.add_argument("--pipeline-config", type=Path, metavar="FILE", help="(a) pipeline.config used for training")
     g.add_argument("--checkpoint-dir", type=Path, metavar="DIR", help="(a) model_dir written by model_main_tf2.py")
@@ -108,8 +112,9 @@ def _model_inputs(p: argparse.ArgumentParser) -> None:
     g.add_argument("--frozen-graph", type=Path, metavar="FILE", help="(c) tflite_graph.pb from TF1 export_tflite_ssd_graph.py")
     fg = FrozenGraphOptions()
     g.add_argument("--input-name", default=fg.input_name, help=f"(c) input node (default {fg.input_name})")
-    g.add_argument("--input-size", type=_size, default=(fg.height, fg.width), metavar="HxW",
-                   help=f"(c) input height x width (default {fg.height}x{fg.width})")
+    g.add_argument("--input-size", type=_size, metavar="HxW",
+                   help="(c) input height x width (default: the graph's input placeholder; "
+                        f"{DEFAULT_FROZEN_INPUT_SIZE[0]}x{DEFAULT_FROZEN_INPUT_SIZE[1]} when it has no static shape)")
     g.add_argument("--output-names", default=",".join(fg.output_names),
                    help="(c) comma-separated output arrays (default: the 4 TFLite_Detection_PostProcess ports)")
     g.add_argument("--label-map", type=Path, metavar="FILE", help="OD API label_map.pbtxt (default: the one the config names)")
@@ -492,10 +497,45 @@ def _kind(args: argparse.Namespace) -> InputKind | None:
     return kind
 
 
+def _discover(args: argparse.Namespace) -> None:
+    """``run PATH``, ``--checkpoint-dir`` of an exporter folder, ``--saved-model`` of an
+    exporter_main_v2 export: fill in the model flags from the folder (liteship/converter/discover.py)."""
+    from liteship.converter import discover
+
+    found = None
+    if args.path is not None:
+        given = [f for f, v in (("--checkpoint-dir", args.checkpoint_dir), ("--saved-model", args.saved_model),
+                                ("--frozen-graph", args.frozen_graph)) if v is not None]
+        if given:
+            raise UsageProblem(f"give the model as PATH or with {', '.join(given)}, not both")
+        found = discover.discover(args.path)
+    elif args.checkpoint_dir is not None and args.pipeline_config is None and args.checkpoint_dir.is_dir():
+        try:  # a folder holding its own pipeline.config (exporter / zoo / TF1 training folder)
+            found = discover.discover(args.checkpoint_dir)
+        except LiteshipError:
+            found = None  # _kind says what is missing
+    elif args.saved_model is not None:
+        found = discover.saved_model_parent(args.saved_model)
+        if found is not None:
+            args.saved_model = None
+    if args.checkpoint_dir is not None:
+        args.checkpoint_dir = discover.checkpoint_dir(args.checkpoint_dir)
+    if found is None:
+        return
+    args.pipeline_config = args.pipeline_config or found.pipeline_config
+    args.checkpoint_dir = found.checkpoint_dir
+    args.checkpoint = args.checkpoint or found.checkpoint
+    args.saved_model, args.frozen_graph = found.saved_model, found.frozen_graph
+    args.label_map = args.label_map or found.label_map
+    if not args.quiet:
+        print(found.describe(), file=sys.stderr)
+
+
 def request_from_args(args: argparse.Namespace, command: Sequence[str] | None = None) -> Any:
     """The pipeline request the parsed arguments of run/export/convert/metadata describe."""
     from liteship import pipeline
 
+    _discover(args)
     kind = _kind(args)
     norm = None
     if args.norm_mean is not None or args.norm_std is not None:
@@ -523,7 +563,7 @@ def request_from_args(args: argparse.Namespace, command: Sequence[str] | None = 
         "convert": pipeline.Stage.CONVERT,
         "metadata": pipeline.Stage.METADATA,
     }.get(args.command, pipeline.Stage.RUN)
-    h, w = args.input_size
+    h, w = args.input_size if args.input_size is not None else (None, None)
     validation: dict[str, Any] = {}
     if args.command == "run":
         from liteship.validation.groundtruth import is_tfrecord

@@ -209,12 +209,13 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
 
     # ---- pre-flight: no model is written before all of this passes -------------------
     config = None
+    tf1_facts = None  # input (d): a TF1 config + checkpoint (liteship/converter/tf1_export.py)
     with progress.step("pre-flight checks"):
         if req.kind is InputKind.CHECKPOINT:
             assert req.pipeline_config is not None and req.checkpoint_dir is not None
             config = preflight.read_pipeline_config(req.pipeline_config)
             facts = preflight.check_config(config, req.pipeline_config)
-            preflight.resolve_checkpoint(req.checkpoint_dir, req.checkpoint)
+            prefix = preflight.resolve_checkpoint(req.checkpoint_dir, req.checkpoint)
         label_map_path = _resolve_label_map(req, config)
         label_map = None
         if label_map_path is not None:
@@ -225,6 +226,10 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
             raise UsageProblem(
                 "metadata needs labels: pass --label-map label_map.pbtxt (the OD API label map used for training)"
             )
+        if config is not None:
+            from liteship.converter import tf1_export
+
+            tf1_facts = tf1_export.check(config, req.pipeline_config, prefix)
 
     report.inputs = {
         "kind": req.kind.value if req.kind else None,
@@ -247,7 +252,12 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
     # ---- export ------------------------------------------------------------------------
     staged = None  # input (a): the desktop reference is written while the workers convert
     with progress.step("export"):
-        if req.kind is InputKind.CHECKPOINT:
+        if tf1_facts is not None:
+            from liteship.converter import tf1_export
+
+            with nativelog.captured():
+                exported = tf1_export.export_tf1(config, req.pipeline_config, prefix, out / "export", req.export, tf1_facts)
+        elif req.kind is InputKind.CHECKPOINT:
             assert req.pipeline_config is not None and req.checkpoint_dir is not None
             with nativelog.captured():  # TF's "failed call to cuInit" and similar C++ notices
                 staged = export_mod.export_staged(
@@ -272,6 +282,11 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
                     "--pipeline-config/--checkpoint-dir the normalization is read from the model: drop the flags"
                 )
             exported = dataclasses.replace(exported, normalization=req.normalization, normalization_source="cli")
+        if req.kind is InputKind.FROZEN_GRAPH:  # the reference comes from the graph's own raw heads
+            from liteship.converter import graph_reference
+
+            with nativelog.captured():
+                exported = graph_reference.attach_reference(exported, out / "export" / "reference")
     if label_map is not None and config is None and exported.num_classes:
         labels_mod.check_num_classes(label_map, exported.num_classes, None)
     out.mkdir(parents=True, exist_ok=True)
@@ -291,7 +306,7 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
     # ---- calibration ---------------------------------------------------------------------
     variants = list(req.convert.variants)
     representative = None
-    if Variant.INT8 in variants:
+    if Variant.INT8 in variants and not exported.quantization_aware:  # QAT: int8 from the graph's ranges
         with progress.step("calibration images"):
             try:
                 representative = _calibration(req, exported, staged.preprocess if staged is not None else None)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from liteship import atomic, odapi
-from liteship.converter import extractor_norm, preflight
+from liteship.converter import extractor_norm, graph_reference, preflight
 from liteship.errors import ExportProblem, ModelInputProblem
 from liteship.types import DEFAULT_NORMALIZATION, POSTPROCESS_OP, ExportOptions, FrozenGraphOptions, InputKind, Normalization
 
@@ -55,6 +55,8 @@ class ExportResult:
     #: what that feature extractor's preprocess does: the input the model was trained on.
     #: ``normalization`` may differ when the user overrode it (--norm-mean/--norm-std)
     model_normalization: Normalization | None = None
+    #: the graph carries FakeQuant ranges (a TF1 QAT model): int8 comes from them, no calibration
+    quantization_aware: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -444,6 +446,7 @@ def inspect_frozen_graph(
         raise ModelInputProblem(
             f"{graph_path} has no input node {options.input_name!r}; placeholders found: {placeholders}; set --input-name"
         )
+    options = graph_reference.resolve_input_size(graph_def, options, graph_path)
     wanted = {name.split(":")[0] for name in options.output_names}
     missing = sorted(wanted - set(nodes))
     if missing:
