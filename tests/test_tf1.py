@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.reports import assert_only_reports
 from tests.conftest import read_report, run_cli
 
 pytestmark = pytest.mark.tf
@@ -109,7 +110,7 @@ def test_tf1_preflight_refuses_with_the_reason(tmp_path: Path, tf1_training_fold
     assert "Traceback" not in err and err.count("liteship: error:") == 1
     for word in words:
         assert word in err, (word, err)
-    assert not out.exists(), "pre-flight refusals write nothing"
+    assert_only_reports(out, code)  # a refusal writes no model, only the reports saying why
 
 
 def test_a_tf2_checkpoint_with_a_tf1_config_is_refused(tmp_path: Path, tf1_training_folder: Path,
@@ -123,7 +124,7 @@ def test_a_tf2_checkpoint_with_a_tf1_config_is_refused(tmp_path: Path, tf1_train
     assert "TF2 checkpoint" in err and "ssd_mobilenet_v1_keras" in err
 
 
-def test_input_size_contradicting_the_graph_is_a_usage_error_that_writes_nothing(
+def test_input_size_contradicting_the_graph_is_a_usage_error_that_writes_no_model(
         tmp_path: Path, run_d: Path, tf1_training_folder: Path, capsys) -> None:
     out = tmp_path / "out"
     code = run_cli(["run", "--frozen-graph", str(run_d / "export" / "tflite_graph.pb"), "--input-size", "300x300",
@@ -131,7 +132,7 @@ def test_input_size_contradicting_the_graph_is_a_usage_error_that_writes_nothing
     assert code == 2
     err = capsys.readouterr().err
     assert "--input-size 300x300 contradicts" in err and "[1, 96, 96, 3]" in err
-    assert not out.exists()
+    assert_only_reports(out, 2)
 
 
 def test_placeholder_without_static_shape_takes_input_size_or_300(tmp_path: Path) -> None:
