@@ -67,6 +67,17 @@ class ExportResult:
         return d
 
 
+def with_thresholds(config: Any, options: ExportOptions) -> Any:
+    """A copy of the pipeline config with the user's NMS score/IoU thresholds (None = keep)."""
+    cfg = copy.deepcopy(config)
+    nms = cfg.model.ssd.post_processing.batch_non_max_suppression
+    if options.score_threshold is not None:
+        nms.score_threshold = options.score_threshold
+    if options.iou_threshold is not None:
+        nms.iou_threshold = options.iou_threshold
+    return cfg
+
+
 def aligned_config(config: Any, options: ExportOptions) -> Any:
     """A copy of the pipeline config whose postprocess matches the exported TFLite op.
 
@@ -74,12 +85,8 @@ def aligned_config(config: Any, options: ExportOptions) -> Any:
     computes: fast NMS = class-agnostic with one class per box; regular NMS = per-class
     NMS (``detections_per_class`` 100, the op's default) then the top ``max_detections``.
     """
-    cfg = copy.deepcopy(config)
+    cfg = with_thresholds(config, options)
     nms = cfg.model.ssd.post_processing.batch_non_max_suppression
-    if options.score_threshold is not None:
-        nms.score_threshold = options.score_threshold
-    if options.iou_threshold is not None:
-        nms.iou_threshold = options.iou_threshold
     nms.max_total_detections = options.max_detections
     if options.use_regular_nms:
         nms.use_class_agnostic_nms = False

@@ -14,7 +14,6 @@ checkpoint's format (name-based TF1 ``Saver`` checkpoint vs object-based TF2 che
 
 from __future__ import annotations
 
-import copy
 import re
 import shutil
 import tempfile
@@ -28,6 +27,7 @@ import numpy as np
 from liteship import atomic, odapi
 from liteship.compat import tf1
 from liteship.converter import extractor_norm, graph_reference, preflight
+from liteship.converter.export import with_thresholds
 from liteship.errors import CheckpointProblem, ConfigProblem, ExportProblem
 from liteship.types import ExportOptions, FrozenGraphOptions, InputKind, Normalization
 
@@ -197,17 +197,6 @@ def _normalization(feature_extractor: Any) -> Normalization:
     return norm
 
 
-def _exporter_config(config: Any, options: ExportOptions) -> Any:
-    """The config with the user's NMS thresholds (the TF1 exporter reads them from the config)."""
-    cfg = copy.deepcopy(config)
-    nms = cfg.model.ssd.post_processing.batch_non_max_suppression
-    if options.score_threshold is not None:
-        nms.score_threshold = options.score_threshold
-    if options.iou_threshold is not None:
-        nms.iou_threshold = options.iou_threshold
-    return cfg
-
-
 def write_tflite_graph(config: Any, prefix: str, directory: Path, options: ExportOptions,
                        input_range: tuple[float, float] = (-1.0, 1.0)) -> Path:
     """``directory/tflite_graph.pb`` written by the OD API's ``export_tflite_graph`` (TF1 graph
@@ -254,7 +243,7 @@ def export_tf1(
 
     t0 = time.perf_counter()
     model_facts = preflight.check_config(config, config_path)
-    cfg = _exporter_config(config, options)
+    cfg = with_thresholds(config, options)
     workdir = Path(workdir)
     workdir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{workdir.name}.", suffix=".partial", dir=workdir.parent))
