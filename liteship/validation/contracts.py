@@ -394,5 +394,10 @@ DETECTION_OUTPUT_NAMES = tuple(r.value for r in POSTPROCESS_PORT_ORDER)
 RAW_SSD_OUTPUT_NAMES = ("location", "score")
 DETECTOR_METADATA_NAME = "DETECTOR_METADATA"
 
+#: what TFLite (in every runtime: LiteRT, MediaPipe, the Task Library) says about a Flex op
+#: without the Select TF ops delegate (tflite/core/subgraph.cc; measured in all three here)
+TFLITE_FLEX_ERROR = ("Select TensorFlow op(s), included in the given model, is(are) not supported by this "
+                     "interpreter. Make sure you apply/link the Flex delegate before inference.")
+
 #: the Task Library's name-mismatch warning (object_detector.cc; same words as MediaPipe's)
 TASK_LIBRARY_NAMES_WARNING = MEDIAPIPE_ERRORS["outputs.names"].text

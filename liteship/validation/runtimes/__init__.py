@@ -116,11 +116,11 @@ def _prepare(key: str, path: Path, images: Sequence[np.ndarray], work: Path) -> 
         inputs = np.stack([pre.preprocess(img) for img in resized])
     except Exception as exc:  # noqa: BLE001 - a model the desktop cannot run: no comparison
         note = f"no desktop run to compare with: {type(exc).__name__}: {str(exc)[:200]}"
-    if inputs is None and usable:
+    if inputs is None and len(info.inputs) == 1 and all(d > 0 for d in info.inputs[0].shape):
+        # the desktop cannot run it: zeros of the input's own shape, so the runtime still gets to say why not
         t = info.inputs[0]
-        dtype = {"float32": np.float32, "uint8": np.uint8, "int8": np.int8}.get(t.dtype)
-        if dtype is not None:
-            inputs = np.zeros((len(resized), 1, h, w, 3), dtype=dtype)
+        dtype = {"float32": np.float32, "uint8": np.uint8, "int8": np.int8}.get(t.dtype, np.float32)
+        inputs = np.zeros((len(resized), *t.shape), dtype=dtype)
     inputs_path = None
     if inputs is not None:
         inputs_path = work / "inputs.npy"

@@ -46,7 +46,11 @@ class DesktopRun:
     labels: tuple[str, ...]
 
     def label(self, index: int) -> str:
-        return self.labels[index] if 0 <= index < len(self.labels) else str(index)
+        """The class name, as the runtimes report it: the index without labels; no name for an
+        index past the end of the label file (MediaPipe leaves it unnamed)."""
+        if not self.labels:
+            return str(index)
+        return self.labels[index] if 0 <= index < len(self.labels) else ""
 
     def detections(self, image: int, width: int, height: int, convention: str) -> list[Det]:
         out = []
@@ -141,3 +145,35 @@ def agree(desktop: Sequence[Sequence[Det]], runtime: Sequence[Sequence[Det]]) ->
         min_iou=min(ious) if ious else None, mean_iou=float(np.mean(ious)) if ious else None,
         max_score_delta=max(deltas) if deltas else None, count_mismatches=tuple(mismatches),
     )
+
+
+def is_dynamic_range(data: bytes) -> bool:
+    """A dynamic-range (hybrid) model: float32 input, and int8 constant weights read directly by
+    ops with float outputs (no DEQUANTIZE in between), which quantize activations on the fly."""
+    from tensorflow_lite_support.metadata import schema_py_generated as schema
+
+    from liteship.tflite_inspect import inspect_model
+
+    info = inspect_model(data)
+    if not info.inputs or info.inputs[0].dtype != "float32":
+        return False
+    model = schema.Model.GetRootAs(data, 0)
+    sg = model.Subgraphs(0)
+
+    def constant_int8(index: int) -> bool:
+        t = sg.Tensors(index)
+        return t.Type() == schema.TensorType.INT8 and model.Buffers(t.Buffer()).DataLength() > 0
+
+    dequantize = next((i for i in range(model.OperatorCodesLength())
+                       if max(model.OperatorCodes(i).BuiltinCode(), model.OperatorCodes(i).DeprecatedBuiltinCode())
+                       == schema.BuiltinOperator.DEQUANTIZE), None)
+    for j in range(sg.OperatorsLength()):
+        op = sg.Operators(j)
+        if op.OpcodeIndex() == dequantize or op.OutputsLength() == 0:
+            continue
+        out = op.Outputs(0)
+        if out < 0 or sg.Tensors(out).Type() != schema.TensorType.FLOAT32:
+            continue
+        if any(0 <= op.Inputs(k) and constant_int8(op.Inputs(k)) for k in range(op.InputsLength())):
+            return True
+    return False
