@@ -143,10 +143,24 @@ def test_liteship_variants_load_and_detect_in_every_runtime(run_a: Path) -> None
             assert run.outcome is Outcome.OK, (name, run)
             a = run.agreement
             assert a is not None and a.images == 2 and a.desktop > 0, (name, runtime, run)
-            assert a.runtime == a.desktop, (name, runtime, a)
             # hybrid kernels differ between TFLite builds; everything else is computed identically
             tolerance = HYBRID if dynamic and runtime is not Runtime.COMPILED_MODEL else EXACT
+            assert run.tolerance == tolerance
             assert agreement_problems(a, tolerance) == [], (name, runtime, a)
+            if tolerance is EXACT:
+                assert a.runtime == a.desktop == a.matched == a.same_class, (name, runtime, a)
         result = lint.lint_file(models[name], runtime_runs=by_runtime, max_results=7)  # run (a) exports N=7
         for contract in ("bundled-app", "task-library", "mediapipe", "litert-compiled"):
             assert result.contracts[contract].failed() == [], (name, contract, result.contracts[contract].failed())
+
+
+@pytest.mark.parametrize(("matched", "verdict"), [(10, "pass"), (8, "warning"), (3, "fail")])
+def test_dynamic_range_differences_warn_and_misreads_fail(matched: int, verdict: str) -> None:
+    from liteship.validation.runtimes.result import HYBRID, Agreement
+
+    a = Agreement(images=1, desktop=10, runtime=10, matched=matched, same_class=matched, min_iou=0.9, mean_iou=0.97,
+                  max_score_delta=0.01)
+    check = runtimes.judge(RuntimeRun(Runtime.TASK_LIBRARY, Outcome.OK, "ran", agreement=a, tolerance=HYBRID),
+                           Runtime.TASK_LIBRARY)[1]
+    assert check.verdict == (Verdict.FAIL if verdict == "fail" else Verdict.PASS), check
+    assert check.message.startswith("warning:") == (verdict == "warning"), check

@@ -35,7 +35,7 @@ from liteship import child
 from liteship.tflite_inspect import POSTPROCESS_OP_NAME, ModelInfo, inspect_model
 from liteship.types import POSTPROCESS_OP, POSTPROCESS_PORT_ORDER, Check, OutputRole, Verdict
 from liteship.validation import contracts as C
-from liteship.validation.runtimes.result import EXACT, HYBRID, AgreementTolerance, Runtime, RuntimeRun
+from liteship.validation.runtimes.result import Runtime, RuntimeRun
 from liteship.validation.runtimes.result import judge as judge_runtime
 
 LABELS_TYPE = "TENSOR_VALUE_LABELS"
@@ -312,8 +312,6 @@ class Facts:
     gpu: GpuResult | None
     #: what the real runtimes measured; None = not run (--no-runtime)
     runtimes: Mapping[Runtime, RuntimeRun] | None = None
-    #: how close the runtimes' detections must be to the desktop's (looser for dynamic range)
-    tolerance: AgreementTolerance = EXACT
 
 
 def check_contract(c: C.Contract, f: Facts, max_results: int | None = None) -> list[Check]:
@@ -463,7 +461,7 @@ def runtime_checks(c: C.Contract, f: Facts) -> list[Check]:
     if c.runtime_check is None:
         return []
     run = f.runtimes.get(c.runtime_check) if f.runtimes is not None else None
-    return judge_runtime(run, c.runtime_check, f.tolerance)
+    return judge_runtime(run, c.runtime_check)
 
 
 def name_binding(names: list[str]) -> tuple[list[int], str]:
@@ -756,13 +754,7 @@ def lint_bytes(
     finally:
         if tmp is not None:
             Path(tmp.name).unlink(missing_ok=True)
-    tolerance = EXACT
-    if runtime_runs:
-        from liteship.validation.runtimes.compare import is_dynamic_range
-
-        tolerance = HYBRID if is_dynamic_range(data) else EXACT
-    facts = Facts(info=info, meta=meta, gpu=g, runtimes=runtime_runs if (runtime or runtime_runs is not None) else None,
-                  tolerance=tolerance)
+    facts = Facts(info=info, meta=meta, gpu=g, runtimes=runtime_runs if (runtime or runtime_runs is not None) else None)
     results = {n: ContractResult(n, tuple(check_contract(C.BY_NAME[n], facts, max_results))) for n in names}
     return LintResult(model=source, contracts=results, runtimes=dict(runtime_runs or {}))
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from liteship.validation.runtimes import compare, runner
-from liteship.validation.runtimes.result import MIN_IOU, Agreement, Outcome, Runtime, RuntimeRun, judge
+from liteship.validation.runtimes.result import EXACT, HYBRID, MIN_IOU, Agreement, Outcome, Runtime, RuntimeRun, judge
 
 __all__ = ["MIN_IOU", "Agreement", "Outcome", "Runtime", "RuntimeRun", "check", "default_images", "judge"]
 
@@ -58,6 +58,7 @@ class _Prepared:
     job: runner.Job
     desktop: compare.DesktopRun | None
     desktop_note: str
+    tolerance: Any = EXACT
 
 
 def check(
@@ -126,7 +127,8 @@ def _prepare(key: str, path: Path, images: Sequence[np.ndarray], work: Path) -> 
         inputs_path = work / "inputs.npy"
         np.save(inputs_path, inputs)
     job = runner.Job(model=path, images=work / "images.npy", inputs=inputs_path)
-    return _Prepared(key, data, info, (h, w), job, desktop, note)
+    tolerance = HYBRID if compare.is_dynamic_range(data) else EXACT
+    return _Prepared(key, data, info, (h, w), job, desktop, note, tolerance)
 
 
 def _error_text(outcome: runner.JobOutcome) -> str | None:
@@ -186,8 +188,11 @@ def _to_run(runtime: Runtime, outcome: runner.JobOutcome, p: _Prepared) -> Runti
     except (KeyError, ValueError, IndexError, TypeError) as exc:  # outputs liteship cannot map to roles
         return RuntimeRun(runtime, Outcome.OK, msg, images=images, facts=facts, **timing,
                           agreement_note=f"cannot read the runtime's outputs as detections: {type(exc).__name__}: {exc}")
-    agreement = compare.agree(desktop, got)
-    return RuntimeRun(runtime, Outcome.OK, msg, images=images, agreement=agreement, facts=facts, **timing)
+    # CompiledModel runs the desktop's own LiteRT build: identical results, whatever the model
+    tolerance = EXACT if runtime is Runtime.COMPILED_MODEL else p.tolerance
+    agreement = compare.agree(desktop, got, tolerance.min_score)
+    return RuntimeRun(runtime, Outcome.OK, msg, images=images, agreement=agreement, tolerance=tolerance, facts=facts,
+                      **timing)
 
 
 def _compiled_detections(p: _Prepared, payload: dict, image: int, width: int, height: int) -> list[compare.Det]:

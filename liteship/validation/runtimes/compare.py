@@ -118,8 +118,12 @@ def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def agree(desktop: Sequence[Sequence[Det]], runtime: Sequence[Sequence[Det]]) -> Agreement:
-    """Match the two runs image by image (greedy by IoU, highest desktop score first)."""
+def agree(desktop: Sequence[Sequence[Det]], runtime: Sequence[Sequence[Det]], min_score: float = 0.0) -> Agreement:
+    """Match the two runs image by image (greedy by IoU, highest desktop score first), over the
+    detections scoring at least ``min_score``."""
+    if min_score > 0:
+        desktop = [[d for d in image if d.score >= min_score] for image in desktop]
+        runtime = [[d for d in image if d.score >= min_score] for image in runtime]
     n_desk = n_rt = matched = same = 0
     ious: list[float] = []
     deltas: list[float] = []

@@ -29,7 +29,11 @@ class AgreementTolerance:
     min_same_class: float
     #: every image must have the same number of detections in both runs
     same_count: bool
+    #: only detections scoring at least this (in either run) are compared
+    min_score: float = 0.0
     name: str = ""
+    #: within the tolerance but outside this: a pass with a warning
+    warning: AgreementTolerance | None = None
 
 
 #: float and full-integer models: every runtime runs the same kernels -- measured bit-identical
@@ -37,11 +41,20 @@ class AgreementTolerance:
 EXACT = AgreementTolerance(min_iou=MIN_IOU, min_mean_iou=MIN_IOU, min_matched=1.0, min_same_class=1.0,
                            same_count=True, name="exact")
 #: dynamic-range (hybrid) models: float activations quantized on the fly, in kernels that differ
-#: between TFLite builds (the Task Library's 2.11-era runtime and MediaPipe's vs LiteRT 2.x). On
-#: the demo's dynamic variant: Task Library 486/500 matched (mean IoU 0.989, 484 same class),
-#: MediaPipe 489/500 (0.995, 486), CompiledModel 500/500 identical; counts equal on every image.
-HYBRID = AgreementTolerance(min_iou=None, min_mean_iou=0.95, min_matched=0.95, min_same_class=0.98,
-                            same_count=False, name="dynamic-range")
+#: between TFLite builds (the Task Library's 2.11-era runtime and MediaPipe's vs LiteRT 2.x):
+#: on the demo's dynamic variant, Task Library 486/500 detections matched (mean IoU 0.989),
+#: MediaPipe 489/500 (0.995), CompiledModel 500/500 identical; on an untrained random model
+#: the Task Library matched 8 of 10. A difference of this kind is numerics, not a consumer that
+#: misreads the model, so it is a warning beyond the parity tolerances of the dynamic variant
+#: (liteship.validation.parity.TOLERANCES: scores >= 0.3, recall/precision >= 0.85, class
+#: agreement >= 0.92, mean IoU >= 0.85); it fails where a misread model lands (most
+#: detections unmatched, other classes or boxes: wrong binding, box order or normalization).
+HYBRID = AgreementTolerance(
+    min_iou=None, min_mean_iou=0.5, min_matched=0.5, min_same_class=0.5, same_count=False, min_score=0.3,
+    name="dynamic-range",
+    warning=AgreementTolerance(min_iou=None, min_mean_iou=0.85, min_matched=0.85, min_same_class=0.92,
+                               same_count=False, min_score=0.3, name="dynamic-range parity"),
+)
 
 
 class Runtime(enum.StrEnum):
@@ -109,6 +122,8 @@ class RuntimeRun:
     stage: str | None = None  # load | run
     images: int = 0
     agreement: Agreement | None = None
+    #: what the agreement was measured for and is judged against
+    tolerance: AgreementTolerance = EXACT
     #: why there is no agreement (e.g. the desktop interpreter could not run the model)
     agreement_note: str = ""
     load_s: float | None = None
@@ -124,16 +139,18 @@ class RuntimeRun:
         d = asdict(self)
         d["runtime"], d["outcome"] = str(self.runtime), str(self.outcome)
         d["agreement"] = self.agreement.to_dict() if self.agreement else None
+        d["tolerance"] = self.tolerance.name
         return d
 
 
-def judge(run: RuntimeRun | None, runtime: Runtime, tolerance: AgreementTolerance = EXACT) -> list[Check]:
+def judge(run: RuntimeRun | None, runtime: Runtime) -> list[Check]:
     """``<runtime>.load`` (loads and runs) and ``<runtime>.detections`` (the desktop run's
-    detections within ``tolerance``). ``None`` = the check was not asked for."""
-    t = tolerance
+    detections within the run's tolerance). ``None`` = the check was not asked for."""
+    t = run.tolerance if run is not None else EXACT
     load_id, det_id = f"{runtime.check_prefix}.load", f"{runtime.check_prefix}.detections"
     want_load = f"{runtime.label} loads the model and runs it"
-    want_det = (f"the desktop run's detections ({t.name}: matched >= {t.min_matched:.0%}, same class >= "
+    want_det = (f"the desktop run's detections ({t.name}" + (f", scores >= {t.min_score}" if t.min_score else "")
+                + f": matched >= {t.min_matched:.0%}, same class >= "
                 f"{t.min_same_class:.0%}, mean IoU >= {t.min_mean_iou}"
                 + (f", every IoU >= {t.min_iou}" if t.min_iou is not None else "")
                 + (", same count per image" if t.same_count else "") + ")")
@@ -157,9 +174,13 @@ def judge(run: RuntimeRun | None, runtime: Runtime, tolerance: AgreementToleranc
         return [load, Check(det_id, Verdict.FAIL, want_det, found, "; ".join(problems),
                             f"{runtime.label} computes other detections than LiteRT on the desktop: compare the "
                             "outputs it reads (binding, box order, normalization) with the model")]
-    if a.desktop == 0:
+    if a.desktop == 0 and a.runtime == 0:
         return [load, Check(det_id, Verdict.PASS, want_det, found,
                             f"warning: no detections on the {a.images} image(s) in either run: nothing compared")]
+    soft = agreement_problems(a, t.warning) if t.warning is not None else []
+    if soft:
+        return [load, Check(det_id, Verdict.PASS, want_det, found,
+                            f"warning: {runtime.label}'s {t.name} kernels differ from LiteRT's: " + "; ".join(soft))]
     return [load, Check(det_id, Verdict.PASS, want_det, found, f"{a.runtime} detections on {a.images} image(s) agree")]
 
 
