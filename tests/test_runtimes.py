@@ -164,3 +164,47 @@ def test_dynamic_range_differences_warn_and_misreads_fail(matched: int, verdict:
                            Runtime.TASK_LIBRARY)[1]
     assert check.verdict == (Verdict.FAIL if verdict == "fail" else Verdict.PASS), check
     assert check.message.startswith("warning:") == (verdict == "warning"), check
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_resnet_fpn_float_variants_are_folded_and_load_everywhere(tmp_path: Path) -> None:
+    """A ResNet50-FPN (per-channel mean) through `liteship run`: the float variants get the
+    normalization folded in (metadata mean 0, std 1), fp32 still reproduces the desktop
+    reference's heads (parity), and all four variants load and detect in MediaPipe,
+    CompiledModel and the Task Library like the desktop run."""
+    from liteship.cli import main
+    from liteship.pipeline import DEMO_DIR
+    from tests.conftest import read_report
+    from tests.fixtures.resnet_fpn import write_resnet_fpn_checkpoint
+
+    config, ckpt, label_map = write_resnet_fpn_checkpoint(tmp_path / "resnet")
+    out = tmp_path / "out"
+    code = main(["run", "--pipeline-config", str(config), "--checkpoint-dir", str(ckpt), "--label-map", str(label_map),
+                 "--images", str(DEMO_DIR / "data" / "calibration"), "--calibration-images", "8",
+                 "--ground-truth", str(DEMO_DIR / "data" / "val"), "--parity-images", "4", "--out", str(out), "--quiet"])
+    report = read_report(out)
+    # an untrained ResNet's boxes leave the image, which the reference clips and the op does not:
+    # its detection-level parity may fail (exit 31); nothing else may
+    assert code in (0, 31) and {e["kind"] for e in report["errors"]} <= {"parity"}, report["errors"]
+    assert any("folded into the graph" in line for line in report["inputs"]["consumer_forecast"])
+    for v in report["variants"]:
+        folded = v["name"] != "int8"
+        assert v["input_normalization"]["folded_into_graph"] is folded
+        assert v["metadata"]["norm_mean"] == ([0.0] if folded else [123.68, 116.779, 103.939])
+        by_id = {c["id"]: c for c in v["checks"]}
+        for contract in ("bundled-app", "task-library", "mediapipe", "litert-compiled"):
+            assert v["lint"][contract]["verdict"] == "pass", (v["name"], contract, v["lint"][contract])
+        for contract, runtime in (("task-library", "task_library"), ("mediapipe", "mediapipe"),
+                                  ("litert-compiled", "compiled_model")):
+            assert by_id[f"lint.{contract}.{runtime}.detections"]["verdict"] == "pass", (v["name"], contract)
+        for name, run in v["runtimes"].items():
+            a = run["agreement"]
+            assert run["outcome"] == "ok" and a["images"] == 4 and a["desktop"] > 0, (v["name"], name, run)
+            if run["tolerance"] == "exact":
+                assert a["runtime"] == a["desktop"] == a["matched"] and a["min_iou"] >= 0.9, (v["name"], name, a)
+    fp32 = {c["id"]: c for c in report["variants"][0]["checks"]}
+    assert fp32["parity.heads.box_encodings.max_abs"]["verdict"] == "pass"  # folding keeps fp32 exact
+    assert fp32["parity.heads.box_encodings.max_abs"]["found"] < 1e-3
+    matrix = report["validation"]["consumers"]["variants"]
+    assert all(matrix[v]["mediapipe"]["verdict"] == "pass" for v in ("fp32", "fp16", "dynamic", "int8"))
