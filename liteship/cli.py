@@ -143,6 +143,10 @@ def _convert_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--output-order", choices=[o.value for o in OutputOrder], default=OutputOrder.PORT.value,
                    help="port: boxes, classes, scores, count (default; what apps reading by index expect); "
                         "converter: keep the TF2 converter's scores, boxes, count, classes")
+    g.add_argument("--fold-normalization", action=argparse.BooleanOptionalAction, default=True,
+                   help="per-channel mean/std (ResNet-FPN, EfficientDet): fold it into the float variants so they "
+                        "take 0-255 pixels and MediaPipe can load them (default); --no-fold-normalization keeps it "
+                        "in the metadata (MediaPipe then refuses the float variants). int8 is never folded")
 
 
 def _validation_options(p: argparse.ArgumentParser) -> None:
@@ -158,8 +162,11 @@ def _validation_options(p: argparse.ArgumentParser) -> None:
                    help="largest mAP@0.5 drop of a variant below fp32 (default 0.02)")
     g.add_argument("--min-map50", type=_unit, metavar="M", help="minimum mAP@0.5 of every variant (default: none)")
     g.add_argument("--contract", action="append", metavar="NAME", dest="contracts",
-                   help="app contract every variant must pass (repeatable; default: bundled-app and task-library; "
-                        "all are linted and reported)")
+                   help="app contract every variant must pass (repeatable; default: bundled-app, task-library, "
+                        "mediapipe, litert-compiled; all six are linted and reported)")
+    g.add_argument("--no-runtime", action="store_true",
+                   help="do not load the variants in the real runtimes (Task Library, MediaPipe, CompiledModel); "
+                        "their checks are then skipped, which fails gating contracts (exit 3) unless --allow-skip")
     g.add_argument("--allow-skip", action="append", metavar="CHECK_ID", dest="allow_skip", default=[],
                    help="a gating check that may be skipped when it cannot run here (repeatable; fnmatch patterns "
                         "such as 'lint.*.task_library.load'); without it such a skip fails the run with exit 3")
@@ -215,8 +222,12 @@ def _lint_parser(sub: Any) -> None:
                    help="the app's max results (default: each contract's own); N of the postprocess op must be >= it")
     p.add_argument("--no-gpu", action="store_true",
                    help="skip the GPU-delegate compatibility analysis (it starts TensorFlow in a child process)")
-    p.add_argument("--task-check", action="store_true",
-                   help="task-library: also load the model with the real Task Library ObjectDetector (child process)")
+    p.add_argument("--no-runtime", action="store_true",
+                   help="skip loading and running the model in the real runtimes of the contracts (Task Library, "
+                        "MediaPipe, CompiledModel; each in a child process, on by default when installed)")
+    p.add_argument("--images", type=Path, metavar="DIR",
+                   help="photos the runtimes detect on, compared with the desktop run (first 5; default: a synthetic one)")
+    p.add_argument("--task-check", action="store_true", help=argparse.SUPPRESS)  # the runtimes run by default now
     p.add_argument("--allow-skip", action="append", metavar="CHECK_ID", dest="allow_skip", default=[],
                    help="a check that may be skipped when it cannot run here, e.g. 'lint.*.gpu.compatibility' "
                         "(repeatable; without it such a skip exits 3)")
@@ -450,8 +461,16 @@ def _lint(args: argparse.Namespace) -> int:
     from liteship.validation.contracts import NAMES
 
     names = tuple(dict.fromkeys(args.contract)) if args.contract else NAMES
+    images = None
+    if args.images is not None and not args.no_runtime:
+        from liteship.converter import calibration
+
+        paths = calibration.find_images(args.images)[0][:5]
+        if not paths:
+            raise UsageProblem(f"--images {args.images}: no jpg/png/bmp/webp images found")
+        images = [calibration.load_rgb(p) for p in paths]
     result = lint.lint_file(args.model, names, max_results=args.max_results,
-                            gpu=not args.no_gpu, task_check=args.task_check)
+                            gpu=not args.no_gpu, runtime=not args.no_runtime, images=images)
     checks = [c.to_dict() for c in judge.lint_checks(result.contracts, names)]
     groups = {str(args.model): checks}
     judge.mark_allowed_skips(groups, args.allow_skip)
@@ -557,6 +576,7 @@ def request_from_args(args: argparse.Namespace, command: Sequence[str] | None = 
             int8_input=Int8Input(args.int8_input),
             calibration_images=args.calibration_images,
             output_order=OutputOrder(args.output_order),
+            fold_normalization=args.fold_normalization,
         )
     until = {
         "export": pipeline.Stage.EXPORT,
@@ -588,7 +608,8 @@ def request_from_args(args: argparse.Namespace, command: Sequence[str] | None = 
             flags["contracts"] = tuple(dict.fromkeys(args.contracts))
         if args.allow_skip:
             flags["allow_skip"] = tuple(dict.fromkeys((*resolved.allow_skip, *args.allow_skip)))
-        validation = dict(parity_images=args.parity_images, gates=dataclasses.replace(resolved, **flags))
+        validation = dict(parity_images=args.parity_images, gates=dataclasses.replace(resolved, **flags),
+                          runtime_checks=not args.no_runtime)
         if args.devices:
             validation.update(devices=tuple(args.devices), device_options=_deploy_options(args),
                               device_transport=args.transport, device_key=args.adb_key,

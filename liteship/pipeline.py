@@ -61,6 +61,8 @@ class Request:
     command: tuple[str, ...] = ()
     ground_truth: Path | None = None
     parity_images: int = 50
+    #: load every variant in the real runtimes of the contracts (Task Library, MediaPipe, CompiledModel)
+    runtime_checks: bool = True
     #: mAP gates, gating contracts and parity tolerances (liteship/validation/gates.py)
     gates: Any = None
     #: the device stage (`run --device`): specs, liteship.device.deploy.DeployOptions, ...
@@ -230,6 +232,12 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
             from liteship.converter import tf1_export
 
             tf1_facts = tf1_export.check(config, req.pipeline_config, prefix)
+        forecast = None
+        if config is not None and req.until != Stage.EXPORT:
+            from liteship.converter import extractor_norm
+
+            model_norm = req.normalization or extractor_norm.for_type(config.model.ssd.feature_extractor.type)
+            forecast = _forecast(req, model_norm, progress)
 
     report.inputs = {
         "kind": req.kind.value if req.kind else None,
@@ -246,6 +254,7 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
             "int8_input": req.convert.int8_input.value,
             "calibration_images": req.convert.calibration_images,
             "output_order": req.convert.output_order.value,
+            "fold_normalization": req.convert.fold_normalization,
         },
     }
 
@@ -289,6 +298,9 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
                 exported = graph_reference.attach_reference(exported, out / "export" / "reference")
     if label_map is not None and config is None and exported.num_classes:
         labels_mod.check_num_classes(label_map, exported.num_classes, None)
+    if forecast is None and req.until != Stage.EXPORT:  # inputs (b)/(c): known once inspected
+        forecast = _forecast(req, exported.normalization, progress)
+    report.inputs["consumer_forecast"] = forecast
     out.mkdir(parents=True, exist_ok=True)
     atomic.remove_stale_temporaries(out)  # what a killed earlier run left behind
     # From here on files are replaced: a report of an earlier run would describe other models
@@ -379,6 +391,22 @@ def _check_groups(report: Report) -> dict[str, list[dict[str, Any]]]:
     return groups
 
 
+def _forecast(req: Request, normalization: Normalization | None, progress: Progress) -> list[str]:
+    """Which consumers the options and the model's normalization will fail (told up front)."""
+    from liteship.validation.consumers import forecast
+
+    lines = forecast(
+        normalization, fold_normalization=req.convert.fold_normalization, int8_input=req.convert.int8_input.value,
+        output_order=req.convert.output_order.value, max_detections=req.export.max_detections,
+        float_variants=any(v is not Variant.INT8 for v in req.convert.variants))
+    for line in lines:
+        if " fail" in line:
+            progress.warn(line)
+        else:
+            progress.info(line)
+    return lines
+
+
 def _device_stage(req: Request, report: Report, progress: Progress) -> LiteshipError | None:
     """Deploy one variant (int8, or --device-variant, else the last converted) to the devices
     and compare with its desktop run; fills ``report.devices``. Returns the error to raise."""
@@ -431,19 +459,24 @@ def _gates(req: Request) -> Any:
     return req.gates if req.gates is not None else Gates()
 
 
-def _lint(req: Request, report: Report) -> None:
-    """Lint every variant against every contract (measured); the gating ones' checks go to the
-    variant's checks, the others stay in its ``lint`` summary."""
-    from liteship.validation import contracts, judge, lint
+def _lint(req: Request, report: Report, images: list[Any] | None = None) -> None:
+    """Lint every variant against every contract (measured), the real runtimes loading all
+    variants at once (one child per runtime) on ``images``; the gating contracts' checks go to
+    the variant's checks, the others stay in its ``lint`` summary."""
+    from liteship.validation import consumers, contracts, judge, lint, runtimes
 
     gating = _gates(req).contracts
+    runs: dict[str, Any] = {}
+    if req.runtime_checks:
+        wanted = [c.runtime_check for c in contracts.CONTRACTS if c.runtime_check is not None]
+        runs = runtimes.check({v["name"]: req.out / v["path"] for v in report.variants}, wanted, images)
     for v in report.variants:
         result = lint.lint_bytes(
-            (req.out / v["path"]).read_bytes(), contracts.NAMES, source=v["path"], task_check=True, gpu=True,
-            path=req.out / v["path"],
+            (req.out / v["path"]).read_bytes(), contracts.NAMES, source=v["path"], gpu=True,
+            path=req.out / v["path"], runtime=req.runtime_checks, runtime_runs=runs.get(v["name"]),
         )
-        v["lint"] = {name: {"verdict": r.verdict, "failed": r.failed(), "gating": name in gating}
-                     for name, r in result.contracts.items()}
+        v["lint"] = {name: {**consumers.lint_summary(r), "gating": name in gating} for name, r in result.contracts.items()}
+        v["runtimes"] = {str(k): run.to_dict() for k, run in result.runtimes.items()}
         v["checks"] += [c.to_dict() for c in judge.lint_checks(result.contracts, gating)]
 
 
@@ -457,9 +490,12 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
 
     gates = _gates(req)
     report.validation = {"gates": gates.to_dict(), "ground_truth": _s(req.ground_truth), "reference": None}
-    _lint(req, report)
     names = labels_txt.splitlines() if labels_txt else None
     gt = load_ground_truth(req.ground_truth, names) if req.ground_truth is not None and names else None
+    _lint(req, report, [g.load_rgb() for g in gt[: req.parity_images]] if gt else None)
+    from liteship.validation import consumers
+
+    report.validation["consumers"] = consumers.matrix(report.variants)
     by_name = {v["name"]: v for v in report.variants}
     # only variants that passed their conversion checks run: a broken model fails with 21, not here
     runnable = {name: v for name, v in by_name.items() if not any(c["verdict"] == Verdict.FAIL for c in v["checks"])}
@@ -492,7 +528,9 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
             v["parity"] = None
             v["checks"].append(Check("parity", verdict, "reference vs variant", None, why).to_dict())
     elif runnable:
-        results = parity.measure(exported.reference_dir, models, (load() for load in loaders))
+        folded = {name: exported.normalization for name, v in runnable.items()
+                  if (v.get("input_normalization") or {}).get("folded_into_graph")}
+        results = parity.measure(exported.reference_dir, models, (load() for load in loaders), folded=folded)
         for name, result in results.items():
             tolerance = gates.tolerances[Variant(name)]
             runnable[name]["parity"] = {**result.to_dict(), "tolerance": dataclasses.asdict(tolerance)}
@@ -576,19 +614,23 @@ def _variant(
     req: Request, exported: Any, variant: Variant, representative: Any, labels_txt: str | None,
     converting: dict[Variant, Any] | None = None,
 ) -> dict[str, Any]:
-    from liteship.converter import convert, metadata, reorder, static_shapes, verify
+    from liteship.converter import convert, metadata, normfold, reorder, static_shapes, verify
     from liteship.tflite_inspect import inspect_model
 
     if converting is not None:
         converted = convert.pooled_result(converting[variant], exported, variant, representative, req.convert.int8_input)
     else:
         converted = convert.convert_variant(exported, variant, representative, req.convert.int8_input)
-    model = reorder.reorder_outputs(converted.model, req.convert.output_order)
+    model, norm = converted.model, exported.normalization
+    folded = variant is not Variant.INT8 and req.convert.fold_normalization and normfold.is_per_channel(norm)
+    if folded:  # MediaPipe cannot apply a per-channel mean/std: the graph does, the input is 0-255
+        model, norm = normfold.fold_normalization(model, norm), normfold.FOLDED_NORMALIZATION
+    model = reorder.reorder_outputs(model, req.convert.output_order)
     model = static_shapes.static_output_shapes(model)  # CompiledModel sizes its buffers from them
     md_summary = None
     if labels_txt is not None and req.until in (Stage.METADATA, Stage.RUN):
-        model = metadata.write_metadata(model, exported.normalization, labels_txt)
-        md_summary = metadata.verify(model, exported.normalization, labels_txt.count("\n"))
+        model = metadata.write_metadata(model, norm, labels_txt)
+        md_summary = metadata.verify(model, norm, labels_txt.count("\n"))
     info = inspect_model(model)
     checks = verify.static_checks(info, variant, req.convert.output_order, req.convert.int8_input)
     run_check, run_facts = verify.runtime_check(model, exported.max_detections)
@@ -608,6 +650,9 @@ def _variant(
             for o, r in zip(info.outputs, info.output_roles)
         ],
         "output_order": req.convert.output_order.value,
+        "input_normalization": {"folded_into_graph": folded, "mean": list(exported.normalization.mean),
+                                "std": list(exported.normalization.std), "metadata_mean": list(norm.mean),
+                                "metadata_std": list(norm.std)},
         "ops": dict(sorted(info.op_counts.items())),
         "postprocess": info_d["postprocess"][0]["options"] if info_d["postprocess"] else None,
         "op_versions": [list(p) for p in info.op_versions],

@@ -162,6 +162,8 @@ class ConvertOptions:
     int8_input: Int8Input = Int8Input.UINT8
     calibration_images: int = 100
     output_order: OutputOrder = OutputOrder.PORT
+    #: per-channel normalization: fold it into the float variants (their input takes 0-255)
+    fold_normalization: bool = True
 
 
 @dataclass(frozen=True)

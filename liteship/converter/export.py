@@ -104,7 +104,7 @@ def derive_normalization(model: Any, height: int, width: int, channels: int) -> 
 
     def pre(value: float) -> np.ndarray:
         out, _ = model.preprocess(tf.fill([1, height, width, channels], value))
-        return out.numpy().reshape(-1, out.shape[-1]).mean(axis=0)
+        return out.numpy().reshape(-1, out.shape[-1]).mean(axis=0, dtype=np.float64)  # float32 sums drift on ResNet's +-128
 
     norm = extractor_norm.fit_affine(pre)
     if norm is None:
