@@ -166,7 +166,7 @@ def _validation_options(p: argparse.ArgumentParser) -> None:
                         "mediapipe, litert-compiled; all six are linted and reported)")
     g.add_argument("--no-runtime", action="store_true",
                    help="do not load the variants in the real runtimes (Task Library, MediaPipe, CompiledModel); "
-                        "their checks are then skipped, which fails gating contracts (exit 3) unless --allow-skip")
+                        "their checks are then n/a (not requested); a runtime that cannot start is a skip (exit 3)")
     g.add_argument("--allow-skip", action="append", metavar="CHECK_ID", dest="allow_skip", default=[],
                    help="a gating check that may be skipped when it cannot run here (repeatable; fnmatch patterns "
                         "such as 'lint.*.task_library.load'); without it such a skip fails the run with exit 3")

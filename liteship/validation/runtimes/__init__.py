@@ -142,6 +142,10 @@ def _error_text(outcome: runner.JobOutcome) -> str | None:
     return " | ".join(parts) if parts else None
 
 
+_SMALL_BUFFERS = ("output buffers smaller than what TFLite_Detection_PostProcess writes (heap corruption; LiteRT "
+                  "reports 'Custom allocation is too small for tensor idx' / 'Failed to allocate tensors')")
+
+
 def _to_run(runtime: Runtime, outcome: runner.JobOutcome, p: _Prepared) -> RuntimeRun:
     label = runtime.label
     if outcome.payload is None:
@@ -149,6 +153,14 @@ def _to_run(runtime: Runtime, outcome: runner.JobOutcome, p: _Prepared) -> Runti
         if kind is Outcome.UNAVAILABLE:
             return RuntimeRun(runtime, kind, f"{label} cannot start: {outcome.reason}")
         error = _error_text(outcome) or outcome.reason
+        if runtime is Runtime.COMPILED_MODEL and kind is Outcome.CRASHED:
+            # the heap corruption may kill the process before LiteRT prints anything: say why from
+            # the model's own stored shapes (what CompiledModel sizes its buffers from)
+            from liteship.validation.runtimes import compiled_model
+
+            small = compiled_model.stored_too_small(p.info)
+            if small:
+                error = (f"{error} | {_SMALL_BUFFERS}: " + "; ".join(small))
         what = "did not finish" if kind is Outcome.TIMEOUT else "crashed its process"
         return RuntimeRun(runtime, kind, f"{label} {what} on this model ({outcome.reason})", error=error,
                           elapsed_s=outcome.elapsed_s)
@@ -169,9 +181,7 @@ def _to_run(runtime: Runtime, outcome: runner.JobOutcome, p: _Prepared) -> Runti
         facts["buffers"] = data.get("buffers")
         small = compiled_model.too_small_buffers(p.info, data)
         if small:
-            error = ("output buffers smaller than what TFLite_Detection_PostProcess writes (heap corruption; LiteRT "
-                     "reports 'Custom allocation is too small for tensor idx' / 'Failed to allocate tensors'): "
-                     + "; ".join(small))
+            error = f"{_SMALL_BUFFERS}: " + "; ".join(small)
             return RuntimeRun(runtime, Outcome.FAILED, f"{label} ran with {error}", error=error, stage="run",
                               images=images, facts=facts, **timing)
     h, w = p.size
@@ -202,7 +212,8 @@ def _compiled_detections(p: _Prepared, payload: dict, image: int, width: int, he
     boxes, classes, scores = decode_outputs(compiled_model.outputs_by_role(p.info, payload, image))
     assert p.desktop is not None
     return [compare.Det(compare.to_pixels(b, width, height, "exact"), p.desktop.label(int(round(float(c)))), float(s))
-            for b, c, s in zip(boxes, classes, scores)]
+            for b, c, s in zip(boxes, classes, scores)
+            if np.isfinite(b).all() and np.isfinite(c) and np.isfinite(s)]  # NaN rows: the `finite` gate's
 
 
 def _ms(seconds: float | None) -> str:

@@ -55,6 +55,8 @@ class DesktopRun:
     def detections(self, image: int, width: int, height: int, convention: str) -> list[Det]:
         out = []
         for box, cls, score in zip(self.boxes[image], self.classes[image], self.scores[image]):
+            if not (np.isfinite(box).all() and np.isfinite(cls) and np.isfinite(score)):
+                continue  # a NaN/Inf row is no detection; the `finite` gate reports it
             out.append(Det(to_pixels(box, width, height, convention), self.label(int(round(float(cls)))), float(score)))
         return out
 

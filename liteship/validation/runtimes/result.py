@@ -154,9 +154,9 @@ def judge(run: RuntimeRun | None, runtime: Runtime) -> list[Check]:
                 f"{t.min_same_class:.0%}, mean IoU >= {t.min_mean_iou}"
                 + (f", every IoU >= {t.min_iou}" if t.min_iou is not None else "")
                 + (", same count per image" if t.same_count else "") + ")")
-    if run is None:
+    if run is None:  # the user opted out (--no-runtime): not requested, like --no-gpu
         why = "not run (--no-runtime)"
-        return [Check(load_id, Verdict.SKIP, want_load, None, why), Check(det_id, Verdict.SKIP, want_det, None, why)]
+        return [Check(load_id, Verdict.NA, want_load, None, why), Check(det_id, Verdict.NA, want_det, None, why)]
     if run.outcome is Outcome.UNAVAILABLE:
         return [Check(load_id, Verdict.SKIP, want_load, None, run.message),
                 Check(det_id, Verdict.SKIP, want_det, None, run.message)]
