@@ -462,7 +462,9 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
     gt = load_ground_truth(req.ground_truth, names) if req.ground_truth is not None and names else None
     by_name = {v["name"]: v for v in report.variants}
     # only variants that passed their conversion checks run: a broken model fails with 21, not here
-    runnable = {name: v for name, v in by_name.items() if not any(c["verdict"] == Verdict.FAIL for c in v["checks"])}
+    runnable = {name: v for name, v in by_name.items()
+                if not any(c["verdict"] == Verdict.FAIL and judge.gate_of(c["id"]) is judge.Gate.CONVERSION
+                           for c in v["checks"])}
     for v in by_name.values():
         if v["name"] not in runnable:
             v["parity"] = None
