@@ -105,7 +105,9 @@ def test_consumer_matrix_is_a_pure_function_of_the_report() -> None:
                                      'available." -- fold it'}
     assert m["variants"]["fp32"]["task-library"]["verdict"] == "pass"
     assert m["variants"]["int8"]["litert-interpreter"] == {"verdict": "fail", "reason": "RuntimeError: x"}
-    html = consumers.html_section(m)
+    from liteship.report.html.consumers import consumers_section
+
+    html = consumers_section({"validation": {"consumers": m}})
     assert html.startswith('<section id="consumers">') and "Per-channel image normalization" in html
     assert "<script" not in html and html.count("<tr>") == 1 + len(m["consumers"])
 
