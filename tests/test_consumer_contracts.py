@@ -256,3 +256,12 @@ def test_lint_runs_the_runtimes_by_default(corpus: dict[str, Path], capsys: Any)
     load = check_of(out, "litert-compiled", "compiled_model.load")
     assert load["verdict"] == "fail" and LITERT_REGISTRATION in load["fix"]
     assert out["runtimes"]["compiled-model"]["outcome"] == "refused"
+
+
+def test_docs_list_every_contract_and_every_mediapipe_rule() -> None:
+    """docs/contracts.md names each contract with its source, and each MediaPipe rule with its text."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "contracts.md").read_text()
+    for c in C.CONTRACTS:
+        assert f"| `{c.name}` |" in doc and c.source in doc, c.name
+    for key, rule in C.MEDIAPIPE_ERRORS.items():
+        assert f"| `{key}` | {rule.text.replace('|', chr(92) + '|')} | `{rule.source}` |" in doc, key
