@@ -114,14 +114,14 @@ def test_judge_fails_low_recall_and_warns_about_mediapipes_fixed_nms() -> None:
     checks = {c.id: c for c in gpu_parity.judge(_parity(0.5), tol)}
     assert checks["parity.mediapipe.detections.recall"].verdict == Verdict.FAIL
     assert checks["parity.compiled.detections.recall"].verdict == Verdict.FAIL
-    assert checks["mediapipe.nms_iou"].message.startswith("warning:") and "0.6" in checks["mediapipe.nms_iou"].message
+    assert checks["parity.mediapipe.nms_iou"].message.startswith("warning:") and "0.6" in checks["parity.mediapipe.nms_iou"].message
     ok = {c.id: c for c in gpu_parity.judge(_parity(1.0, config_iou=0.3), tol)}
     assert not [c for c in ok.values() if c.verdict == Verdict.FAIL]
-    assert ok["mediapipe.nms_iou"].message == ""
+    assert ok["parity.mediapipe.nms_iou"].message == ""
     missing = {c.id: c for c in gpu_parity.judge(_parity(1.0, compiled="unavailable"), tol)}
-    assert missing["litert_compiled.runs"].verdict == Verdict.SKIP  # could not run here: never a pass
+    assert missing["parity.compiled.runs"].verdict == Verdict.SKIP  # could not run here: never a pass
     refused = {c.id: c for c in gpu_parity.judge(_parity(1.0, compiled="refused"), tol)}
-    assert refused["litert_compiled.runs"].verdict == Verdict.FAIL
+    assert refused["parity.compiled.runs"].verdict == Verdict.FAIL
 
 
 def test_gpu_is_optional_and_gated_by_the_mediapipe_contract() -> None:
@@ -255,10 +255,10 @@ def test_fpn_gpu_metadata_is_mediapipes_schema(fpn_run: Path) -> None:
 @pytest.mark.slow
 def test_reference_nms_at_the_config_iou_reproduces_the_detect_signature(fpn_run: Path) -> None:
     from liteship.converter import calibration
-    from liteship.validation.parity import _Reference
+    from liteship.validation.reference import Reference
 
     reference = fpn_run / "export" / "reference"
-    ref = _Reference(reference)
+    ref = Reference(reference)
     cfg = read_report(fpn_run)["export"]
     nms = gpu_parity.ReferenceNms(reference, cfg["iou_threshold"], cfg["max_detections"])
     for path in calibration.find_images(fpn_run.parent / "images")[0][:2]:

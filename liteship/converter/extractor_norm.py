@@ -100,7 +100,7 @@ def _probe(cls: Any) -> Normalization | None:
 
     def pre(value: float) -> np.ndarray:
         out = cls.preprocess(instance, tf.fill([1, 4, 4, 3], value))
-        return np.asarray(out).reshape(-1, 3).mean(axis=0)
+        return np.asarray(out).reshape(-1, 3).mean(axis=0, dtype=np.float64)
 
     try:
         return fit_affine(pre)

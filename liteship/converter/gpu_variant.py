@@ -304,7 +304,8 @@ def gating_contracts(variant: str, contracts: tuple[str, ...]) -> tuple[str, ...
 #: which consumers can load the gpu variant, and why (the lint contracts measure it)
 CONSUMERS: dict[str, str] = {
     "mediapipe": "yes: 2 outputs (location, score) + DETECTOR_METADATA; MediaPipe decodes and runs NMS (IoU 0.3)",
-    "litert-compiled": "yes, CPU and GPU: no custom op; the app decodes the boxes and runs NMS itself",
+    "litert-compiled": "no for that contract's app (reads the postprocess op's outputs by index); yes for a "
+                       "CompiledModel app that decodes the heads itself, CPU and GPU (no custom op; parity.compiled.*)",
     "task-library": "no: the Task Library's ObjectDetector needs the 4 TFLite_Detection_PostProcess outputs",
     "litert-sample": "no: reads decoded boxes/classes/scores by index from the postprocess op",
     "legacy-detect": "no: reads decoded boxes/classes/scores/count by index from the postprocess op",

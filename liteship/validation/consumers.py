@@ -4,7 +4,7 @@
   the one-line reason);
 * :func:`matrix` -- pure function over the report's ``variants`` list: consumer x variant,
   pass / fail / skip with a one-line reason (``report.json`` ``validation.consumers``);
-* :func:`html_section` -- that matrix as a self-contained HTML fragment;
+  (rendered by :mod:`liteship.report.html.consumers`);
 * :func:`forecast` -- before anything is converted: which consumers the chosen options and
   the model's normalization will fail, and why (pre-flight).
 
@@ -13,7 +13,6 @@ A consumer whose real runtime could not start is ``skip`` (with the reason), nev
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from typing import Any
 
@@ -66,37 +65,10 @@ def matrix(variants: Sequence[dict[str, Any]]) -> dict[str, Any]:
             row[name] = {"verdict": summary.get("cell", summary.get("verdict", "skip")),
                          "reason": summary.get("reason", ", ".join(summary.get("failed", [])))}
         table[v["name"]] = row
-    return {"consumers": [n for n in names if any(n in row for row in table.values())], "variants": table}
-
-
-_STYLE = {"pass": "#1b7f3b", "fail": "#b3261e", "skip": "#8a6d00"}
-
-
-def html_section(m: dict[str, Any]) -> str:
-    """The matrix as one self-contained ``<section>`` (inline styles, no scripts)."""
-    consumers, table = m.get("consumers", []), m.get("variants", {})
-    if not table:
-        return ""
     apps = {c.name: c.app for c in C.CONTRACTS}
     apps[INTERPRETER] = "LiteRT Interpreter (ai-edge-litert), as every variant is checked when written"
-    head = "".join(f'<th style="text-align:left;padding:4px 8px">{html.escape(v)}</th>' for v in table)
-    rows = []
-    for consumer in consumers:
-        cells = []
-        for variant in table:
-            cell = table[variant].get(consumer)
-            if cell is None:
-                cells.append('<td style="padding:4px 8px;color:#777">-</td>')
-                continue
-            verdict = cell["verdict"]
-            cells.append(f'<td style="padding:4px 8px;vertical-align:top"><b style="color:{_STYLE.get(verdict, "#333")}">'
-                         f'{html.escape(verdict)}</b><br><span style="font-size:85%;overflow-wrap:anywhere">'
-                         f'{html.escape(cell["reason"])}</span></td>')
-        rows.append(f'<tr><th style="text-align:left;padding:4px 8px;vertical-align:top" '
-                    f'title="{html.escape(apps.get(consumer, consumer))}">{html.escape(consumer)}</th>{"".join(cells)}</tr>')
-    return ('<section id="consumers"><h2>Which apps can load this model</h2>'
-            '<table style="border-collapse:collapse;width:100%"><thead><tr><th style="text-align:left;padding:4px 8px">'
-            f'app</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></section>')
+    consumers = [n for n in names if any(n in row for row in table.values())]
+    return {"consumers": consumers, "apps": {n: apps.get(n, n) for n in consumers}, "variants": table}
 
 
 def forecast(

@@ -398,5 +398,10 @@ RAW_SSD_OUTPUT_NAMES = ("location", "score")
 MEDIAPIPE_RAW_NMS_IOU = 0.3
 DETECTOR_METADATA_NAME = "DETECTOR_METADATA"
 
+#: what TFLite (in every runtime: LiteRT, MediaPipe, the Task Library) says about a Flex op
+#: without the Select TF ops delegate (tflite/core/subgraph.cc; measured in all three here)
+TFLITE_FLEX_ERROR = ("Select TensorFlow op(s), included in the given model, is(are) not supported by this "
+                     "interpreter. Make sure you apply/link the Flex delegate before inference.")
+
 #: the Task Library's name-mismatch warning (object_detector.cc; same words as MediaPipe's)
 TASK_LIBRARY_NAMES_WARNING = MEDIAPIPE_ERRORS["outputs.names"].text

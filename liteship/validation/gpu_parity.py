@@ -39,6 +39,7 @@ from liteship.converter import mediapipe_metadata as mpmd
 from liteship.types import Check, GpuPrecision, Variant, Verdict
 from liteship.validation import parity, raw_heads
 from liteship.validation.contracts import MEDIAPIPE_RAW_NMS_IOU
+from liteship.validation.reference import Reference
 
 #: what MediaPipe's ObjectDetector applies to models without the postprocess op (above)
 MEDIAPIPE_NMS_IOU = MEDIAPIPE_RAW_NMS_IOU
@@ -158,7 +159,6 @@ class GpuParity:
     mediapipe_run: dict[str, Any]
     compiled: parity.ParityResult | None
     compiled_run: dict[str, Any]
-    map_result: Any = None  # metrics.MapResult from MediaPipe on the ground truth, or None
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
@@ -192,15 +192,13 @@ def measure(
     score_threshold: float,
     max_detections: int,
     use_regular_nms: bool = False,
-    ground_truth: Sequence[Any] | None = None,
     parity_threshold: float = PARITY_SCORE_THRESHOLD,
     folded: bool = False,
 ) -> GpuParity:
-    """Run the reference, MediaPipe and CompiledModel on ``images``; with ``ground_truth``
-    (groundtruth records) also MediaPipe's mAP on those images at their own size.
+    """Run the reference, MediaPipe and CompiledModel on ``images``.
     ``folded``: the model normalizes inside (its input takes the 0-255 pixels)."""
     _, h, w, _ = input_shape
-    ref = parity._Reference(reference_dir)
+    ref = Reference(reference_dir)
     rgbs, pres, heads, dets = [], [], [], []
     for rgb in images:
         small = _resized(rgb, h, w)
@@ -214,16 +212,14 @@ def measure(
     how = f"the OD API's decode + class-agnostic NMS at IoU {MEDIAPIPE_NMS_IOU}, boxes not clipped (as MediaPipe)"
     # the reference's boxes in MediaPipe's result type (whole pixels of the image it was given)
     mp_refs = [{**r, "boxes": _as_mediapipe_pixels(r["boxes"], h, w)} for r in (nms(hd) for hd in heads)]
-    gt_rgbs = [g.load_rgb() for g in ground_truth] if ground_truth else []
-    # one run of each runtime child over the parity images, then the mAP images (stretched to
-    # the input size as MediaPipe stretches frames; boxes are relative, so they map back)
-    mp_out, cm_out = _run_consumers(Path(model_path), rgbs + [_resized(g, h, w) for g in gt_rgbs],
+    # one run of each runtime child over the parity images
+    mp_out, cm_out = _run_consumers(Path(model_path), rgbs,
                                     np.stack(pres) if pres else np.zeros((0, *input_shape), np.float32))
     mp_dets = _mediapipe_detections(mp_out, list(labels), h, w, max_detections)
     mediapipe = None
     if mp_dets is not None:
         acc = _Acc()
-        for r, v in zip(mp_refs, mp_dets[:n]):
+        for r, v in zip(mp_refs, mp_dets):
             acc.add_detections(r, v, parity_threshold, clip=False)
         mediapipe = acc.result(f"{Variant.GPU.value}/mediapipe", n, parity_threshold)
     compiled = None
@@ -245,13 +241,10 @@ def measure(
         if options is None:
             notes.append("no DETECTOR_METADATA in the model: liteship's decode could not run")
         compiled = acc.result(f"{Variant.GPU.value}/litert-compiled", n, parity_threshold)
-    map_result = None
-    if mp_dets is not None and ground_truth:
-        map_result = _map(ground_truth, gt_rgbs, mp_dets[n:], labels)
     return GpuParity(
         images=n, config_iou=iou_threshold, mediapipe_iou=MEDIAPIPE_NMS_IOU, mediapipe_reference=how,
         mediapipe=mediapipe, mediapipe_run=_outcome(mp_out), compiled=compiled, compiled_run=_outcome(cm_out),
-        map_result=map_result, notes=tuple(notes),
+        notes=tuple(notes),
     )
 
 
@@ -326,20 +319,6 @@ def _compiled_outputs(outcome: Any) -> dict[str, np.ndarray] | None:
             if p["outputs"] else np.zeros((0, *shapes[k]), np.float32) for k, name in enumerate(names)}
 
 
-def _map(ground_truth: Sequence[Any], rgbs: list[np.ndarray], dets: list[dict[str, np.ndarray]], labels: Sequence[str]) -> Any:
-    from liteship.validation.detect import Detections
-    from liteship.validation.metrics import coco_map
-
-    out = {}
-    for g, rgb, d in zip(ground_truth, rgbs, dets):
-        h, w = rgb.shape[:2]
-        b = np.clip(d["boxes"], 0.0, 1.0)
-        pixels = np.stack([b[:, 1] * w, b[:, 0] * h, b[:, 3] * w, b[:, 2] * h], axis=1)
-        keep = d["classes"] >= 0
-        out[g.filename] = Detections(pixels[keep], d["classes"][keep], d["scores"][keep])
-    return coco_map(list(ground_truth), out, list(labels))
-
-
 # --- judging (pure) -------------------------------------------------------------------------
 
 
@@ -362,7 +341,7 @@ def _renamed(checks: list[Check], runtime: str) -> list[Check]:
 
 def judge(result: GpuParity, tolerance: parity.Tolerance) -> list[Check]:
     checks: list[Check] = []
-    checks += _runtime_checks("mediapipe.loads", "MediaPipe ObjectDetector loads the model and detects",
+    checks += _runtime_checks("parity.mediapipe.loads", "MediaPipe ObjectDetector loads the model and detects",
                               result.mediapipe_run, result.mediapipe is not None)
     if result.mediapipe is not None:
         judged = _renamed(parity.judge(result.mediapipe, tolerance), "mediapipe")
@@ -371,13 +350,13 @@ def judge(result: GpuParity, tolerance: parity.Tolerance) -> list[Check]:
                    if ".heads." in c.id else c for c in judged]
     same = abs(result.config_iou - result.mediapipe_iou) < 1e-6
     checks.append(Check(
-        "mediapipe.nms_iou", Verdict.PASS, f"{result.config_iou} (the config's NMS IoU)", result.mediapipe_iou,
+        "parity.mediapipe.nms_iou", Verdict.PASS, f"{result.config_iou} (the config's NMS IoU)", result.mediapipe_iou,
         "" if same else (f"warning: MediaPipe's ObjectDetector suppresses boxes overlapping more than IoU "
                          f"{result.mediapipe_iou} (min_suppression_threshold, not settable from its Java/Python/C "
                          f"APIs), the config uses {result.config_iou}; compared with {result.mediapipe_reference}. "
                          f"To make every consumer agree, export with --iou-threshold {result.mediapipe_iou}"),
     ))
-    checks += _runtime_checks("litert_compiled.runs", "CompiledModel (CPU) loads and runs the model",
+    checks += _runtime_checks("parity.compiled.runs", "CompiledModel (CPU) loads and runs the model",
                               result.compiled_run, result.compiled is not None)
     if result.compiled is not None:
         checks += _renamed(parity.judge(result.compiled, tolerance), "compiled")
@@ -395,16 +374,15 @@ def _runtime_checks(cid: str, want: str, run: dict[str, Any], measured: bool) ->
 
 def validate_entry(
     entry: dict[str, Any], out: Path, exported: Any, images: Iterable[np.ndarray], labels: Sequence[str],
-    tolerances: dict[Variant, parity.Tolerance], precision: GpuPrecision, ground_truth: Sequence[Any] | None = None,
-) -> list[str]:
-    """Measure and judge the gpu variant, fill its report entry the way ``run`` fills the
-    others' (``parity``, ``checks``, ``map50``/``map``/``map_detail``); returns the ids of
-    failed checks."""
+    tolerances: dict[Variant, parity.Tolerance], precision: GpuPrecision,
+) -> GpuParity:
+    """Measure and judge the gpu variant's parity, fill its report entry the way ``run`` fills
+    the others' (``parity``, ``checks``); its mAP and sanity come from the app run like theirs."""
     result = measure(
         Path(out) / entry["path"], exported.reference_dir, images, labels,
         input_shape=exported.input_shape, iou_threshold=exported.iou_threshold,
         score_threshold=exported.score_threshold, max_detections=exported.max_detections,
-        use_regular_nms=bool(exported.use_regular_nms), ground_truth=ground_truth,
+        use_regular_nms=bool(exported.use_regular_nms),
         folded=bool((entry.get("input_normalization") or {}).get("folded_into_graph")),
     )
     tolerance = tolerance_for(precision, tolerances)
@@ -416,7 +394,4 @@ def validate_entry(
         top["heads"] = result.compiled.heads
     entry["parity"] = None if top is None else {**top, "tolerance": dataclasses.asdict(tolerance), "gpu": result.to_dict()}
     entry["checks"] += [c.to_dict() for c in checks]
-    if ground_truth:
-        r = result.map_result
-        entry.update(map50=r.map50 if r else None, map=r.map if r else None, map_detail=r.to_dict() if r else None)
-    return [c.id for c in checks if c.verdict == Verdict.FAIL]
+    return result

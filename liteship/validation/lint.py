@@ -6,9 +6,10 @@ tflite-support's ``MetadataDisplayer``, and turns every field of each
 :class:`~liteship.validation.contracts.Contract` into :class:`~liteship.types.Check` s.
 
 Verdicts: ``fail`` breaks the app; ``pass`` may carry a ``warning:`` message (the app works
-but something needs attention, e.g. a non-300x300 input for the legacy app); ``skip`` = the
-check does not apply or could not run (the reason is in ``message``). A contract fails when
-one of its checks fails; skips do not fail it.
+but something needs attention, e.g. a non-300x300 input for the legacy app); ``n/a`` = the
+check does not apply (or was not requested); ``skip`` = it applies but could not run here (a
+runtime missing: the reason is in ``message``). A contract fails when one of its checks
+fails; the judge (:mod:`liteship.validation.judge`) fails a run on a skipped gating check.
 
 GPU compatibility: ``tf.lite.experimental.Analyzer.analyze(gpu_compatibility=True)`` in a
 child process (it needs TensorFlow, which is slow to import and must not share a process
@@ -340,6 +341,16 @@ def _app_checks(c: C.Contract, f: Facts, max_results: int | None = None) -> list
     checks: list[Check] = []
     add = checks.append
 
+    from liteship.validation.runtimes.raw_ssd import is_raw_ssd
+
+    if is_raw_ssd(info, meta):  # first: the one-line reason of the consumer matrix
+        add(_fail("outputs.form", str(C.OutputForm.POSTPROCESS), str(C.OutputForm.RAW_SSD),
+                  f"{c.name} reads the 4 {POSTPROCESS_OP} outputs; this model has the 2 raw outputs (location, score) "
+                  "+ DETECTOR_METADATA of liteship's gpu variant",
+                  f"not for this app: it needs the {POSTPROCESS_OP} outputs, the gpu variant has raw heads only; "
+                  "ship fp32/fp16/dynamic/int8 to it (the gpu variant is for MediaPipe's ObjectDetector and apps "
+                  "that decode the heads themselves, e.g. CompiledModel on GPU)"))
+
     # -- input
     if len(info.inputs) != 1:
         add(_fail("input.count", 1, len(info.inputs), "the app feeds exactly one image tensor",
@@ -404,7 +415,8 @@ def _app_checks(c: C.Contract, f: Facts, max_results: int | None = None) -> list
     flex = list(info.flex_ops)
     if flex:
         add(_fail("ops.flex", [], flex, "Flex (Select TF) ops need the tensorflow-lite-select-tf-ops AAR, which the app does not ship",
-                  "convert with builtin ops only (no SELECT_TF_OPS); use the TFLite postprocess op instead of TF NMS"))
+                  f"the runtime says \"{C.TFLITE_FLEX_ERROR}\": convert with builtin ops only (no SELECT_TF_OPS); "
+                  "use the TFLite postprocess op instead of TF NMS"))
     else:
         add(_pass("ops.flex", [], []))
     add(_op_versions(c, info))
@@ -673,7 +685,7 @@ def _gpu(c: C.Contract, g: GpuResult | None) -> Check:
     cid = "gpu.compatibility"
     want = "GPU delegate takes every op but the postprocess op" if c.gpu == C.Gpu.REQUIRED else "GPU delegate optional (CPU fallback)"
     if g is None:
-        return _skip(cid, want, "not run (--no-gpu)")
+        return _na(cid, want, "not run (--no-gpu)")
     if not g.ran:
         return _skip(cid, want, g.reason)
     others = [op for op in g.incompatible if op != POSTPROCESS_OP]
@@ -785,11 +797,11 @@ def _short(value: Any, width: int = 34) -> str:
 
 def format_table(result: LintResult) -> str:
     """Compact human output: one block per contract, failing checks first with their fix."""
-    order = {Verdict.FAIL: 0, Verdict.PASS: 1, Verdict.SKIP: 2}
+    order = {Verdict.FAIL: 0, Verdict.SKIP: 1, Verdict.PASS: 2, Verdict.NA: 3}
     lines = [f"lint {result.model}"]
     for name, r in result.contracts.items():
         lines.append(f"\n{name}: {r.verdict.upper()}")
-        for ch in sorted(r.checks, key=lambda ch: order.get(ch.verdict, 3)):
+        for ch in sorted(r.checks, key=lambda ch: order.get(ch.verdict, 4)):
             lines.append(f"  {ch.verdict:<4} {ch.id:<27} expected {_short(ch.expected)}, found {_short(ch.found)}")
             if ch.verdict == Verdict.FAIL:
                 lines.append(f"       {ch.message}")

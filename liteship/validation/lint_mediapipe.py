@@ -49,7 +49,12 @@ def check_mediapipe(c: C.Contract, f: Facts, max_results: int | None = None) -> 
     checks += _output_checks(c, f, max_results)
     flex = list(f.info.flex_ops)
     checks.append(_fail("ops.flex", [], flex, "tasks-vision has no Flex (Select TF ops) delegate",
-                        "convert with builtin ops only (no SELECT_TF_OPS)") if flex else _pass("ops.flex", [], []))
+                        f'MediaPipe says "{C.TFLITE_FLEX_ERROR}" -- convert with builtin ops only (no SELECT_TF_OPS)')
+                  if flex else _pass("ops.flex", [], []))
+    unknown = [op.split(":", 1)[1] for op in f.info.custom_ops if op != POSTPROCESS_OP_NAME]
+    checks.append(_fail("ops.custom", [POSTPROCESS_OP], unknown, "tasks-vision registers no other custom op",
+                        f'MediaPipe says "Encountered unresolved custom op: {unknown[0]}." -- convert with builtin ops '
+                        f"only (and {POSTPROCESS_OP})") if unknown else _pass("ops.custom", [POSTPROCESS_OP], []))
     checks.append(_na("ops.versions", c.runtime_note, f"not pinned: {c.runtime_note}"))
     checks += runtime_checks(c, f)
     return checks

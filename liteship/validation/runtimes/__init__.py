@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from liteship.validation.runtimes import compare, runner
-from liteship.validation.runtimes.result import MIN_IOU, Agreement, Outcome, Runtime, RuntimeRun, judge
+from liteship.validation.runtimes.result import EXACT, HYBRID, MIN_IOU, Agreement, Outcome, Runtime, RuntimeRun, judge
 
 __all__ = ["MIN_IOU", "Agreement", "Outcome", "Runtime", "RuntimeRun", "check", "default_images", "judge"]
 
@@ -58,6 +58,7 @@ class _Prepared:
     job: runner.Job
     desktop: compare.DesktopRun | None
     desktop_note: str
+    tolerance: Any = EXACT
     meta: Any = None
 
 
@@ -122,17 +123,18 @@ def _prepare(key: str, path: Path, images: Sequence[np.ndarray], work: Path) -> 
             inputs = np.stack([pre.preprocess(img) for img in resized])
     except Exception as exc:  # noqa: BLE001 - a model the desktop cannot run: no comparison
         note = f"no desktop run to compare with: {type(exc).__name__}: {str(exc)[:200]}"
-    if inputs is None and usable:
+    if inputs is None and len(info.inputs) == 1 and all(d > 0 for d in info.inputs[0].shape):
+        # the desktop cannot run it: zeros of the input's own shape, so the runtime still gets to say why not
         t = info.inputs[0]
-        dtype = {"float32": np.float32, "uint8": np.uint8, "int8": np.int8}.get(t.dtype)
-        if dtype is not None:
-            inputs = np.zeros((len(resized), 1, h, w, 3), dtype=dtype)
+        dtype = {"float32": np.float32, "uint8": np.uint8, "int8": np.int8}.get(t.dtype, np.float32)
+        inputs = np.zeros((len(resized), *t.shape), dtype=dtype)
     inputs_path = None
     if inputs is not None:
         inputs_path = work / "inputs.npy"
         np.save(inputs_path, inputs)
     job = runner.Job(model=path, images=work / "images.npy", inputs=inputs_path)
-    return _Prepared(key, data, info, (h, w), job, desktop, note, meta)
+    tolerance = HYBRID if compare.is_dynamic_range(data) else EXACT
+    return _Prepared(key, data, info, (h, w), job, desktop, note, tolerance, meta)
 
 
 def _error_text(outcome: runner.JobOutcome) -> str | None:
@@ -146,6 +148,10 @@ def _error_text(outcome: runner.JobOutcome) -> str | None:
     return " | ".join(parts) if parts else None
 
 
+_SMALL_BUFFERS = ("output buffers smaller than what TFLite_Detection_PostProcess writes (heap corruption; LiteRT "
+                  "reports 'Custom allocation is too small for tensor idx' / 'Failed to allocate tensors')")
+
+
 def _to_run(runtime: Runtime, outcome: runner.JobOutcome, p: _Prepared) -> RuntimeRun:
     label = runtime.label
     if outcome.payload is None:
@@ -153,6 +159,14 @@ def _to_run(runtime: Runtime, outcome: runner.JobOutcome, p: _Prepared) -> Runti
         if kind is Outcome.UNAVAILABLE:
             return RuntimeRun(runtime, kind, f"{label} cannot start: {outcome.reason}")
         error = _error_text(outcome) or outcome.reason
+        if runtime is Runtime.COMPILED_MODEL and kind is Outcome.CRASHED:
+            # the heap corruption may kill the process before LiteRT prints anything: say why from
+            # the model's own stored shapes (what CompiledModel sizes its buffers from)
+            from liteship.validation.runtimes import compiled_model
+
+            small = compiled_model.stored_too_small(p.info)
+            if small:
+                error = (f"{error} | {_SMALL_BUFFERS}: " + "; ".join(small))
         what = "did not finish" if kind is Outcome.TIMEOUT else "crashed its process"
         return RuntimeRun(runtime, kind, f"{label} {what} on this model ({outcome.reason})", error=error,
                           elapsed_s=outcome.elapsed_s)
@@ -173,9 +187,7 @@ def _to_run(runtime: Runtime, outcome: runner.JobOutcome, p: _Prepared) -> Runti
         facts["buffers"] = data.get("buffers")
         small = compiled_model.too_small_buffers(p.info, data)
         if small:
-            error = ("output buffers smaller than what TFLite_Detection_PostProcess writes (heap corruption; LiteRT "
-                     "reports 'Custom allocation is too small for tensor idx' / 'Failed to allocate tensors'): "
-                     + "; ".join(small))
+            error = f"{_SMALL_BUFFERS}: " + "; ".join(small)
             return RuntimeRun(runtime, Outcome.FAILED, f"{label} ran with {error}", error=error, stage="run",
                               images=images, facts=facts, **timing)
     h, w = p.size
@@ -192,15 +204,16 @@ def _to_run(runtime: Runtime, outcome: runner.JobOutcome, p: _Prepared) -> Runti
     except (KeyError, ValueError, IndexError, TypeError) as exc:  # outputs liteship cannot map to roles
         return RuntimeRun(runtime, Outcome.OK, msg, images=images, facts=facts, **timing,
                           agreement_note=f"cannot read the runtime's outputs as detections: {type(exc).__name__}: {exc}")
-    agreement = compare.agree(desktop, got)
-    return RuntimeRun(runtime, Outcome.OK, msg, images=images, agreement=agreement, facts=facts, **timing)
+    # CompiledModel runs the desktop's own LiteRT build: identical results, whatever the model
+    tolerance = EXACT if runtime is Runtime.COMPILED_MODEL else p.tolerance
+    agreement = compare.agree(desktop, got, tolerance.min_score)
+    return RuntimeRun(runtime, Outcome.OK, msg, images=images, agreement=agreement, tolerance=tolerance, facts=facts,
+                      **timing)
 
 
 def _compiled_detections(p: _Prepared, payload: dict, image: int, width: int, height: int) -> list[compare.Det]:
     from liteship.validation.detect import decode_outputs
-    from liteship.validation.runtimes import compiled_model
-
-    from liteship.validation.runtimes import raw_ssd
+    from liteship.validation.runtimes import compiled_model, raw_ssd
 
     if raw_ssd.is_raw_ssd(p.info, p.meta):
         boxes, classes, scores = raw_ssd.compiled_detections(p.info, p.meta, payload, image)
@@ -208,7 +221,8 @@ def _compiled_detections(p: _Prepared, payload: dict, image: int, width: int, he
         boxes, classes, scores = decode_outputs(compiled_model.outputs_by_role(p.info, payload, image))
     assert p.desktop is not None
     return [compare.Det(compare.to_pixels(b, width, height, "exact"), p.desktop.label(int(round(float(c)))), float(s))
-            for b, c, s in zip(boxes, classes, scores)]
+            for b, c, s in zip(boxes, classes, scores)
+            if np.isfinite(b).all() and np.isfinite(c) and np.isfinite(s)]  # NaN rows: the `finite` gate's
 
 
 def _ms(seconds: float | None) -> str:

@@ -46,11 +46,17 @@ class DesktopRun:
     labels: tuple[str, ...]
 
     def label(self, index: int) -> str:
-        return self.labels[index] if 0 <= index < len(self.labels) else str(index)
+        """The class name, as the runtimes report it: the index without labels; no name for an
+        index past the end of the label file (MediaPipe leaves it unnamed)."""
+        if not self.labels:
+            return str(index)
+        return self.labels[index] if 0 <= index < len(self.labels) else ""
 
     def detections(self, image: int, width: int, height: int, convention: str) -> list[Det]:
         out = []
         for box, cls, score in zip(self.boxes[image], self.classes[image], self.scores[image]):
+            if not (np.isfinite(box).all() and np.isfinite(cls) and np.isfinite(score)):
+                continue  # a NaN/Inf row is no detection; the `finite` gate reports it
             out.append(Det(to_pixels(box, width, height, convention), self.label(int(round(float(cls)))), float(score)))
         return out
 
@@ -114,8 +120,12 @@ def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def agree(desktop: Sequence[Sequence[Det]], runtime: Sequence[Sequence[Det]]) -> Agreement:
-    """Match the two runs image by image (greedy by IoU, highest desktop score first)."""
+def agree(desktop: Sequence[Sequence[Det]], runtime: Sequence[Sequence[Det]], min_score: float = 0.0) -> Agreement:
+    """Match the two runs image by image (greedy by IoU, highest desktop score first), over the
+    detections scoring at least ``min_score``."""
+    if min_score > 0:
+        desktop = [[d for d in image if d.score >= min_score] for image in desktop]
+        runtime = [[d for d in image if d.score >= min_score] for image in runtime]
     n_desk = n_rt = matched = same = 0
     ious: list[float] = []
     deltas: list[float] = []
@@ -141,3 +151,35 @@ def agree(desktop: Sequence[Sequence[Det]], runtime: Sequence[Sequence[Det]]) ->
         min_iou=min(ious) if ious else None, mean_iou=float(np.mean(ious)) if ious else None,
         max_score_delta=max(deltas) if deltas else None, count_mismatches=tuple(mismatches),
     )
+
+
+def is_dynamic_range(data: bytes) -> bool:
+    """A dynamic-range (hybrid) model: float32 input, and int8 constant weights read directly by
+    ops with float outputs (no DEQUANTIZE in between), which quantize activations on the fly."""
+    from tensorflow_lite_support.metadata import schema_py_generated as schema
+
+    from liteship.tflite_inspect import inspect_model
+
+    info = inspect_model(data)
+    if not info.inputs or info.inputs[0].dtype != "float32":
+        return False
+    model = schema.Model.GetRootAs(data, 0)
+    sg = model.Subgraphs(0)
+
+    def constant_int8(index: int) -> bool:
+        t = sg.Tensors(index)
+        return t.Type() == schema.TensorType.INT8 and model.Buffers(t.Buffer()).DataLength() > 0
+
+    dequantize = next((i for i in range(model.OperatorCodesLength())
+                       if max(model.OperatorCodes(i).BuiltinCode(), model.OperatorCodes(i).DeprecatedBuiltinCode())
+                       == schema.BuiltinOperator.DEQUANTIZE), None)
+    for j in range(sg.OperatorsLength()):
+        op = sg.Operators(j)
+        if op.OpcodeIndex() == dequantize or op.OutputsLength() == 0:
+            continue
+        out = op.Outputs(0)
+        if out < 0 or sg.Tensors(out).Type() != schema.TensorType.FLOAT32:
+            continue
+        if any(0 <= op.Inputs(k) and constant_int8(op.Inputs(k)) for k in range(op.InputsLength())):
+            return True
+    return False

@@ -110,6 +110,12 @@ def too_small_buffers(info: ModelInfo, payload: dict) -> list[str]:
     return problems
 
 
+def stored_too_small(info: ModelInfo) -> list[str]:
+    """:func:`too_small_buffers` for the buffers CompiledModel sizes from the stored output
+    shapes (known without running anything)."""
+    return too_small_buffers(info, {"output_names": [], "buffers": [{"shape": list(t.shape)} for t in info.outputs]})
+
+
 def outputs_by_role(info: ModelInfo, payload: dict, image: int) -> dict[OutputRole, np.ndarray]:
     roles = roles_by_buffer(info, payload.get("output_names", []))
     values = payload["outputs"][image]

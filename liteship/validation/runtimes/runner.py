@@ -24,8 +24,8 @@ from typing import Any
 
 from liteship import child
 
-#: native log lines that carry no message of their own (source locations, tree glyphs)
-_NOISE = re.compile(r"^(INFO|WARNING|VERBOSE)\b|^[IWV]\d{4} |^└|^WARNING: All log messages")
+#: a TFLite kernel's failed check, as TF_LITE_ENSURE prints it: "path/file.cc:92 condition (a != b)"
+_KERNEL_CHECK = re.compile(r"^[\w./-]+\.cc:\d+ \S")
 
 
 @dataclass(frozen=True)
@@ -53,13 +53,15 @@ class JobOutcome:
     elapsed_s: float | None = None
 
     def native_errors(self) -> list[str]:
-        """The runtime's own error lines (``ERROR: ...``) printed during this job."""
+        """The runtime's own error lines printed during this job: TFLite's ``ERROR: ...`` lines
+        (not the bare source locations) and kernel checks (``reshape.cc:92 num_input_elements
+        != ...``)."""
         out = []
         for line in self.stderr.splitlines():
             line = line.strip()
             if line.startswith("ERROR: ") and not line.startswith("ERROR: ["):
                 out.append(line[len("ERROR: "):])
-            elif line and not _NOISE.search(line) and ("error" in line.lower() or "fail" in line.lower()):
+            elif _KERNEL_CHECK.match(line):
                 out.append(line)
         return list(dict.fromkeys(out))
 
