@@ -426,9 +426,14 @@ def _device_stage(req: Request, report: Report, progress: Progress) -> LiteshipE
     from liteship.device.validate import validate_on_devices
 
     names = [v["name"] for v in report.variants]
-    wanted = req.device_variant or (Variant.INT8.value if Variant.INT8.value in names else names[-1])
+    deployable = [n for n in names if n != Variant.GPU.value] or names
+    wanted = req.device_variant or (Variant.INT8.value if Variant.INT8.value in names else deployable[-1])
     if wanted not in names:
         return UsageProblem(f"--device-variant {wanted} was not converted in this run (converted: {', '.join(names)})")
+    if wanted == Variant.GPU.value:
+        from liteship.converter.gpu_variant import interpreter_deploy_refused
+
+        return interpreter_deploy_refused("--device-variant gpu")
     variant = next(v for v in report.variants if v["name"] == wanted)
     from liteship.converter import calibration
 
