@@ -332,8 +332,10 @@ class ScriptedDevice(Device):
             return ShellResult(0, "Starting: Intent { cmp=dev.liteship.demo/.ValidationActivity (has extras) }\n")
         return ShellResult(0, "")
 
-    def push(self, local: Path, remote: str, *, timeout_s: float = 600.0) -> None:
-        self.pushed.append(remote)
+    def _send_file(self, local: Path, remote: str, *, timeout_s: float) -> None:
+        final, _, suffix = remote.rpartition(".partial-")
+        assert final and len(suffix) == 8, f"the base push must write a partial name first: {remote}"
+        self.pushed.append(final)
 
     def pull(self, remote: str, local: Path, *, timeout_s: float = 600.0) -> None:
         raise AssertionError("no result to pull")
