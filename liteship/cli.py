@@ -235,6 +235,27 @@ def _delegates(text: str) -> tuple[str, ...]:
     return out
 
 
+def _engines(text: str) -> tuple[tuple[str, tuple[str, ...] | None], ...]:
+    from liteship.device.protocol import ENGINE_ACCELERATORS
+
+    out: dict[str, tuple[str, ...] | None] = {}
+    for part in (x.strip() for x in text.split(",") if x.strip()):
+        name, _, accs = part.partition(":")
+        if name not in ENGINE_ACCELERATORS:
+            raise argparse.ArgumentTypeError(f"unknown engine {name!r}; choose from {', '.join(ENGINE_ACCELERATORS)}")
+        chosen = tuple(dict.fromkeys(a for a in accs.split("+") if a)) if accs else None
+        bad = [a for a in chosen or () if a not in ENGINE_ACCELERATORS[name]]
+        if bad or (accs and not chosen):
+            raise argparse.ArgumentTypeError(f"engine {name} runs on {'/'.join(ENGINE_ACCELERATORS[name])}, found "
+                                             f"{', '.join(bad) or accs!r}")
+        if name in out:
+            raise argparse.ArgumentTypeError(f"engine {name} is listed twice")
+        out[name] = chosen
+    if not out:
+        raise argparse.ArgumentTypeError("--engines needs at least one of " + ", ".join(ENGINE_ACCELERATORS))
+    return tuple(out.items())
+
+
 def _variant_name(text: str) -> str:
     try:
         return Variant(text).value
@@ -264,7 +285,12 @@ def _device_options(p: argparse.ArgumentParser, *, run: bool = False) -> None:
     g.add_argument("--apk", type=Path, metavar="FILE",
                    help="install/upgrade the validation app first (android_app/app/build/outputs/apk/debug/app-debug.apk)")
     g.add_argument("--delegates", type=_delegates, default=("cpu",), metavar="LIST",
-                   help="comma-separated: cpu,gpu,nnapi (default cpu)")
+                   help="the interpreter's delegates, comma-separated: cpu,gpu,nnapi (default cpu; NNAPI is "
+                        "deprecated since Android 15)")
+    g.add_argument("--engines", type=_engines, metavar="LIST",
+                   help="engines the app runs the model with, compared each with the same engine on the desktop: "
+                        "interpreter,compiled,mediapipe; ENGINE:ACC+ACC picks accelerators (compiled:cpu+gpu); "
+                        "without one, the interpreter uses --delegates, the others cpu (default: interpreter only)")
     g.add_argument("--threads", type=_positive, default=4, metavar="N", help="interpreter threads on the device (default 4)")
     g.add_argument("--warmup", type=int, default=2, metavar="N", help="untimed invokes before timing (default 2)")
     g.add_argument("--iterations", type=_positive, default=10, metavar="N", help="timed invokes per delegate (default 10)")
@@ -321,6 +347,7 @@ _FAULTS = {
     "app-crash": "app_crash",
     "app-hang": "app_hang",
     "corrupt-result": "corrupt_result",
+    "perturb-result": "perturb_result",
 }
 
 
@@ -377,7 +404,9 @@ def _deploy(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
     report = Report(command=list(sys.argv), out_dir=args.out)
     report.inputs = {"kind": "tflite", "model": str(args.model), "images": [str(p) for p in images],
                      "devices": list(args.devices), "transport": args.transport,
-                     "deploy_options": {"delegates": list(options.delegates), "threads": options.threads,
+                     "deploy_options": {"delegates": list(options.delegates),
+                                        "engines": [{"engine": e, "accelerators": list(a)} for e, a in options.runs],
+                                        "threads": options.threads,
                                         "warmup": options.warmup, "iterations": options.iterations,
                                         "timeout_s": options.timeout_s, "keep": options.keep,
                                         "apk": str(options.apk) if options.apk else None}}

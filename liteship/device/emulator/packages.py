@@ -214,4 +214,4 @@ class ActivityManager:
         except ImportError as e:  # the app's code is missing: like a crash at launch
             log.error("emulated app cannot start: %s", e)
             return
-        serve(request_file, producer_kind="emulated")
+        serve(request_file, producer_kind="emulated", perturb=f.perturb_result)
