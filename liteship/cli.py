@@ -371,8 +371,17 @@ def _faults(specs: Sequence[str]) -> Any:
 def _deploy_options(args: argparse.Namespace) -> Any:
     from liteship.device.deploy import DeployOptions
 
-    return DeployOptions(delegates=args.delegates, threads=args.threads, warmup=args.warmup,
-                         iterations=args.iterations, timeout_s=args.timeout, keep=args.keep, apk=args.apk)
+    engines = None
+    if getattr(args, "engines", None):
+        engines = tuple((name, accs or (args.delegates if name == "interpreter" else ("cpu",)))
+                        for name, accs in args.engines)
+    options = DeployOptions(delegates=args.delegates, threads=args.threads, warmup=args.warmup,
+                            iterations=args.iterations, timeout_s=args.timeout, keep=args.keep, apk=args.apk,
+                            engines=engines)
+    for warning in options.warnings:
+        if not getattr(args, "quiet", False):
+            print(f"liteship: warning: {warning}", file=sys.stderr)
+    return options
 
 
 def _deploy_images(folder: Path | None, limit: int) -> list[Path]:

@@ -79,6 +79,11 @@ def runtime_words(stderr: str, phase: str | None = None, limit: int = 4) -> list
     return out[:limit]
 
 
+def one_line(text: str) -> str:
+    """A runtime's multi-line message (``ERROR: [...]\\n└ ERROR: ...``) on one line."""
+    return " / ".join(part.strip(" └") for part in str(text).splitlines() if part.strip(" └"))
+
+
 def _quote(message: str, words: list[str]) -> str:
     extra = [w for w in words if w not in message]
     return message + (f"; the runtime logged: {' | '.join(extra)}" if extra else "")
@@ -200,7 +205,7 @@ def _phase(name: str) -> None:
 
 def _fail(stage: str, exc: BaseException, phase: str) -> dict[str, Any]:
     return {"error": {"stage": stage, "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
-                      "message": str(exc) or type(exc).__name__}, "phase": phase}
+                      "message": one_line(str(exc)) or type(exc).__name__}, "phase": phase}
 
 
 def compiled_child() -> None:
@@ -221,7 +226,7 @@ def compiled_child() -> None:
             child.emit(MARKER, **_fail("load", exc, f"create-{job['accelerator']}"))
             return
         payload.update(accelerator_used="cpu", fallback_reason=f"the GPU accelerator could not compile the model: "
-                                                               f"{str(exc).strip() or type(exc).__name__}")
+                                                               f"{one_line(str(exc)) or type(exc).__name__}")
         _phase("create-cpu")
         try:
             model = create(HardwareAccelerator.CPU)
@@ -361,7 +366,7 @@ def mediapipe_child() -> None:
             child.emit(MARKER, **_fail("load", exc, f"create-{job['accelerator']}"))
             return
         payload.update(accelerator_used="cpu",
-                       fallback_reason=f"the MediaPipe GPU delegate could not start: {str(exc).strip()[:1500]}")
+                       fallback_reason=f"the MediaPipe GPU delegate could not start: {one_line(str(exc))[:1500]}")
         _phase("create-cpu")
         try:
             detector = create(BaseOptions.Delegate.CPU)

@@ -328,6 +328,18 @@ def judge(delegate_name: str, tensors: dict[str, Any], detections: dict[str, Any
     return checks
 
 
+#: the CompiledModel failure of models whose postprocess outputs have no static shapes
+STATIC_SHAPES_WORDS = "Custom allocation is too small"
+
+
+def _status_fix(engine: str, delegate: str, err: dict[str, Any]) -> str:
+    if engine == "compiled" and STATIC_SHAPES_WORDS in err.get("message", ""):
+        return ("CompiledModel sizes its output buffers from the shapes stored in the model, and the "
+                "TFLite_Detection_PostProcess outputs are stored as [] (LiteRT#9518): store their real shapes "
+                "([1,N,4], [1,N], [1,N], [1]; N = max detections) in the model, or run it with the interpreter engine")
+    return f"the model does not run with the {engine} engine on {delegate} on the device: see error.message"
+
+
 def engines_of(result: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(dl.get("engine", "interpreter") for dl in result.get("delegates", [])))
 
@@ -400,8 +412,7 @@ def compare_run(run: DeviceRun, model: Path, *, options: DeployOptions, variant:
             verdict = Verdict.SKIP if dl["status"] == "unavailable" else Verdict.FAIL
             checks.append(Check(f"{p}.status", verdict, "ok", dl["status"],
                                 f"{err.get('stage', '?')}: {err.get('message', '')} ({label})",
-                                "" if verdict == Verdict.SKIP else f"the model does not run with the {engine} engine on "
-                                f"{dl['delegate']} on the device: see error.message"))
+                                "" if verdict == Verdict.SKIP else _status_fix(engine, dl["delegate"], err)))
         elif reference is None or reference.error:
             item["parity"] = None
             why = reference.error if reference is not None else "no desktop run of this engine"

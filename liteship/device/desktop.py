@@ -273,7 +273,9 @@ def compiled_child() -> None:
                                 "shape": shape, "b64": base64.b64encode(value.tobytes()).decode()})
             answers.append({"id": item["id"], "outputs": tensors})
     except Exception as exc:  # noqa: BLE001 - the runtime's refusal is the finding
-        child.emit(MARKER, error=f"the desktop CompiledModel failed: {type(exc).__name__}: {exc}")
+        from liteship.device.appengines import one_line
+
+        child.emit(MARKER, error=f"the desktop CompiledModel failed: {type(exc).__name__}: {one_line(str(exc))}")
         return
     child.emit(MARKER, inputs=answers)
 
