@@ -33,12 +33,12 @@ EXIT_CODES_HELP = """exit codes:
   12  checkpoint missing, corrupt or not matching the config
   13  --saved-model / --frozen-graph is not a TFLite-exportable SSD
   14  int8 refused: no usable calibration images (other variants were written)
-  15  a .tflite file is unreadable or not a TFLite model
+  15  a .tflite file (or an APK) is unreadable or not a TFLite model (an APK/AAB)
   16  ground truth (VOC folder / CSV / TFRecord) unreadable or inconsistent
   20  export failed
   21  conversion failed or a converted model failed its checks
   22  metadata could not be written or verified
-  30  lint: the model breaks a named app contract
+  30  lint: the model breaks a named app contract; apk: a model or native library fails a check
   31  parity: a variant differs from the desktop reference beyond its tolerances
   32  accuracy: mAP below --min-map50, or a variant dropped more than --max-map50-drop below fp32
   33  device parity: the device's outputs differ from the desktop run of the same model
@@ -222,6 +222,19 @@ def _lint_parser(sub: Any) -> None:
                    help="skip the GPU-delegate compatibility analysis (it starts TensorFlow in a child process)")
     p.add_argument("--task-check", action="store_true",
                    help="task-library: also load the model with the real Task Library ObjectDetector (child process)")
+    _common(p)
+
+    text = ("check a built APK or App Bundle before Google Play: every .tflite stored uncompressed and "
+            "4-byte aligned and linted against the app contracts, every 64-bit native library 16 KB-aligned, "
+            "the ML runtimes found and their known problems (exit 30 when a check fails, 15 on an unreadable file)")
+    p = sub.add_parser("apk", help=text, description=text, epilog="contracts:\n" + contracts_help + "\n\n" +
+                       EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("apk", type=Path, metavar="APP.apk|APP.aab")
+    p.add_argument("--contract", action="append", choices=[c.name for c in CONTRACTS], metavar="NAME",
+                   help="contract every model must pass (repeatable; default: inferred from the runtime libraries "
+                        "in the APK: Task Library -> task-library, LiteRT/TFLite -> litert-sample, liteship's own "
+                        "app -> bundled-app)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="also write DIR/apk-report.json")
     _common(p)
 
 
@@ -510,6 +523,27 @@ def _lint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _apk(args: argparse.Namespace) -> int:
+    from liteship import atomic
+    from liteship.apk.check import check_apk, format_report
+    from liteship.errors import ApkCheckFailed
+
+    result = check_apk(args.apk, args.contract or None)
+    doc = result.to_dict()
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic.write_json(args.out / "apk-report.json", doc)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    elif not args.quiet:
+        print(format_report(result))
+    if not result.ok:
+        failed = result.failed()
+        raise ApkCheckFailed(f"{args.apk}: {len(failed)} check(s) failed: {', '.join(failed[:6])}"
+                             f"{' ...' if len(failed) > 6 else ''}")
+    return 0
+
+
 def _kind(args: argparse.Namespace) -> InputKind | None:
     given = {
         InputKind.CHECKPOINT: args.pipeline_config is not None or args.checkpoint_dir is not None,
@@ -677,6 +711,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _devices(args)
         if args.command == "emulator":
             return _emulator(args)
+        if args.command == "apk":
+            return _apk(args)
         if args.command == "deploy":
             result = _deploy(args, progress)
         elif args.command == "doctor":
@@ -702,7 +738,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"liteship: error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
-        if args.json and exc.kind != "lint":  # lint already printed its result
+        if args.json and exc.kind not in ("lint", "apk"):  # lint and apk already printed their result
             print(json.dumps({"status": "error", "error": {"kind": exc.kind, "exit_code": exc.exit_code, "message": exc.message}}))
         return exc.exit_code
     except Exception as exc:  # the one boundary: a bug, never a user error

@@ -72,6 +72,13 @@ class TFLiteFileProblem(LiteshipError):
     kind = "tflite_file"
 
 
+class ApkFileProblem(TFLiteFileProblem):
+    """`liteship apk`: the APK / App Bundle is missing, unreadable or not a zip with a manifest."""
+
+    exit_code = 15
+    kind = "apk_file"
+
+
 class GroundTruthProblem(LiteshipError):
     """Validation ground truth (Pascal VOC XML, CSV) unreadable or inconsistent with its images."""
 
@@ -124,6 +131,13 @@ class LintFailed(LiteshipError):
 
     exit_code = 30
     kind = "lint"
+
+
+class ApkCheckFailed(LintFailed):
+    """`liteship apk`: a model or a native library in the APK fails a check (storage, alignment, contract)."""
+
+    exit_code = 30
+    kind = "apk"
 
 
 class DeviceParityFailed(LiteshipError):
