@@ -361,7 +361,7 @@ def test_gradle_packages_the_one_schema_file_and_litert() -> None:
 
 # --------------------------------------------------------------------------- workflow
 
-def test_workflow_builds_the_apk_and_runs_liteship_deploy_on_an_emulator() -> None:
+def test_workflow_builds_the_apk_checks_it_and_runs_liteship_deploy_on_an_emulator() -> None:
     doc = __import__("yaml").safe_load(WORKFLOW.read_text(encoding="utf-8"))
     triggers = doc.get("on", doc.get(True))   # PyYAML reads the key `on` as True
     assert triggers
@@ -382,6 +382,13 @@ def test_workflow_builds_the_apk_and_runs_liteship_deploy_on_an_emulator() -> No
     assert args[args.index("--apk") + 1] == "android_app/app/build/outputs/apk/debug/app-debug.apk"
     assert args[args.index("--device") + 1] == "emulator-5554"
     assert args[args.index("--out") + 1] == "device-report"
+    assert args[args.index("--engines") + 1].split(",")[0] == "interpreter"
+    # the APK it builds is checked by `liteship apk` before it goes anywhere
+    apk_line = next(line for line in text.splitlines() if "liteship apk" in line).split()
+    assert apk_line[:3] == [".venv/bin/liteship", "apk", "android_app/app/build/outputs/apk/debug/app-debug.apk"]
+    build = next(i for i, st in enumerate(steps) if "assembleDebug" in str(st.get("run", "")))
+    check = next(i for i, st in enumerate(steps) if "liteship apk" in str(st.get("run", "")))
+    assert build < check < steps.index(uses["reactivecircus/android-emulator-runner"])
     upload = uses["actions/upload-artifact"]
     assert upload["with"]["path"] == "device-report" and upload.get("if") == "always()"
 
