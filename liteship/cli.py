@@ -23,33 +23,13 @@ from liteship.types import (
     Variant,
 )
 
-EXIT_CODES_HELP = """exit codes:
-  0   success
-  1   internal error (a bug: rerun with --debug and report it)
-  2   usage: bad or conflicting arguments, missing files, unusable --out
-  3   environment: a dependency is missing or broken
-  10  pipeline.config refused (not SSD, not fixed_shape_resizer, syntax...)
-  11  label map refused (ids, duplicates, count != num_classes...)
-  12  checkpoint missing, corrupt or not matching the config
-  13  --saved-model / --frozen-graph is not a TFLite-exportable SSD
-  14  int8 refused: no usable calibration images (other variants were written)
-  15  a .tflite file (or an APK) is unreadable or not a TFLite model (an APK/AAB)
-  16  ground truth (VOC folder / CSV / TFRecord) unreadable or inconsistent
-  20  export failed
-  21  conversion failed or a converted model failed its checks
-  22  metadata could not be written or verified
-  30  lint: the model breaks a named app contract; apk: a model or native library fails a check
-  31  parity: a variant differs from the desktop reference beyond its tolerances
-  32  accuracy: mAP below --min-map50, or a variant dropped more than --max-map50-drop below fp32
-  33  device parity: the device's outputs differ from the desktop run of the same model
-  40  device: not found, connection refused or dropped
-  41  device: our adb key was refused (accept the prompt on the phone)
-  42  device: storage full, read-only path or permission denied
-  43  device: app not installed, install failed, or the app died without a result
-  44  device: timed out waiting for the result
-  45  device: the result file is corrupt or breaks the protocol schema
-  130 interrupted
-"""
+def _exit_codes_help() -> str:
+    from liteship.errors import EXIT_CODES
+
+    return "exit codes:\n" + "\n".join(f"  {code:<3} {text.replace('`', '')}" for code, text in EXIT_CODES) + "\n"
+
+
+EXIT_CODES_HELP = _exit_codes_help()
 
 
 def _variants(text: str) -> tuple[Variant, ...]:
@@ -95,14 +75,21 @@ def _unit(text: str) -> float:
     return value
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-        if value <= 0:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}") from None
-    return value
+def _number(kind: type, minimum: float, what: str) -> Any:
+    """An argparse type: a ``kind`` number > ``minimum``, else a message saying what was expected."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+            if not value > minimum:
+                raise ValueError
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, found {text!r}") from None
+        return value
+    return parse
+
+
+_positive = _number(int, 0, "a positive integer")
+_seconds = _number(float, 0.0, "a number of seconds > 0")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -167,7 +154,10 @@ def _validation_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-map50", type=_unit, metavar="M", help="minimum mAP@0.5 of every variant (default: none)")
     g.add_argument("--contract", action="append", metavar="NAME", dest="contracts",
                    help="app contract every variant must pass (repeatable; default: bundled-app and task-library; "
-                        "all four are linted and reported)")
+                        "all are linted and reported)")
+    g.add_argument("--allow-skip", action="append", metavar="CHECK_ID", dest="allow_skip", default=[],
+                   help="a gating check that may be skipped when it cannot run here (repeatable; fnmatch patterns "
+                        "such as 'lint.*.task_library.load'); without it such a skip fails the run with exit 3")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,6 +212,9 @@ def _lint_parser(sub: Any) -> None:
                    help="skip the GPU-delegate compatibility analysis (it starts TensorFlow in a child process)")
     p.add_argument("--task-check", action="store_true",
                    help="task-library: also load the model with the real Task Library ObjectDetector (child process)")
+    p.add_argument("--allow-skip", action="append", metavar="CHECK_ID", dest="allow_skip", default=[],
+                   help="a check that may be skipped when it cannot run here, e.g. 'lint.*.gpu.compatibility' "
+                        "(repeatable; without it such a skip exits 3)")
     _common(p)
 
     text = ("check a built APK or App Bundle before Google Play: every .tflite stored uncompressed and "
@@ -276,16 +269,6 @@ def _variant_name(text: str) -> str:
         raise argparse.ArgumentTypeError(f"unknown variant {text!r}; choose from {', '.join(v.value for v in Variant)}") from None
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-        if value <= 0:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, found {text!r}") from None
-    return value
-
-
 def _device_options(p: argparse.ArgumentParser, *, run: bool = False) -> None:
     from liteship.device.connect import TRANSPORTS
 
@@ -310,6 +293,10 @@ def _device_options(p: argparse.ArgumentParser, *, run: bool = False) -> None:
     g.add_argument("--timeout", type=_seconds, default=120.0, metavar="S", help="seconds to wait for the app's result (default 120)")
     g.add_argument("--keep", action="store_true", help="keep the run folder on the device (default: removed)")
     g.add_argument("--adb-key", type=Path, metavar="FILE", help="adb private key for adb-shell (default ~/.android/adbkey)")
+    if not run:  # `run` has its own --allow-skip (validation options)
+        g.add_argument("--allow-skip", action="append", metavar="CHECK_ID", dest="allow_skip", default=[],
+                       help="a device check that may be skipped when it cannot run (e.g. 'device.gpu.status' "
+                            "on a phone without GPU support; repeatable)")
     if run:
         g.add_argument("--device-variant", type=_variant_name, metavar="VARIANT",
                        help="variant validated on the device (default int8, else the last converted)")
@@ -416,7 +403,7 @@ def _deploy(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
     from liteship import pipeline
     from liteship.device import deploy as deploy_mod
     from liteship.device.validate import validate_on_devices
-    from liteship.report import Report
+    from liteship.report import Report, status_of
     from liteship.tflite_inspect import inspect_file
 
     pipeline.check_out_dir(args.out)
@@ -436,21 +423,19 @@ def _deploy(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
             f"deploy to {len(args.devices)} device(s)"):
         entries, error = validate_on_devices(args.model, args.devices, images=images, options=options,
                                              work_dir=Path(tmp), transport=args.transport, key_path=args.adb_key,
-                                             variant=args.variant, log=progress.info)
+                                             variant=args.variant, log=progress.info, allow_skip=args.allow_skip)
     report.devices = entries
     if not args.json and not args.quiet:
         progress.info(deploy_mod.summary_table(entries))
-    status = "ok"
     if error is not None:
-        report.errors.append({"kind": error.kind, "exit_code": error.exit_code, "message": error.message})
-        status = "error" if error.exit_code >= 40 else "fail"
-    args.out.mkdir(parents=True, exist_ok=True)
-    report.write(status)
+        report.add_error(error)
+    data = report.write(status_of(error), error.exit_code if error else 0)
     if not args.json and not args.quiet:
         progress.info(f"output: {Path(args.out).resolve()}")
     if error is not None:
+        error.report = data  # type: ignore[attr-defined]
         raise error
-    return report.to_dict(status)
+    return data
 
 
 def _devices(args: argparse.Namespace) -> int:
@@ -507,19 +492,26 @@ def _emulator(args: argparse.Namespace) -> int:
 
 def _lint(args: argparse.Namespace) -> int:
     from liteship.errors import LintFailed
-    from liteship.validation import lint
+    from liteship.validation import judge, lint
     from liteship.validation.contracts import NAMES
 
     names = tuple(dict.fromkeys(args.contract)) if args.contract else NAMES
     result = lint.lint_file(args.model, names, max_results=args.max_results,
                             gpu=not args.no_gpu, task_check=args.task_check)
+    checks = [c.to_dict() for c in judge.lint_checks(result.contracts, names)]
+    groups = {str(args.model): checks}
+    judge.mark_allowed_skips(groups, args.allow_skip)
+    decision = judge.decide(groups, args.allow_skip)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(json.dumps({**result.to_dict(), "exit_code": decision.exit_code if decision else 0}, indent=2))
     elif not args.quiet:
         print(lint.format_table(result))
-    if not result.ok:
+    if isinstance(decision, LintFailed):
         failed = [f"{n} ({', '.join(r.failed())})" for n, r in result.contracts.items() if r.failed()]
-        raise LintFailed(f"{args.model} breaks {len(failed)} contract(s): {'; '.join(failed)}")
+        decision.message = f"{args.model} breaks {len(failed)} contract(s): {'; '.join(failed)}"
+    if decision is not None:
+        decision.printed = True  # type: ignore[attr-defined]
+        raise decision
     return 0
 
 
@@ -539,8 +531,10 @@ def _apk(args: argparse.Namespace) -> int:
         print(format_report(result))
     if not result.ok:
         failed = result.failed()
-        raise ApkCheckFailed(f"{args.apk}: {len(failed)} check(s) failed: {', '.join(failed[:6])}"
+        exc = ApkCheckFailed(f"{args.apk}: {len(failed)} check(s) failed: {', '.join(failed[:6])}"
                              f"{' ...' if len(failed) > 6 else ''}")
+        exc.printed = args.json  # type: ignore[attr-defined] # the JSON report is already on stdout
+        raise exc
     return 0
 
 
@@ -572,7 +566,8 @@ def _kind(args: argparse.Namespace) -> InputKind | None:
     return kind
 
 
-def _request(args: argparse.Namespace) -> Any:
+def request_from_args(args: argparse.Namespace, command: Sequence[str] | None = None) -> Any:
+    """The pipeline request the parsed arguments of run/export/convert/metadata describe."""
     from liteship import pipeline
 
     kind = _kind(args)
@@ -625,6 +620,8 @@ def _request(args: argparse.Namespace) -> Any:
             flags["min_map50"] = args.min_map50
         if args.contracts:
             flags["contracts"] = tuple(dict.fromkeys(args.contracts))
+        if args.allow_skip:
+            flags["allow_skip"] = tuple(dict.fromkeys((*resolved.allow_skip, *args.allow_skip)))
         validation = dict(parity_images=args.parity_images, gates=dataclasses.replace(resolved, **flags))
         if args.devices:
             validation.update(devices=tuple(args.devices), device_options=_deploy_options(args),
@@ -638,7 +635,7 @@ def _request(args: argparse.Namespace) -> Any:
         convert=convert,
         until=until,
         normalization=norm,
-        command=tuple(sys.argv),
+        command=tuple(sys.argv if command is None else command),
     )
     if kind is None:
         return pipeline.demo_request(args.out, label_map=args.label_map, images=args.images, **common)
@@ -720,7 +717,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             from liteship import pipeline
 
-            req = _request(args)
+            req = request_from_args(args)
             result = pipeline.run(req, progress)
             if not args.json and not args.quiet:
                 progress.info(_summary(result))
@@ -738,8 +735,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"liteship: error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
-        if args.json and exc.kind not in ("lint", "apk"):  # lint and apk already printed their result
-            print(json.dumps({"status": "error", "error": {"kind": exc.kind, "exit_code": exc.exit_code, "message": exc.message}}))
+        if args.json and not getattr(exc, "printed", False):  # lint already printed its result
+            report = getattr(exc, "report", None)  # the run's report, written before raising
+            print(json.dumps(report if report is not None else
+                             {"status": "error", "exit_code": exc.exit_code, "error": exc.to_dict()}, indent=2))
         return exc.exit_code
     except Exception as exc:  # the one boundary: a bug, never a user error
         if args.debug:

@@ -68,6 +68,19 @@ class Normalization:
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
+    def channel_arrays(self) -> tuple[Any, Any]:
+        """(mean, std) as float32 arrays of 1 or 3 values; ValueError for other counts or a 0 std."""
+        import numpy as np
+
+        mean = np.asarray(self.mean, dtype=np.float32).reshape(-1)
+        std = np.asarray(self.std, dtype=np.float32).reshape(-1)
+        for name, values in (("mean", mean), ("std", std)):
+            if values.shape not in {(1,), (3,)}:
+                raise ValueError(f"normalization {name} needs 1 or 3 values, got {values.tolist()}")
+        if np.any(std == 0):
+            raise ValueError(f"normalization std must not be 0, got {std.tolist()}")
+        return mean, std
+
     def range(self) -> tuple[float, float]:
         lo = min((0.0 - m) / s for m, s in zip(self.mean, self.std))
         hi = max((255.0 - m) / s for m, s in zip(self.mean, self.std))

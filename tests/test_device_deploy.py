@@ -454,15 +454,15 @@ def test_run_device_stage_adds_the_devices_section(run_a: Path, make_emulator, k
 
 
 def test_run_device_flags_reach_the_pipeline_request() -> None:
-    from liteship.cli import _request, build_parser
+    from liteship.cli import request_from_args, build_parser
 
     args = build_parser().parse_args(["run", "--device", "tcp:127.0.0.1:5555", "--device", "R58M", "--iterations", "3",
                                       "--delegates", "cpu,gpu", "--device-variant", "fp16", "--transport", "adb-shell"])
-    req = _request(args)
+    req = request_from_args(args)
     assert req.devices == ("tcp:127.0.0.1:5555", "R58M") and req.device_variant == "fp16"
     assert req.device_options.iterations == 3 and req.device_options.delegates == ("cpu", "gpu")
     assert req.device_transport == "adb-shell"
-    assert _request(build_parser().parse_args(["run"])).devices == ()
+    assert request_from_args(build_parser().parse_args(["run"])).devices == ()
 
 
 @pytest.mark.device

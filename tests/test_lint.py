@@ -129,7 +129,8 @@ def test_good_model_passes_every_contract(good: bytes) -> None:
                 "postprocess.op", "ops.flex", "ops.versions", "metadata.present", "labels.file", "labels.count",
                 "postprocess.max_detections"):
         assert v[cid] == Verdict.PASS, cid
-    assert v["gpu.compatibility"] == Verdict.SKIP and v["task_library.load"] == Verdict.SKIP
+    # not requested (gpu=False, no task check): n/a, never a pass
+    assert v["gpu.compatibility"] == Verdict.NA and v["task_library.load"] == Verdict.NA
     assert verdicts(result, "litert-sample")["outputs.order"] == Verdict.PASS
     # legacy app: 4x4 input is not its 300x300 -> a warning, not a failure
     shape = next(ch for ch in result.contracts["legacy-detect"].checks if ch.id == "input.shape")

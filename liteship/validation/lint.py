@@ -6,9 +6,10 @@ tflite-support's ``MetadataDisplayer``, and turns every field of each
 :class:`~liteship.validation.contracts.Contract` into :class:`~liteship.types.Check` s.
 
 Verdicts: ``fail`` breaks the app; ``pass`` may carry a ``warning:`` message (the app works
-but something needs attention, e.g. a non-300x300 input for the legacy app); ``skip`` = the
-check does not apply or could not run (the reason is in ``message``). A contract fails when
-one of its checks fails; skips do not fail it.
+but something needs attention, e.g. a non-300x300 input for the legacy app); ``n/a`` = the
+check does not apply (or was not requested); ``skip`` = it applies but could not run here (a
+runtime missing: the reason is in ``message``). A contract fails when one of its checks
+fails; the judge (:mod:`liteship.validation.judge`) fails a run on a skipped gating check.
 
 GPU compatibility: ``tf.lite.experimental.Analyzer.analyze(gpu_compatibility=True)`` in a
 child process (it needs TensorFlow, which is slow to import and must not share a process
@@ -216,7 +217,13 @@ def _fail(id: str, expected: Any, found: Any, message: str, fix: str) -> Check:
 
 
 def _skip(id: str, expected: Any, message: str) -> Check:
+    """The check applies but could not run here (a runtime missing): never a pass."""
     return Check(id, Verdict.SKIP, expected, None, message)
+
+
+def _na(id: str, expected: Any, message: str) -> Check:
+    """The check does not apply to this model or contract (or was not requested)."""
+    return Check(id, Verdict.NA, expected, None, message)
 
 
 def _roles(info: ModelInfo) -> list[str | None]:
@@ -267,7 +274,7 @@ def check_contract(c: C.Contract, f: Facts, max_results: int | None = None) -> l
             add(_fail("input.dtype", list(c.input_dtypes), inp.dtype, f"{c.name} rejects {inp.dtype} input", fix))
         # normalization
         if inp.dtype != "float32":
-            add(_skip("input.normalization", "NormalizationOptions for float input", f"{inp.dtype} input: not needed"))
+            add(_na("input.normalization", "NormalizationOptions for float input", f"{inp.dtype} input: not needed"))
         elif c.float_needs_normalization:
             if meta.readable and meta.normalization:
                 add(_pass("input.normalization", "NormalizationOptions", {"mean": list(meta.normalization[0]), "std": list(meta.normalization[1])}))
@@ -288,7 +295,7 @@ def check_contract(c: C.Contract, f: Facts, max_results: int | None = None) -> l
                 add(_pass("input.normalization", f"(x-{m})/{s}", None,
                           f"warning: no normalization metadata; the app assumes (x-{m})/{s}"))
         else:
-            add(_skip("input.normalization", None, f"{c.name} does not read normalization"))
+            add(_na("input.normalization", None, f"{c.name} does not read normalization"))
 
     # -- postprocess op, flex, op versions
     pp = info.postprocess
@@ -348,7 +355,7 @@ def check_contract(c: C.Contract, f: Facts, max_results: int | None = None) -> l
                   "metadata is unreadable" if meta.present else f"{c.name} needs TFLite metadata",
                   "write metadata with tflite-support's object_detector writer (`liteship metadata`)"))
     else:
-        add(_skip("metadata.present", None, f"{c.name} does not read metadata"))
+        add(_na("metadata.present", None, f"{c.name} does not read metadata"))
     add(_labels(c, f, roles))
     add(_label_count(c, f, roles))
 
@@ -356,7 +363,7 @@ def check_contract(c: C.Contract, f: Facts, max_results: int | None = None) -> l
     want_n = max_results if max_results is not None else c.max_results
     n = pp[0].options.max_detections if len(pp) == 1 else None
     if n is None:
-        add(_skip("postprocess.max_detections", f">= {want_n}", "no single postprocess op with max_detections"))
+        add(_na("postprocess.max_detections", f">= {want_n}", "no single postprocess op with max_detections"))
     elif n >= want_n:
         add(_pass("postprocess.max_detections", f">= {want_n}", n))
     else:
@@ -374,7 +381,7 @@ def check_contract(c: C.Contract, f: Facts, max_results: int | None = None) -> l
 def _op_versions(c: C.Contract, info: ModelInfo) -> Check:
     cid = "ops.versions"
     if c.runtime is None:
-        return _skip(cid, c.runtime_note, f"pinned to the current runtime ({c.runtime_note})")
+        return _na(cid, c.runtime_note, f"pinned to the current runtime ({c.runtime_note})")
     too_new, unverified, unknown = [], [], []
     beyond_table = C.version_key(c.runtime) > C.version_key(C.TABLE_SNAPSHOT)
     for name, version in info.op_versions:
@@ -422,7 +429,7 @@ def _labels(c: C.Contract, f: Facts, roles: list[str | None]) -> Check:
     cid = "labels.file"
     want = f"{c.label_file or 'a label file'} ({LABELS_TYPE}) on the category tensor"
     if not c.labels_required:
-        return _skip(cid, None, f"{c.name} ships its labels with the app")
+        return _na(cid, None, f"{c.name} ships its labels with the app")
     if not f.meta.readable:
         return _fail(cid, want, None, "no readable metadata, so no label file",
                      "write metadata with labelmap.txt attached (`liteship metadata`)")
@@ -447,12 +454,12 @@ def _label_count(c: C.Contract, f: Facts, roles: list[str | None]) -> Check:
     pp = f.info.postprocess
     k = pp[0].options.num_classes if len(pp) == 1 else None
     if not c.labels_required:
-        return _skip(cid, None, f"{c.name} ships its labels with the app")
+        return _na(cid, None, f"{c.name} ships its labels with the app")
     lf = _label_file(c, f, roles) if f.meta.readable else None
     if lf is None or lf.lines is None:
-        return _skip(cid, f">= num_classes ({k})", "no label file (see labels.file)")
+        return _na(cid, f">= num_classes ({k})", "no label file (see labels.file)")
     if k is None:
-        return _skip(cid, ">= num_classes", f"no single postprocess op with num_classes ({lf.lines} labels)")
+        return _na(cid, ">= num_classes", f"no single postprocess op with num_classes ({lf.lines} labels)")
     if lf.lines >= k:
         return _pass(cid, f">= {k}", lf.lines)
     return _fail(cid, f">= {k} (num_classes of {POSTPROCESS_OP})", lf.lines,
@@ -464,7 +471,7 @@ def _gpu(c: C.Contract, g: GpuResult | None) -> Check:
     cid = "gpu.compatibility"
     want = "GPU delegate takes every op but the postprocess op" if c.gpu == C.Gpu.REQUIRED else "GPU delegate optional (CPU fallback)"
     if g is None:
-        return _skip(cid, want, "not run (--no-gpu)")
+        return _na(cid, want, "not run (--no-gpu)")
     if not g.ran:
         return _skip(cid, want, g.reason)
     others = [op for op in g.incompatible if op != POSTPROCESS_OP]
@@ -481,7 +488,7 @@ def _task(t: Any | None) -> Check:
     cid = "task_library.load"
     want = "ObjectDetector.create_from_file + detect succeed"
     if t is None:
-        return _skip(cid, want, "not run (pass --task-check)")
+        return _na(cid, want, "not run (pass --task-check)")
     if t.skipped:
         return _skip(cid, want, t.message)
     if t.ok:
@@ -578,11 +585,11 @@ def _short(value: Any, width: int = 34) -> str:
 
 def format_table(result: LintResult) -> str:
     """Compact human output: one block per contract, failing checks first with their fix."""
-    order = {Verdict.FAIL: 0, Verdict.PASS: 1, Verdict.SKIP: 2}
+    order = {Verdict.FAIL: 0, Verdict.SKIP: 1, Verdict.PASS: 2, Verdict.NA: 3}
     lines = [f"lint {result.model}"]
     for name, r in result.contracts.items():
         lines.append(f"\n{name}: {r.verdict.upper()}")
-        for ch in sorted(r.checks, key=lambda ch: order.get(ch.verdict, 3)):
+        for ch in sorted(r.checks, key=lambda ch: order.get(ch.verdict, 4)):
             lines.append(f"  {ch.verdict:<4} {ch.id:<27} expected {_short(ch.expected)}, found {_short(ch.found)}")
             if ch.verdict == Verdict.FAIL:
                 lines.append(f"       {ch.message}")

@@ -14,6 +14,7 @@ turns them into checks with the tolerances of :data:`TOLERANCES` (data, per vari
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -25,6 +26,7 @@ import numpy as np
 from liteship.types import Check, Verdict
 from liteship.tflite_inspect import inspect_model
 from liteship.types import OutputRole, Variant
+from liteship.validation.reference import Reference
 
 
 @dataclass(frozen=True)
@@ -120,32 +122,6 @@ def match(ref: dict[str, np.ndarray], var: dict[str, np.ndarray], iou_threshold:
             pairs.append((i, best, row[best]))
             used.add(best)
     return pairs
-
-
-class _Reference:
-    def __init__(self, reference_dir: Path) -> None:
-        import tensorflow as tf
-
-        self._tf = tf
-        loaded = tf.saved_model.load(str(reference_dir))
-        self._loaded = loaded  # keep the functions' owner alive
-        self.preprocess = loaded.signatures["preprocess"]
-        self.heads = loaded.signatures["heads"]
-        self.detect = loaded.signatures["detect"]
-
-    def run(self, rgb: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
-        tf = self._tf
-        pre = self.preprocess(image=tf.constant(rgb[None].astype(np.float32)))["preprocessed"]
-        heads = {k: v.numpy() for k, v in self.heads(preprocessed=pre).items()}
-        det = self.detect(preprocessed=pre)
-        n = int(det["num_detections"][0])
-        dets = {
-            "boxes": det["boxes"][0, :n].numpy(),
-            # the OD API's postprocess gives 0-based class indices, like the TFLite op
-            "classes": det["classes"][0, :n].numpy().astype(np.int64),
-            "scores": det["scores"][0, :n].numpy(),
-        }
-        return pre.numpy(), heads, dets
 
 
 def _postprocess_runs_last(info: Any) -> bool:
@@ -246,7 +222,9 @@ def compare_step(
     for key, stat in acc["heads"].items():
         diff = np.subtract(heads[key], ref_heads[key], dtype=np.float64)  # exact, as float64 operands
         np.abs(diff, out=diff)
-        stat[0] = max(stat[0], float(diff.max()))
+        # NaN-safe: max(0.0, nan) is 0.0 in Python, which would let a NaN head pass
+        largest = float(diff.max())  # NaN when either side holds one
+        stat[0] = math.nan if math.isnan(largest) or math.isnan(stat[0]) else max(stat[0], largest)
         stat[1] += float(diff.sum()) / diff.size  # what diff.mean() computes
         stat[2] += 1
     var_kept = _above(dets, score_threshold)
@@ -267,7 +245,7 @@ def measure(
     score_threshold: float = 0.3,
 ) -> dict[str, ParityResult]:
     """Stream ``images`` (uint8 HxWx3) once through the reference and every variant."""
-    ref = _Reference(reference_dir)
+    ref = Reference(reference_dir)
     variants = {name: _Variant(model) for name, model in models.items()}
     acc = {name: _new_accumulator() for name in variants}
     count = 0
