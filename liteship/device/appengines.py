@@ -9,10 +9,10 @@ What the app does per engine:
 
 * ``compiled``: ``CompiledModel.from_file`` with the requested accelerator; ``gpu`` that
   cannot start falls back to ``cpu`` and the result says so (``accelerator_used`` and
-  ``fallback_reason``: the runtime's own words); buffers created by signature name,
-  ``run_by_name``, outputs read back, then ``get_output_tensor_details`` (the runtime's
-  names and tensor indices, like the Java app's ``getOutputTensorType``). An error or a
-  crash of the runtime becomes ``status: error`` quoting what the runtime printed.
+  ``fallback_reason``: the runtime's own words); buffers created by signature name, then
+  ``get_output_tensor_details`` (the runtime's names and tensor indices, like the Java app's
+  ``getOutputTensorType``), ``run_by_name``, outputs read back. An error or a crash of the
+  runtime becomes ``status: error`` quoting what the runtime printed.
 * ``mediapipe``: ``ObjectDetector`` with ``score_threshold``/``max_results`` of the request;
   images only (it takes images and exposes no tensors): ``kind: tensor`` inputs are
   ``not_applicable``. Boxes come back in pixels and are normalized by the image size.
@@ -242,10 +242,13 @@ def compiled_child() -> None:
         if len(inputs) != 1:
             raise ValueError(f"the model's signature has {len(inputs)} inputs; an SSD detector has one")
         (input_buffer,) = inputs.values()
+        # the runtime's names, tensor indices and shapes of the outputs, asked before the first run
+        # (like the Java app's getOutputTensorType): on outputs stored as [] the run then refuses with
+        # the runtime's own "Custom allocation is too small" instead of writing past 4-byte buffers
+        details = model.get_output_tensor_details(key)
     except Exception as exc:  # noqa: BLE001
         child.emit(MARKER, **_fail("load", exc, "buffers"))
         return
-    details: dict[str, Any] | None = None
     answers = []
     for item in job["inputs"]:
         phase = f"run {item['id']}"
@@ -272,17 +275,15 @@ def compiled_child() -> None:
                 dtype = np.dtype(spec["dtype"])
                 value = np.asarray(buffer.read(int(np.prod(shape)) if shape else 1, dtype), dtype).reshape(shape)
                 values[name] = value
-            if details is None:
-                details = model.get_output_tensor_details(key)  # the runtime's names and tensor indices
             answers.append({"id": item["id"], "latency_ms": latency, "outputs": [
                 {"name": details[n]["name"], "index": int(details[n]["index"]), "dtype": str(v.dtype),
                  "shape": list(v.shape), "b64": base64.b64encode(v.astype(v.dtype.newbyteorder("<")).tobytes()).decode()}
                 for n, v in values.items()]})
         except Exception as exc:  # noqa: BLE001 - the runtime's own error, on this input
-            answers.append({"id": item["id"], **_fail("run", exc, phase)})
-            if details is None:  # the first run failed: the model's buffers are unusable, stop here
+            if not answers:  # the first run failed: the model does not run with these buffers at all
                 child.emit(MARKER, **_fail("run", exc, phase))
                 return
+            answers.append({"id": item["id"], **_fail("run", exc, phase)})
     payload["inputs"] = answers
     child.emit(MARKER, **payload)
 

@@ -11,7 +11,7 @@ side therefore shows up as a difference, never as the same code agreeing with it
   (image inputs);
 * ``compiled``: ai-edge-litert's CompiledModel on the CPU, in a child process (it can
   corrupt the process's memory): ``create_input_buffers``/``create_output_buffers``,
-  ``run_by_index``, ``get_output_tensor_details``;
+  ``get_output_tensor_details``, ``run_by_index``;
 * ``mediapipe``: the desktop MediaPipe ObjectDetector (same C++ graph as tasks-vision), in
   a child process, image inputs only.
 
@@ -257,13 +257,13 @@ def compiled_child() -> None:
             hardware_accelerators=HardwareAccelerator.CPU, cpu_options=CpuOptions(num_threads=job["threads"])))
         key = next(iter(model.get_signature_list()))
         inputs, outputs = model.create_input_buffers(0), model.create_output_buffers(0)
+        # asked before the first run: the buffers are then checked against what the op writes, and a
+        # model with outputs stored as [] is refused with the runtime's words instead of corrupting memory
+        details = list(model.get_output_tensor_details(key).values())  # buffer order = signature order
         answers = []
-        details = None
         for item in job["inputs"]:
             inputs[0].write(np.frombuffer(Path(item["file"]).read_bytes(), np.dtype(item["dtype"])))
             model.run_by_index(0, inputs, outputs)
-            if details is None:
-                details = list(model.get_output_tensor_details(key).values())  # buffer order = signature order
             tensors = []
             for detail, buffer in zip(details, outputs):
                 shape = [int(x) for x in detail["shape"]]
