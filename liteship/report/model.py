@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from liteship import __version__
-from liteship.errors import CalibrationProblem, LiteshipError
+from liteship.errors import CalibrationProblem, EnvironmentProblem, LiteshipError
 
 SCHEMA = "liteship.report"
 SCHEMA_VERSION = 1
@@ -101,6 +101,8 @@ def status_of(error: LiteshipError | None, *, partial: bool = False) -> str:
     names failed or skipped checks); ``error`` (a stage could not complete)."""
     if error is None:
         return "partial" if partial else "ok"
+    if isinstance(error, EnvironmentProblem):  # a gating check could not run: no verdict
+        return "error"
     if error.failed_checks or 30 <= error.exit_code <= 33:
         return "fail"
     return "partial" if isinstance(error, CalibrationProblem) else "error"

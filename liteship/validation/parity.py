@@ -278,14 +278,14 @@ def measure(
 
 def _ge(cid: str, value: float | None, limit: float, fix: str) -> Check:
     if value is None:
-        return Check(cid, Verdict.SKIP, f">= {limit}", None, "nothing to compare (no detections above the threshold)")
+        return Check(cid, Verdict.NA, f">= {limit}", None, "nothing to compare (no detections above the threshold)")
     ok = value >= limit
     return Check(cid, Verdict.PASS if ok else Verdict.FAIL, f">= {limit}", round(value, 6), "", "" if ok else fix)
 
 
 def _le(cid: str, value: float | None, limit: float, fix: str) -> Check:
     if value is None:
-        return Check(cid, Verdict.SKIP, f"<= {limit}", None, "nothing to compare")
+        return Check(cid, Verdict.NA, f"<= {limit}", None, "nothing to compare")
     ok = value <= limit
     return Check(cid, Verdict.PASS if ok else Verdict.FAIL, f"<= {limit}", round(value, 6), "", "" if ok else fix)
 
