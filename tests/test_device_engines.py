@@ -164,6 +164,13 @@ def test_deploy_engines_gives_one_row_per_engine(tiny_models, make_emulator, key
     assert ids["device.mediapipe.cpu.detections.recall"]["found"] == 1.0
     table = deploy.summary_table(report["devices"]).splitlines()
     assert [line.split()[3] for line in table[1:4]] == ["interpreter", "compiled", "mediapipe"]
+    import xml.etree.ElementTree as ET
+
+    suites = {s.get("name") for s in ET.parse(out / "junit.xml").getroot().iter("testsuite")}
+    base = f"liteship.device.{device['serial']}.emulated"
+    assert {f"{base}.cpu", f"{base}.compiled.cpu", f"{base}.mediapipe.cpu"} <= suites
+    page = (out / "report.html").read_text()
+    assert "compiled cpu" in page and "mediapipe cpu" in page
 
 
 def test_deploy_catches_a_perturbed_app_on_every_engine(tiny_models, make_emulator, key_path, tmp_path) -> None:
