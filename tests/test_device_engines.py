@@ -196,3 +196,22 @@ def test_deploy_fails_the_compiled_engine_without_static_shapes(tiny_models, mak
     status = next(c for c in compiled["checks"] if c["id"] == "device.compiled.cpu.status")
     assert status["verdict"] == "fail" and RUNTIME_WORDS in status["message"]
     assert RUNTIME_WORDS in device["desktop"]["compiled"]["error"]  # the desktop CompiledModel fails alike
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_deploy_every_engine_on_the_converted_int8_model(run_a: Path, make_emulator, key_path, tmp_path,
+                                                         calib_images: Path) -> None:
+    """liteship's own conversion (static output shapes stored) runs under CompiledModel like the
+    Interpreter, and under MediaPipe's ObjectDetector."""
+    emu = make_emulator(installed=APP)
+    out = tmp_path / "out"
+    code = deploy_engines(run_a / "models" / "int8.tflite", emu, out, key_path, "interpreter,compiled,mediapipe",
+                          calib_images)
+    device = json.loads((out / "report.json").read_text())["devices"][0]
+    assert code == 0, [c for r in device["delegates"] for c in r["checks"] if c["verdict"] not in ("pass", "n/a")]
+    assert [r["engine"] for r in device["delegates"]] == ["interpreter", "compiled", "mediapipe"]
+    compiled = next(r for r in device["delegates"] if r["engine"] == "compiled")
+    assert compiled["status"] == "ok" and compiled["parity"]["tensors"]["inputs"] > 0
+    for role, stats in compiled["parity"]["tensors"]["outputs"].items():
+        assert stats["max_abs"] == 0.0, role  # the same runtime on the same bytes
