@@ -56,9 +56,10 @@ class LintReport:
 
 
 def lint(path: str | Path, contracts: Sequence[str] | None = None, *, max_results: int | None = None,
-         gpu: bool = True, task_check: bool = False, allow_skip: Sequence[str] = ()) -> LintReport:
-    """Check any .tflite against the app contracts (default: all). An unreadable file gives
-    exit code 15 in the result, like the CLI."""
+         gpu: bool = True, runtime: bool = True, allow_skip: Sequence[str] = ()) -> LintReport:
+    """Check any .tflite against the app contracts (default: all), loading it in each contract's
+    real runtime unless ``runtime=False``. An unreadable file gives exit code 15 in the result,
+    like the CLI."""
     from liteship.errors import LiteshipError
     from liteship.validation import contracts as contracts_mod
     from liteship.validation import judge
@@ -72,7 +73,7 @@ def lint(path: str | Path, contracts: Sequence[str] | None = None, *, max_result
         err = UsageProblem(f"unknown contract(s) {unknown}; choose from {', '.join(contracts_mod.NAMES)}")
         return LintReport(str(path), err.exit_code, error=err.to_dict())
     try:
-        result = lint_mod.lint_file(path, names, max_results=max_results, gpu=gpu, task_check=task_check)
+        result = lint_mod.lint_file(path, names, max_results=max_results, gpu=gpu, runtime=runtime)
     except LiteshipError as exc:
         return LintReport(str(path), exc.exit_code, error=exc.to_dict())
     groups = {str(path): [c.to_dict() for c in judge.lint_checks(result.contracts, names)]}

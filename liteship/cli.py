@@ -13,6 +13,7 @@ from typing import Any
 from liteship import __version__
 from liteship.errors import Interrupted, LiteshipError, UsageProblem
 from liteship.types import (
+    DEFAULT_FROZEN_INPUT_SIZE,
     ConvertOptions,
     ExportOptions,
     FrozenGraphOptions,
@@ -100,6 +101,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _model_inputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", nargs="?", type=Path, metavar="PATH",
+                   help="a folder an OD API tool wrote (training folder, exporter / model-zoo folder, "
+                        "export_tflite_graph_tf2 or export_tflite_ssd_graph output): liteship finds the input in it")
     g = p.add_argument_group("model (one of a, b, c; none = the embedded demo)")
     g.add_argument("--pipeline-config", type=Path, metavar="FILE", help="(a) pipeline.config used for training")
     g.add_argument("--checkpoint-dir", type=Path, metavar="DIR", help="(a) model_dir written by model_main_tf2.py")
@@ -108,8 +112,9 @@ def _model_inputs(p: argparse.ArgumentParser) -> None:
     g.add_argument("--frozen-graph", type=Path, metavar="FILE", help="(c) tflite_graph.pb from TF1 export_tflite_ssd_graph.py")
     fg = FrozenGraphOptions()
     g.add_argument("--input-name", default=fg.input_name, help=f"(c) input node (default {fg.input_name})")
-    g.add_argument("--input-size", type=_size, default=(fg.height, fg.width), metavar="HxW",
-                   help=f"(c) input height x width (default {fg.height}x{fg.width})")
+    g.add_argument("--input-size", type=_size, metavar="HxW",
+                   help="(c) input height x width (default: the graph's input placeholder; "
+                        f"{DEFAULT_FROZEN_INPUT_SIZE[0]}x{DEFAULT_FROZEN_INPUT_SIZE[1]} when it has no static shape)")
     g.add_argument("--output-names", default=",".join(fg.output_names),
                    help="(c) comma-separated output arrays (default: the 4 TFLite_Detection_PostProcess ports)")
     g.add_argument("--label-map", type=Path, metavar="FILE", help="OD API label_map.pbtxt (default: the one the config names)")
@@ -138,6 +143,10 @@ def _convert_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--output-order", choices=[o.value for o in OutputOrder], default=OutputOrder.PORT.value,
                    help="port: boxes, classes, scores, count (default; what apps reading by index expect); "
                         "converter: keep the TF2 converter's scores, boxes, count, classes")
+    g.add_argument("--fold-normalization", action=argparse.BooleanOptionalAction, default=True,
+                   help="per-channel mean/std (ResNet-FPN, EfficientDet): fold it into the float variants so they "
+                        "take 0-255 pixels and MediaPipe can load them (default); --no-fold-normalization keeps it "
+                        "in the metadata (MediaPipe then refuses the float variants). int8 is never folded")
 
 
 def _validation_options(p: argparse.ArgumentParser) -> None:
@@ -153,8 +162,11 @@ def _validation_options(p: argparse.ArgumentParser) -> None:
                    help="largest mAP@0.5 drop of a variant below fp32 (default 0.02)")
     g.add_argument("--min-map50", type=_unit, metavar="M", help="minimum mAP@0.5 of every variant (default: none)")
     g.add_argument("--contract", action="append", metavar="NAME", dest="contracts",
-                   help="app contract every variant must pass (repeatable; default: bundled-app and task-library; "
-                        "all are linted and reported)")
+                   help="app contract every variant must pass (repeatable; default: bundled-app, task-library, "
+                        "mediapipe, litert-compiled; all six are linted and reported)")
+    g.add_argument("--no-runtime", action="store_true",
+                   help="do not load the variants in the real runtimes (Task Library, MediaPipe, CompiledModel); "
+                        "their checks are then n/a (not requested); a runtime that cannot start is a skip (exit 3)")
     g.add_argument("--allow-skip", action="append", metavar="CHECK_ID", dest="allow_skip", default=[],
                    help="a gating check that may be skipped when it cannot run here (repeatable; fnmatch patterns "
                         "such as 'lint.*.task_library.load'); without it such a skip fails the run with exit 3")
@@ -210,8 +222,12 @@ def _lint_parser(sub: Any) -> None:
                    help="the app's max results (default: each contract's own); N of the postprocess op must be >= it")
     p.add_argument("--no-gpu", action="store_true",
                    help="skip the GPU-delegate compatibility analysis (it starts TensorFlow in a child process)")
-    p.add_argument("--task-check", action="store_true",
-                   help="task-library: also load the model with the real Task Library ObjectDetector (child process)")
+    p.add_argument("--no-runtime", action="store_true",
+                   help="skip loading and running the model in the real runtimes of the contracts (Task Library, "
+                        "MediaPipe, CompiledModel; each in a child process, on by default when installed)")
+    p.add_argument("--images", type=Path, metavar="DIR",
+                   help="photos the runtimes detect on, compared with the desktop run (first 5; default: a synthetic one)")
+    p.add_argument("--task-check", action="store_true", help=argparse.SUPPRESS)  # the runtimes run by default now
     p.add_argument("--allow-skip", action="append", metavar="CHECK_ID", dest="allow_skip", default=[],
                    help="a check that may be skipped when it cannot run here, e.g. 'lint.*.gpu.compatibility' "
                         "(repeatable; without it such a skip exits 3)")
@@ -496,8 +512,16 @@ def _lint(args: argparse.Namespace) -> int:
     from liteship.validation.contracts import NAMES
 
     names = tuple(dict.fromkeys(args.contract)) if args.contract else NAMES
+    images = None
+    if args.images is not None and not args.no_runtime:
+        from liteship.converter import calibration
+
+        paths = calibration.find_images(args.images)[0][:5]
+        if not paths:
+            raise UsageProblem(f"--images {args.images}: no jpg/png/bmp/webp images found")
+        images = [calibration.load_rgb(p) for p in paths]
     result = lint.lint_file(args.model, names, max_results=args.max_results,
-                            gpu=not args.no_gpu, task_check=args.task_check)
+                            gpu=not args.no_gpu, runtime=not args.no_runtime, images=images)
     checks = [c.to_dict() for c in judge.lint_checks(result.contracts, names)]
     groups = {str(args.model): checks}
     judge.mark_allowed_skips(groups, args.allow_skip)
@@ -566,10 +590,45 @@ def _kind(args: argparse.Namespace) -> InputKind | None:
     return kind
 
 
+def _discover(args: argparse.Namespace) -> None:
+    """``run PATH``, ``--checkpoint-dir`` of an exporter folder, ``--saved-model`` of an
+    exporter_main_v2 export: fill in the model flags from the folder (liteship/converter/discover.py)."""
+    from liteship.converter import discover
+
+    found = None
+    if args.path is not None:
+        given = [f for f, v in (("--checkpoint-dir", args.checkpoint_dir), ("--saved-model", args.saved_model),
+                                ("--frozen-graph", args.frozen_graph)) if v is not None]
+        if given:
+            raise UsageProblem(f"give the model as PATH or with {', '.join(given)}, not both")
+        found = discover.discover(args.path)
+    elif args.checkpoint_dir is not None and args.pipeline_config is None and args.checkpoint_dir.is_dir():
+        try:  # a folder holding its own pipeline.config (exporter / zoo / TF1 training folder)
+            found = discover.discover(args.checkpoint_dir)
+        except LiteshipError:
+            found = None  # _kind says what is missing
+    elif args.saved_model is not None:
+        found = discover.saved_model_parent(args.saved_model)
+        if found is not None:
+            args.saved_model = None
+    if args.checkpoint_dir is not None:
+        args.checkpoint_dir = discover.checkpoint_dir(args.checkpoint_dir)
+    if found is None:
+        return
+    args.pipeline_config = args.pipeline_config or found.pipeline_config
+    args.checkpoint_dir = found.checkpoint_dir
+    args.checkpoint = args.checkpoint or found.checkpoint
+    args.saved_model, args.frozen_graph = found.saved_model, found.frozen_graph
+    args.label_map = args.label_map or found.label_map
+    if not args.quiet:
+        print(found.describe(), file=sys.stderr)
+
+
 def request_from_args(args: argparse.Namespace, command: Sequence[str] | None = None) -> Any:
     """The pipeline request the parsed arguments of run/export/convert/metadata describe."""
     from liteship import pipeline
 
+    _discover(args)
     kind = _kind(args)
     norm = None
     if args.norm_mean is not None or args.norm_std is not None:
@@ -591,13 +650,14 @@ def request_from_args(args: argparse.Namespace, command: Sequence[str] | None = 
             int8_input=Int8Input(args.int8_input),
             calibration_images=args.calibration_images,
             output_order=OutputOrder(args.output_order),
+            fold_normalization=args.fold_normalization,
         )
     until = {
         "export": pipeline.Stage.EXPORT,
         "convert": pipeline.Stage.CONVERT,
         "metadata": pipeline.Stage.METADATA,
     }.get(args.command, pipeline.Stage.RUN)
-    h, w = args.input_size
+    h, w = args.input_size if args.input_size is not None else (None, None)
     validation: dict[str, Any] = {}
     if args.command == "run":
         from liteship.validation.groundtruth import is_tfrecord
@@ -622,7 +682,8 @@ def request_from_args(args: argparse.Namespace, command: Sequence[str] | None = 
             flags["contracts"] = tuple(dict.fromkeys(args.contracts))
         if args.allow_skip:
             flags["allow_skip"] = tuple(dict.fromkeys((*resolved.allow_skip, *args.allow_skip)))
-        validation = dict(parity_images=args.parity_images, gates=dataclasses.replace(resolved, **flags))
+        validation = dict(parity_images=args.parity_images, gates=dataclasses.replace(resolved, **flags),
+                          runtime_checks=not args.no_runtime)
         if args.devices:
             validation.update(devices=tuple(args.devices), device_options=_deploy_options(args),
                               device_transport=args.transport, device_key=args.adb_key,

@@ -61,6 +61,8 @@ class Request:
     command: tuple[str, ...] = ()
     ground_truth: Path | None = None
     parity_images: int = 50
+    #: load every variant in the real runtimes of the contracts (Task Library, MediaPipe, CompiledModel)
+    runtime_checks: bool = True
     #: mAP gates, gating contracts and parity tolerances (liteship/validation/gates.py)
     gates: Any = None
     #: the device stage (`run --device`): specs, liteship.device.deploy.DeployOptions, ...
@@ -209,12 +211,13 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
 
     # ---- pre-flight: no model is written before all of this passes -------------------
     config = None
+    tf1_facts = None  # input (d): a TF1 config + checkpoint (liteship/converter/tf1_export.py)
     with progress.step("pre-flight checks"):
         if req.kind is InputKind.CHECKPOINT:
             assert req.pipeline_config is not None and req.checkpoint_dir is not None
             config = preflight.read_pipeline_config(req.pipeline_config)
             facts = preflight.check_config(config, req.pipeline_config)
-            preflight.resolve_checkpoint(req.checkpoint_dir, req.checkpoint)
+            prefix = preflight.resolve_checkpoint(req.checkpoint_dir, req.checkpoint)
         label_map_path = _resolve_label_map(req, config)
         label_map = None
         if label_map_path is not None:
@@ -225,6 +228,16 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
             raise UsageProblem(
                 "metadata needs labels: pass --label-map label_map.pbtxt (the OD API label map used for training)"
             )
+        if config is not None:
+            from liteship.converter import tf1_export
+
+            tf1_facts = tf1_export.check(config, req.pipeline_config, prefix)
+        forecast = None
+        if config is not None and req.until != Stage.EXPORT:
+            from liteship.converter import extractor_norm
+
+            model_norm = req.normalization or extractor_norm.for_type(config.model.ssd.feature_extractor.type)
+            forecast = _forecast(req, model_norm, progress)
 
     report.inputs = {
         "kind": req.kind.value if req.kind else None,
@@ -241,13 +254,19 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
             "int8_input": req.convert.int8_input.value,
             "calibration_images": req.convert.calibration_images,
             "output_order": req.convert.output_order.value,
+            "fold_normalization": req.convert.fold_normalization,
         },
     }
 
     # ---- export ------------------------------------------------------------------------
     staged = None  # input (a): the desktop reference is written while the workers convert
     with progress.step("export"):
-        if req.kind is InputKind.CHECKPOINT:
+        if tf1_facts is not None:
+            from liteship.converter import tf1_export
+
+            with nativelog.captured():
+                exported = tf1_export.export_tf1(config, req.pipeline_config, prefix, out / "export", req.export, tf1_facts)
+        elif req.kind is InputKind.CHECKPOINT:
             assert req.pipeline_config is not None and req.checkpoint_dir is not None
             with nativelog.captured():  # TF's "failed call to cuInit" and similar C++ notices
                 staged = export_mod.export_staged(
@@ -272,8 +291,16 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
                     "--pipeline-config/--checkpoint-dir the normalization is read from the model: drop the flags"
                 )
             exported = dataclasses.replace(exported, normalization=req.normalization, normalization_source="cli")
+        if req.kind is InputKind.FROZEN_GRAPH:  # the reference comes from the graph's own raw heads
+            from liteship.converter import graph_reference
+
+            with nativelog.captured():
+                exported = graph_reference.attach_reference(exported, out / "export" / "reference")
     if label_map is not None and config is None and exported.num_classes:
         labels_mod.check_num_classes(label_map, exported.num_classes, None)
+    if forecast is None and req.until != Stage.EXPORT:  # inputs (b)/(c): known once inspected
+        forecast = _forecast(req, exported.normalization, progress)
+    report.inputs["consumer_forecast"] = forecast
     out.mkdir(parents=True, exist_ok=True)
     atomic.remove_stale_temporaries(out)  # what a killed earlier run left behind
     # From here on files are replaced: a report of an earlier run would describe other models
@@ -291,7 +318,7 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
     # ---- calibration ---------------------------------------------------------------------
     variants = list(req.convert.variants)
     representative = None
-    if Variant.INT8 in variants:
+    if Variant.INT8 in variants and not exported.quantization_aware:  # QAT: int8 from the graph's ranges
         with progress.step("calibration images"):
             try:
                 representative = _calibration(req, exported, staged.preprocess if staged is not None else None)
@@ -364,6 +391,22 @@ def _check_groups(report: Report) -> dict[str, list[dict[str, Any]]]:
     return groups
 
 
+def _forecast(req: Request, normalization: Normalization | None, progress: Progress) -> list[str]:
+    """Which consumers the options and the model's normalization will fail (told up front)."""
+    from liteship.validation.consumers import forecast
+
+    lines = forecast(
+        normalization, fold_normalization=req.convert.fold_normalization, int8_input=req.convert.int8_input.value,
+        output_order=req.convert.output_order.value, max_detections=req.export.max_detections,
+        float_variants=any(v is not Variant.INT8 for v in req.convert.variants))
+    for line in lines:
+        if " fail" in line:
+            progress.warn(line)
+        else:
+            progress.info(line)
+    return lines
+
+
 def _device_stage(req: Request, report: Report, progress: Progress) -> LiteshipError | None:
     """Deploy one variant (int8, or --device-variant, else the last converted) to the devices
     and compare with its desktop run; fills ``report.devices``. Returns the error to raise."""
@@ -416,19 +459,24 @@ def _gates(req: Request) -> Any:
     return req.gates if req.gates is not None else Gates()
 
 
-def _lint(req: Request, report: Report) -> None:
-    """Lint every variant against every contract (measured); the gating ones' checks go to the
-    variant's checks, the others stay in its ``lint`` summary."""
-    from liteship.validation import contracts, judge, lint
+def _lint(req: Request, report: Report, images: list[Any] | None = None) -> None:
+    """Lint every variant against every contract (measured), the real runtimes loading all
+    variants at once (one child per runtime) on ``images``; the gating contracts' checks go to
+    the variant's checks, the others stay in its ``lint`` summary."""
+    from liteship.validation import consumers, contracts, judge, lint, runtimes
 
     gating = _gates(req).contracts
+    runs: dict[str, Any] = {}
+    if req.runtime_checks:
+        wanted = [c.runtime_check for c in contracts.CONTRACTS if c.runtime_check is not None]
+        runs = runtimes.check({v["name"]: req.out / v["path"] for v in report.variants}, wanted, images)
     for v in report.variants:
         result = lint.lint_bytes(
-            (req.out / v["path"]).read_bytes(), contracts.NAMES, source=v["path"], task_check=True, gpu=True,
-            path=req.out / v["path"],
+            (req.out / v["path"]).read_bytes(), contracts.NAMES, source=v["path"], gpu=True,
+            path=req.out / v["path"], runtime=req.runtime_checks, runtime_runs=runs.get(v["name"]),
         )
-        v["lint"] = {name: {"verdict": r.verdict, "failed": r.failed(), "gating": name in gating}
-                     for name, r in result.contracts.items()}
+        v["lint"] = {name: {**consumers.lint_summary(r), "gating": name in gating} for name, r in result.contracts.items()}
+        v["runtimes"] = {str(k): run.to_dict() for k, run in result.runtimes.items()}
         v["checks"] += [c.to_dict() for c in judge.lint_checks(result.contracts, gating)]
 
 
@@ -442,12 +490,17 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
 
     gates = _gates(req)
     report.validation = {"gates": gates.to_dict(), "ground_truth": _s(req.ground_truth), "reference": None}
-    _lint(req, report)
     names = labels_txt.splitlines() if labels_txt else None
     gt = load_ground_truth(req.ground_truth, names) if req.ground_truth is not None and names else None
+    _lint(req, report, [g.load_rgb() for g in gt[: req.parity_images]] if gt else None)
+    from liteship.validation import consumers
+
+    report.validation["consumers"] = consumers.matrix(report.variants)
     by_name = {v["name"]: v for v in report.variants}
     # only variants that passed their conversion checks run: a broken model fails with 21, not here
-    runnable = {name: v for name, v in by_name.items() if not any(c["verdict"] == Verdict.FAIL for c in v["checks"])}
+    runnable = {name: v for name, v in by_name.items()
+                if not any(c["verdict"] == Verdict.FAIL and judge.gate_of(c["id"]) is judge.Gate.CONVERSION
+                           for c in v["checks"])}
     for v in by_name.values():
         if v["name"] not in runnable:
             v["parity"] = None
@@ -477,7 +530,9 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
             v["parity"] = None
             v["checks"].append(Check("parity", verdict, "reference vs variant", None, why).to_dict())
     elif runnable:
-        results = parity.measure(exported.reference_dir, models, (load() for load in loaders))
+        folded = {name: exported.normalization for name, v in runnable.items()
+                  if (v.get("input_normalization") or {}).get("folded_into_graph")}
+        results = parity.measure(exported.reference_dir, models, (load() for load in loaders), folded=folded)
         for name, result in results.items():
             tolerance = gates.tolerances[Variant(name)]
             runnable[name]["parity"] = {**result.to_dict(), "tolerance": dataclasses.asdict(tolerance)}
@@ -561,19 +616,23 @@ def _variant(
     req: Request, exported: Any, variant: Variant, representative: Any, labels_txt: str | None,
     converting: dict[Variant, Any] | None = None,
 ) -> dict[str, Any]:
-    from liteship.converter import convert, metadata, reorder, static_shapes, verify
+    from liteship.converter import convert, metadata, normfold, reorder, static_shapes, verify
     from liteship.tflite_inspect import inspect_model
 
     if converting is not None:
         converted = convert.pooled_result(converting[variant], exported, variant, representative, req.convert.int8_input)
     else:
         converted = convert.convert_variant(exported, variant, representative, req.convert.int8_input)
-    model = reorder.reorder_outputs(converted.model, req.convert.output_order)
+    model, norm = converted.model, exported.normalization
+    folded = variant is not Variant.INT8 and req.convert.fold_normalization and normfold.is_per_channel(norm)
+    if folded:  # MediaPipe cannot apply a per-channel mean/std: the graph does, the input is 0-255
+        model, norm = normfold.fold_normalization(model, norm), normfold.FOLDED_NORMALIZATION
+    model = reorder.reorder_outputs(model, req.convert.output_order)
     model = static_shapes.static_output_shapes(model)  # CompiledModel sizes its buffers from them
     md_summary = None
     if labels_txt is not None and req.until in (Stage.METADATA, Stage.RUN):
-        model = metadata.write_metadata(model, exported.normalization, labels_txt)
-        md_summary = metadata.verify(model, exported.normalization, labels_txt.count("\n"))
+        model = metadata.write_metadata(model, norm, labels_txt)
+        md_summary = metadata.verify(model, norm, labels_txt.count("\n"))
     info = inspect_model(model)
     checks = verify.static_checks(info, variant, req.convert.output_order, req.convert.int8_input)
     run_check, run_facts = verify.runtime_check(model, exported.max_detections)
@@ -593,6 +652,9 @@ def _variant(
             for o, r in zip(info.outputs, info.output_roles)
         ],
         "output_order": req.convert.output_order.value,
+        "input_normalization": {"folded_into_graph": folded, "mean": list(exported.normalization.mean),
+                                "std": list(exported.normalization.std), "metadata_mean": list(norm.mean),
+                                "metadata_std": list(norm.std)},
         "ops": dict(sorted(info.op_counts.items())),
         "postprocess": info_d["postprocess"][0]["options"] if info_d["postprocess"] else None,
         "op_versions": [list(p) for p in info.op_versions],

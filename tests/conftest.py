@@ -61,6 +61,17 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
     return write_ssd_checkpoint(tmp_path_factory.mktemp("tiny_ssd"), size=96, num_classes=3, seed=0)
 
 
+@pytest.fixture(scope="session")
+def tf1_training_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A TF1 ssd_mobilenet_v1_coco-style training folder (model_main.py layout: pipeline.config,
+    model.ckpt-5576.*, checkpoint, label_map.pbtxt): 96x96, depth 0.25, 3 classes, seeded."""
+    from tests.fixtures.tf1_graph import write_tf1_training_folder
+
+    root = tmp_path_factory.mktemp("tf1_train") / "training"
+    write_tf1_training_folder(root, "ssd_mobilenet_v1", size=96, num_classes=3, seed=0)
+    return root
+
+
 def run_cli(args: list[str]) -> int:
     from liteship.cli import main
 

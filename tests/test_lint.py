@@ -94,7 +94,7 @@ def failed(result: lint.LintResult, contract: str) -> set[str]:
 def run_cli(tmp_path: Path, model: bytes, *args: str, capsys: Any = None) -> tuple[int, Any]:
     path = tmp_path / "model.tflite"
     path.write_bytes(model)
-    code = main(["lint", str(path), "--no-gpu", "--json", *args])
+    code = main(["lint", str(path), "--no-gpu", "--no-runtime", "--json", *args])
     out = json.loads(capsys.readouterr().out) if capsys is not None else None
     return code, out
 
@@ -103,7 +103,7 @@ def run_cli(tmp_path: Path, model: bytes, *args: str, capsys: Any = None) -> tup
 
 
 def test_contract_table() -> None:
-    assert C.NAMES == ("bundled-app", "task-library", "litert-sample", "legacy-detect")
+    assert C.NAMES == ("bundled-app", "task-library", "litert-sample", "legacy-detect", "mediapipe", "litert-compiled")
     assert C.BY_NAME["task-library"].max_results == 3 and C.BY_NAME["litert-sample"].max_results == 5
     assert C.BY_NAME["litert-sample"].label_file == "labelmap.txt"
     assert "int8" not in C.BY_NAME["task-library"].input_dtypes

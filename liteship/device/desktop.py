@@ -4,7 +4,7 @@ device comparison.
 Deliberately NOT the emulated app's code (``apprunner``/``appengines``): outputs are found
 by the ``TFLite_Detection_PostProcess`` op's PORTS (``tflite_inspect``; the app uses the
 metadata names), images go through ``validation/detect.py`` (the desktop detector the
-parity stage uses), and MediaPipe decodes image files itself. A wrong number on the device
+parity stage uses) for every engine. A wrong number on the device
 side therefore shows up as a difference, never as the same code agreeing with itself.
 
 * ``interpreter``: ai-edge-litert's Interpreter (tensor inputs) and ``TFLiteDetector``
@@ -310,13 +310,17 @@ def mediapipe_child() -> None:
     import mediapipe as mp
     from mediapipe.tasks.python import BaseOptions, vision
 
+    from liteship.converter.calibration import load_rgb
+
     try:
         found_by_id = []
         detector = vision.ObjectDetector.create_from_options(vision.ObjectDetectorOptions(
             base_options=BaseOptions(model_asset_path=job["model"]), score_threshold=0.0,
             max_results=job["max_results"]))
         for item in job["inputs"]:
-            image = mp.Image.create_from_file(item["file"])
+            # decoded upright like the other engines' desktop inputs (and the app's BitmapFactory + EXIF);
+            # MediaPipe's own file decoder differs from PIL's on JPEG by enough to move int8 detections
+            image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(load_rgb(Path(item["file"]))))
             t0 = time.perf_counter()
             result = detector.detect(image)
             ms = (time.perf_counter() - t0) * 1000.0

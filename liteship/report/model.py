@@ -91,9 +91,7 @@ class Report:
         """Render report.json, junit.xml and report.html (each atomically); returns the dict."""
         from liteship.report.write import write_reports
 
-        data = self.to_dict(status, exit_code)
-        write_reports(data, self.out_dir, overlays)
-        return data
+        return write_reports(self.to_dict(status, exit_code), self.out_dir, overlays)
 
 
 def status_of(error: LiteshipError | None, *, partial: bool = False) -> str:

@@ -138,21 +138,12 @@ class TFLiteDetector:
         detections; the counts say they were there."""
         rgb = _checked_image(rgb)
         height, width = rgb.shape[:2]
-        interpreter = self._interpreter
-        interpreter.set_tensor(self._input_index, self.preprocess(rgb))
-        interpreter.invoke()
-        boxes = self._output(OutputRole.BOXES).reshape(-1, 4)
-        classes = self._output(OutputRole.CLASSES).reshape(-1)
-        scores = self._output(OutputRole.SCORES).reshape(-1)
-        raw_count = self._output(OutputRole.COUNT).reshape(-1)
-        count_ok = bool(raw_count.size) and bool(np.isfinite(raw_count[0]))
-        count = int(np.rint(raw_count[0])) if count_ok else 0
-        count = max(0, min(count, len(boxes), len(classes), len(scores)))
-        boxes, classes, scores = boxes[:count], classes[:count], scores[:count]
+        raw_count = self._invoke(rgb)
+        boxes, classes, scores = decode_outputs({role: self._output(role) for role in POSTPROCESS_PORT_ORDER})
         finite = {OutputRole.BOXES: np.isfinite(boxes).all(axis=1), OutputRole.CLASSES: np.isfinite(classes),
                   OutputRole.SCORES: np.isfinite(scores)}
         health = {role: int((~ok).sum()) for role, ok in finite.items()}
-        health[OutputRole.COUNT] = 0 if count_ok else 1
+        health[OutputRole.COUNT] = 0 if raw_count.size and np.isfinite(raw_count[0]) else 1
         keep = finite[OutputRole.BOXES] & finite[OutputRole.CLASSES] & finite[OutputRole.SCORES]
         if not keep.all():
             boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
@@ -171,6 +162,18 @@ class TFLiteDetector:
     def output_name(self, role: OutputRole) -> str:
         return str(self._outputs[role]["name"])
 
+    def detect_normalized(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The op's outputs for one image, first ``count`` rows, as written: boxes [n,4]
+        (ymin, xmin, ymax, xmax) relative to the image and unclipped, classes [n], scores [n]."""
+        self._invoke(_checked_image(rgb))
+        return decode_outputs({role: self._output(role) for role in POSTPROCESS_PORT_ORDER})
+
+    def _invoke(self, rgb: np.ndarray) -> np.ndarray:
+        """Run one image; returns the raw count output."""
+        self._interpreter.set_tensor(self._input_index, self.preprocess(rgb))
+        self._interpreter.invoke()
+        return self._output(OutputRole.COUNT).reshape(-1)
+
     def _output(self, role: OutputRole) -> np.ndarray:
         detail = self._outputs[role]
         value = self._interpreter.get_tensor(detail["index"])
@@ -183,6 +186,18 @@ class TFLiteDetector:
 
 
 # --- helpers ---------------------------------------------------------------------------
+
+
+def decode_outputs(outputs: dict[OutputRole, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The four postprocess outputs (by role, float) -> the first ``count`` boxes [n,4],
+    classes [n] and scores [n]; a non-finite or out-of-range count is clamped."""
+    boxes = outputs[OutputRole.BOXES].reshape(-1, 4)
+    classes = outputs[OutputRole.CLASSES].reshape(-1)
+    scores = outputs[OutputRole.SCORES].reshape(-1)
+    raw_count = outputs[OutputRole.COUNT].reshape(-1)
+    count = int(np.rint(raw_count[0])) if raw_count.size and np.isfinite(raw_count[0]) else 0
+    count = max(0, min(count, len(boxes), len(classes), len(scores)))
+    return boxes[:count], classes[:count], scores[:count]
 
 
 def _read_model(model: bytes | Path | str) -> tuple[bytes, str]:

@@ -6,7 +6,7 @@ max_map50_drop = 0.02      # largest mAP@0.5 drop of a variant below fp32
 min_map50 = 0.5            # minimum mAP@0.5 of every variant
 
 [lint]
-contracts = ["bundled-app", "task-library"]
+contracts = ["bundled-app", "task-library", "mediapipe", "litert-compiled"]
 
 [parity.int8]              # any field of liteship.validation.parity.Tolerance
 box_encodings_max_abs = 1.0
@@ -32,6 +32,7 @@ from typing import Any
 
 from liteship.errors import UsageProblem
 from liteship.types import Variant
+from liteship.validation.contracts import DEFAULT_GATING
 from liteship.validation.contracts import NAMES as CONTRACT_NAMES
 from liteship.validation.parity import TOLERANCES, Tolerance
 
@@ -40,7 +41,7 @@ from liteship.validation.parity import TOLERANCES, Tolerance
 class Gates:
     max_map50_drop: float = 0.02
     min_map50: float | None = None
-    contracts: tuple[str, ...] = ("bundled-app", "task-library")
+    contracts: tuple[str, ...] = DEFAULT_GATING
     tolerances: dict[Variant, Tolerance] = field(default_factory=lambda: dict(TOLERANCES))
     #: detections.any: at least one detection with at least this score on the validation images
     min_score: float = 0.3

@@ -6,9 +6,10 @@ statistics). This module turns them into :class:`~liteship.types.Check` s with t
 :func:`decide` turns every check of a run into its outcome:
 
 * a failed check fails its gate; the gate is named by the check id
-  (:func:`gate_of`) and has its exit code: conversion 21, lint 30, parity 31, accuracy 32,
-  device 33. With several failing gates the first in :data:`PRECEDENCE` gives the code;
-  every failed check is listed.
+  (:func:`gate_of`) and has its exit code: conversion 21, finite 31, detects 32, lint 30,
+  parity 31, accuracy 32, device 33. With several failing gates the first in
+  :data:`PRECEDENCE` gives the code (the sanity gates right after conversion: NaN outputs or
+  no detections at all are the finding, whatever else fails); every failed check is listed.
 * a skipped check (it applies, but could not run: a runtime missing, no images) fails
   the run with exit 3, naming what is missing, unless the user allowed that skip
   (``--allow-skip CHECK_ID``, or ``[skips] allow`` in the gates file; patterns as in
@@ -40,6 +41,10 @@ from liteship.types import Check, InputStats, Normalization, Verdict
 
 class Gate(enum.StrEnum):
     CONVERSION = "conversion"
+    #: the sanity gates come before the app contracts: a model that outputs NaN or detects
+    #: nothing fails every app, and that is the finding to report (with parity's and accuracy's codes)
+    FINITE = "finite"
+    DETECTS = "detects"
     LINT = "lint"
     PARITY = "parity"
     ACCURACY = "accuracy"
@@ -48,6 +53,8 @@ class Gate(enum.StrEnum):
 
 ERROR_OF_GATE: dict[Gate, type[LiteshipError]] = {
     Gate.CONVERSION: ConversionProblem,
+    Gate.FINITE: ParityFailed,
+    Gate.DETECTS: AccuracyGateFailed,
     Gate.LINT: LintFailed,
     Gate.PARITY: ParityFailed,
     Gate.ACCURACY: AccuracyGateFailed,
@@ -55,10 +62,13 @@ ERROR_OF_GATE: dict[Gate, type[LiteshipError]] = {
 }
 
 #: when several gates fail, the first here gives the exit code
-PRECEDENCE: tuple[Gate, ...] = (Gate.CONVERSION, Gate.LINT, Gate.PARITY, Gate.ACCURACY, Gate.DEVICE)
+PRECEDENCE: tuple[Gate, ...] = (Gate.CONVERSION, Gate.FINITE, Gate.DETECTS, Gate.LINT, Gate.PARITY, Gate.ACCURACY,
+                                 Gate.DEVICE)
 
 _WHAT_FAILED: dict[Gate, str] = {
     Gate.CONVERSION: "converted models failed their checks",
+    Gate.FINITE: "outputs are not finite (NaN/Inf)",
+    Gate.DETECTS: "the model detects nothing",
     Gate.LINT: "variants break the app contracts they must satisfy",
     Gate.PARITY: "parity with the desktop reference failed",
     Gate.ACCURACY: "accuracy gates failed",
@@ -68,6 +78,10 @@ _WHAT_FAILED: dict[Gate, str] = {
 
 def gate_of(check_id: str) -> Gate:
     """The gate a check belongs to, by its id (ids are documented in docs/report.md)."""
+    if check_id == "finite":
+        return Gate.FINITE
+    if check_id == "detections.any":
+        return Gate.DETECTS
     if check_id.startswith("lint."):
         return Gate.LINT
     if check_id.startswith(("parity", "finite")):

@@ -136,7 +136,9 @@ def _postprocess_runs_last(info: Any) -> bool:
 class _Variant:
     """One variant in the LiteRT interpreter, as an app runs it (default XNNPack delegate)."""
 
-    def __init__(self, model: bytes, num_threads: int = 2) -> None:
+    def __init__(self, model: bytes, num_threads: int = 2, unfold: Any = None) -> None:
+        """``unfold``: the Normalization folded into this variant's graph (its input takes
+        0-255 pixels): the reference's preprocessed image is mapped back with it."""
         from ai_edge_litert.interpreter import Interpreter
 
         from liteship import nativelog
@@ -161,10 +163,17 @@ class _Variant:
             limits = np.iinfo(self.inp["dtype"])
             self._quant = (scale, zero, limits.min, limits.max)
         self._buffer: np.ndarray | None = None
+        self._unfold = None
+        if unfold is not None:
+            self._unfold = (np.asarray(unfold.std, np.float32), np.asarray(unfold.mean, np.float32))
 
     def input_for(self, pre: np.ndarray) -> np.ndarray:
         """The reference's preprocessed image as this variant's input (quantized for integer
-        inputs: ``clip(round(pre / scale) + zero_point)``, computed in place in one buffer)."""
+        inputs: ``clip(round(pre / scale) + zero_point)``, computed in place in one buffer;
+        ``pre * std + mean`` for a variant with the normalization folded in)."""
+        if self._unfold is not None:
+            std, mean = self._unfold
+            return (pre * std + mean).astype(self.inp["dtype"], copy=False)
         if not self._quantized:
             return pre.astype(self.inp["dtype"], copy=False)
         scale, zero, lo, hi = self._quant
@@ -243,10 +252,13 @@ def measure(
     models: dict[str, bytes],
     images: Iterable[np.ndarray],
     score_threshold: float = 0.3,
+    folded: dict[str, Any] | None = None,
 ) -> dict[str, ParityResult]:
-    """Stream ``images`` (uint8 HxWx3) once through the reference and every variant."""
+    """Stream ``images`` (uint8 HxWx3) once through the reference and every variant.
+    ``folded``: variant -> the Normalization folded into its graph (liteship.converter.normfold)."""
     ref = Reference(reference_dir)
-    variants = {name: _Variant(model) for name, model in models.items()}
+    folded = folded or {}
+    variants = {name: _Variant(model, unfold=folded.get(name)) for name, model in models.items()}
     acc = {name: _new_accumulator() for name in variants}
     count = 0
     for rgb in images:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from liteship import atomic
+from liteship.report.html.consumers import consumers_section
 from liteship.report.html.overlays import Overlays, overlays_section
 from liteship.report.html.svg import bars, short
 from liteship.report.html.text import checks_of, e, fmt, get, num, variants_of
@@ -435,6 +436,7 @@ def render_html(report: dict[str, Any], overlays: Overlays | None = None) -> str
         _section("header", lambda: _header(report)),
         _section("failing checks", lambda: _failing(report)),
         _section("variants", lambda: _variants_section(report)),
+        _section("consumers", lambda: consumers_section(report)),
         _section("devices", lambda: _devices_section(report)),
         _section("plots", lambda: _plots_section(report)),
         _section("overlays", lambda: overlays_section(report, overlays)),
