@@ -20,11 +20,9 @@ by role" for both.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import time
-import zipfile
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -34,6 +32,7 @@ import numpy as np
 
 from liteship import __version__
 from liteship.device import protocol
+from liteship.tflite_metadata import read_metadata_view
 from liteship.types import OutputRole
 
 #: the device facts the emulated app reports (a fixed, recognisable device: never mistaken for a phone)
@@ -64,7 +63,6 @@ UNAVAILABLE_DELEGATES = {
              "run on a phone for nnapi numbers",
 }
 
-_LABEL_FILE = "labelmap.txt"
 
 
 def runtime_version() -> str:
@@ -111,50 +109,13 @@ class ModelFacts:
 
 
 def model_facts(data: bytes) -> ModelFacts:
-    """Output names, normalization and labels from the ``TFLITE_METADATA`` buffer.
+    """Output names, normalization and labels, as the app reads them from the metadata.
 
-    Parsed with the metadata flatbuffer schema only (tflite-support's displayer imports
-    TensorFlow). Models without metadata get no names, 127.5/127.5 and no labels.
+    Models without metadata get no names, the default normalization and no labels.
     """
-    from tensorflow_lite_support.metadata import metadata_schema_py_generated as md
-
-    from liteship.tflite_inspect import TFLITE_METADATA_NAME, _Reader
-
-    raw = _Reader(data, "the model").metadata().get(TFLITE_METADATA_NAME)
-    if not raw:
-        return ModelFacts((), (127.5,), (127.5,), ())
-    meta = md.ModelMetadata.GetRootAsModelMetadata(bytearray(raw), 0)
-    names: list[str] = []
-    mean: tuple[float, ...] = (127.5,)
-    std: tuple[float, ...] = (127.5,)
-    label_file = _LABEL_FILE
-    if meta.SubgraphMetadataLength():
-        sub = meta.SubgraphMetadata(0)
-        for i in range(sub.OutputTensorMetadataLength()):
-            tensor = sub.OutputTensorMetadata(i)
-            names.append((tensor.Name() or b"").decode("utf-8", "replace"))
-            for j in range(tensor.AssociatedFilesLength()):
-                f = tensor.AssociatedFiles(j)
-                if f.Type() == md.AssociatedFileType.TENSOR_VALUE_LABELS and f.Name():
-                    label_file = f.Name().decode("utf-8", "replace")
-        if sub.InputTensorMetadataLength():
-            inp = sub.InputTensorMetadata(0)
-            for j in range(inp.ProcessUnitsLength()):
-                unit = inp.ProcessUnits(j)
-                if unit.OptionsType() == md.ProcessUnitOptions.NormalizationOptions:
-                    opts = md.NormalizationOptions()
-                    table = unit.Options()
-                    opts.Init(table.Bytes, table.Pos)
-                    mean = tuple(float(x) for x in opts.MeanAsNumpy())
-                    std = tuple(float(x) for x in opts.StdAsNumpy())
-    labels: tuple[str, ...] = ()
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            if label_file in archive.namelist():
-                labels = tuple(archive.read(label_file).decode("utf-8", "replace").splitlines())
-    except zipfile.BadZipFile:
-        pass
-    return ModelFacts(tuple(names), mean, std, labels)
+    view = read_metadata_view(data)
+    norm = view.input_normalization()
+    return ModelFacts(view.output_names, norm.mean, norm.std, view.category_labels)
 
 
 class ModelRunner:
