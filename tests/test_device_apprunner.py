@@ -255,15 +255,27 @@ def test_bad_inputs_fail_only_their_own_output(tiny_models, tmp_path: Path) -> N
     assert cpu["latency_ms"] == []  # the first input failed: nothing timed, and the result says so
 
 
-def test_model_facts_read_without_tensorflow_match_the_metadata_reader(tiny_models) -> None:
-    from liteship.converter.metadata import read_metadata
+def test_model_facts_are_what_the_metadata_writer_wrote(tiny_models) -> None:
+    from liteship.tflite_inspect import inspect_model
 
     data = tiny_models["int8"].read_bytes()
     facts = apprunner.model_facts(data)
-    md = read_metadata(data)
-    assert facts.output_names == md.output_names
-    assert facts.mean == md.norm_mean and facts.std == md.norm_std
+    roles = tuple(role.value for role in inspect_model(data).output_roles)  # output-list order, as the converter writes it
+    assert sorted(roles) == sorted(["location", "category", "score", "number of detections"])
+    assert facts.output_names == roles
+    assert (facts.mean, facts.std) == ((MEAN,), (STD,))  # three equal channels are written as one value
     assert facts.labels == tuple(LABELS.split())
+
+
+def test_model_facts_of_a_model_without_metadata_are_the_defaults() -> None:
+    from liteship.tflite_inspect import inspect_model
+    from liteship.types import DEFAULT_NORMALIZATION
+    from tests.fixtures.tiny_ssd import CONVERTER_PORTS, image_model
+
+    bare = image_model("float32", ports=CONVERTER_PORTS, max_detections=8)
+    assert not inspect_model(bare).has_tflite_metadata
+    facts = apprunner.model_facts(bare)
+    assert facts == apprunner.ModelFacts((), DEFAULT_NORMALIZATION.mean, DEFAULT_NORMALIZATION.std, ())
 
 
 @pytest.mark.tf
@@ -290,3 +302,16 @@ def test_converted_models_detections_equal_detect_py(run_a: Path, tmp_path: Path
         np.testing.assert_allclose(pixel_boxes(got, rgb.shape[1], rgb.shape[0]), expected.boxes, rtol=1e-5, atol=1e-3)
         assert [d["class_index"] for d in got] == expected.classes.tolist()
         assert outs[f"tensor-{k}"]["detections"] == got
+
+
+def test_the_app_takes_no_default_normalization_for_a_float_input(tiny_models) -> None:
+    """model_facts reports the default (what lint assumes), but the app, like PixelPacker.java,
+    refuses to guess the normalization of a float input whose metadata has none."""
+    from tests.fixtures import consumer_models as M
+
+    bare = apprunner.AppModel(M.edit_metadata(M.good("float32"), M.normalization(None, None)))
+    assert not bare.has_normalization and bare.roles_problem is None
+    image = next(iter(sorted(tiny_models["images"].iterdir())))
+    with pytest.raises(ValueError, match="no NormalizationOptions"):
+        bare.image_tensor(image)
+    assert apprunner.AppModel(tiny_models["fp32"].read_bytes()).image_tensor(image).dtype == np.float32

@@ -27,12 +27,10 @@ What differs from a phone is labelled in the result (``producer.kind: emulated``
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
 import time
-import zipfile
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -43,6 +41,7 @@ import numpy as np
 from liteship import __version__
 from liteship.device import protocol
 from liteship.device.protocol import DTYPES, decode_tensor, dtype_name, read_tensor_file, tensor_dict  # noqa: F401
+from liteship.tflite_metadata import MetadataView, read_metadata_view
 
 #: the device facts the emulated app reports (a fixed, recognisable device: never mistaken for a phone)
 EMULATED_DEVICE: dict[str, Any] = {
@@ -62,7 +61,6 @@ UNAVAILABLE_DELEGATES = {
 }
 NNAPI_WARNING = "NNAPI is deprecated since Android 15 (API 35); prefer the compiled engine (CompiledModel) on gpu"
 
-_LABEL_FILE = "labelmap.txt"
 #: the Task Library metadata names the app finds outputs by (ModelRoles.java); count is optional
 ROLE_NAMES = ("location", "category", "score", "number of detections")
 
@@ -103,57 +101,20 @@ class ModelFacts:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     labels: tuple[str, ...]
-    has_metadata: bool = True
 
 
 def model_facts(data: bytes) -> ModelFacts:
-    """Output names, normalization and labels from the ``TFLITE_METADATA`` buffer.
+    """Output names, normalization and labels, as the app reads them from the metadata.
 
-    Parsed with the metadata flatbuffer schema only (tflite-support's displayer imports
-    TensorFlow). Models without metadata get no names, no normalization and no labels.
+    Models without metadata get no names, the default normalization and no labels (the app
+    itself refuses a float input without NormalizationOptions: :attr:`AppModel.has_normalization`).
     """
-    from tensorflow_lite_support.metadata import metadata_schema_py_generated as md
+    return facts_of(read_metadata_view(data))
 
-    from liteship.tflite_inspect import TFLITE_METADATA_NAME, _Reader
 
-    raw = _Reader(data, "the model").metadata().get(TFLITE_METADATA_NAME)
-    if not raw:
-        return ModelFacts((), (), (), (), has_metadata=False)
-    meta = md.ModelMetadata.GetRootAsModelMetadata(bytearray(raw), 0)
-    names: list[str] = []
-    mean: tuple[float, ...] = ()
-    std: tuple[float, ...] = ()
-    label_file = _LABEL_FILE
-    if meta.SubgraphMetadataLength():
-        sub = meta.SubgraphMetadata(0)
-        for i in range(sub.OutputTensorMetadataLength()):
-            tensor = sub.OutputTensorMetadata(i)
-            names.append((tensor.Name() or b"").decode("utf-8", "replace"))
-            for j in range(tensor.AssociatedFilesLength()):
-                f = tensor.AssociatedFiles(j)
-                if f.Type() == md.AssociatedFileType.TENSOR_VALUE_LABELS and f.Name():
-                    label_file = f.Name().decode("utf-8", "replace")
-        if sub.InputTensorMetadataLength():
-            inp = sub.InputTensorMetadata(0)
-            for j in range(inp.ProcessUnitsLength()):
-                unit = inp.ProcessUnits(j)
-                if unit.OptionsType() == md.ProcessUnitOptions.NormalizationOptions:
-                    opts = md.NormalizationOptions()
-                    table = unit.Options()
-                    opts.Init(table.Bytes, table.Pos)
-                    mean = tuple(float(x) for x in opts.MeanAsNumpy())
-                    std = tuple(float(x) for x in opts.StdAsNumpy())
-    labels: tuple[str, ...] = ()
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            if label_file in archive.namelist():
-                lines = archive.read(label_file).decode("utf-8", "replace").splitlines()
-                while lines and not lines[-1].strip():
-                    lines.pop()
-                labels = tuple(lines)
-    except zipfile.BadZipFile:
-        pass
-    return ModelFacts(tuple(names), mean, std, labels)
+def facts_of(view: MetadataView) -> ModelFacts:
+    norm = view.input_normalization()
+    return ModelFacts(view.output_names, norm.mean, norm.std, view.category_labels)
 
 
 class AppModel:
@@ -165,7 +126,10 @@ class AppModel:
 
         self.info = inspect_model(data, source=source)  # typed refusal of corrupt files first
         self.data = data
-        self.facts = model_facts(data)
+        view = read_metadata_view(data, self.info)
+        self.facts = facts_of(view)
+        #: the app takes no default normalization (PixelPacker.java): a float input without it is an error
+        self.has_normalization = bool(view.readable and view.normalization and all(view.normalization))
         if len(self.info.inputs) != 1:
             raise ValueError(f"the model has {len(self.info.inputs)} inputs; an SSD detector has one image input")
         self.input = self.info.inputs[0]
@@ -224,7 +188,7 @@ class AppModel:
             return pixels
         if self.input_dtype not in ("float32", "int8"):
             raise ValueError(f"input 0 is {self.input_dtype}; the app feeds images to uint8, int8 or float32 inputs only")
-        if not self.facts.mean or not self.facts.std:
+        if not self.has_normalization:
             raise ValueError(f"input 0 is {self.input_dtype} but the model metadata has no NormalizationOptions "
                              "(mean/std); write the metadata with `liteship metadata`")
         mean = np.asarray([self.facts.mean[min(c, len(self.facts.mean) - 1)] for c in range(3)], np.float32)
