@@ -267,15 +267,14 @@ def test_model_facts_are_what_the_metadata_writer_wrote(tiny_models) -> None:
     assert facts.labels == tuple(LABELS.split())
 
 
-def test_model_facts_of_a_model_without_metadata_are_the_defaults() -> None:
+def test_model_facts_of_a_model_without_metadata_are_empty() -> None:
     from liteship.tflite_inspect import inspect_model
-    from liteship.types import DEFAULT_NORMALIZATION
     from tests.fixtures.tiny_ssd import CONVERTER_PORTS, image_model
 
     bare = image_model("float32", ports=CONVERTER_PORTS, max_detections=8)
     assert not inspect_model(bare).has_tflite_metadata
     facts = apprunner.model_facts(bare)
-    assert facts == apprunner.ModelFacts((), DEFAULT_NORMALIZATION.mean, DEFAULT_NORMALIZATION.std, ())
+    assert facts == apprunner.ModelFacts((), (), (), (), has_metadata=False)
 
 
 @pytest.mark.tf
@@ -305,12 +304,12 @@ def test_converted_models_detections_equal_detect_py(run_a: Path, tmp_path: Path
 
 
 def test_the_app_takes_no_default_normalization_for_a_float_input(tiny_models) -> None:
-    """model_facts reports the default (what lint assumes), but the app, like PixelPacker.java,
-    refuses to guess the normalization of a float input whose metadata has none."""
+    """Like PixelPacker.java, the app refuses to guess the normalization of a float input whose
+    metadata has none (lint assumes the default; the app does not)."""
     from tests.fixtures import consumer_models as M
 
     bare = apprunner.AppModel(M.edit_metadata(M.good("float32"), M.normalization(None, None)))
-    assert not bare.has_normalization and bare.roles_problem is None
+    assert bare.facts.mean == () and bare.roles_problem is None
     image = next(iter(sorted(tiny_models["images"].iterdir())))
     with pytest.raises(ValueError, match="no NormalizationOptions"):
         bare.image_tensor(image)

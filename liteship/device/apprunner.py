@@ -41,7 +41,7 @@ import numpy as np
 from liteship import __version__
 from liteship.device import protocol
 from liteship.device.protocol import DTYPES, decode_tensor, dtype_name, read_tensor_file, tensor_dict  # noqa: F401
-from liteship.tflite_metadata import MetadataView, read_metadata_view
+from liteship.tflite_metadata import read_metadata_view
 
 #: the device facts the emulated app reports (a fixed, recognisable device: never mistaken for a phone)
 EMULATED_DEVICE: dict[str, Any] = {
@@ -101,20 +101,22 @@ class ModelFacts:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     labels: tuple[str, ...]
+    has_metadata: bool = True
 
 
 def model_facts(data: bytes) -> ModelFacts:
     """Output names, normalization and labels, as the app reads them from the metadata.
 
-    Models without metadata get no names, the default normalization and no labels (the app
-    itself refuses a float input without NormalizationOptions: :attr:`AppModel.has_normalization`).
+    Models without metadata get no names, no normalization and no labels.
     """
-    return facts_of(read_metadata_view(data))
-
-
-def facts_of(view: MetadataView) -> ModelFacts:
-    norm = view.input_normalization()
-    return ModelFacts(view.output_names, norm.mean, norm.std, view.category_labels)
+    view = read_metadata_view(data)
+    if not view.present:
+        return ModelFacts((), (), (), (), has_metadata=False)
+    mean, std = view.normalization or ((), ())
+    labels = list(view.category_labels)
+    while labels and not labels[-1].strip():
+        labels.pop()
+    return ModelFacts(view.output_names, mean, std, tuple(labels))
 
 
 class AppModel:
@@ -126,10 +128,7 @@ class AppModel:
 
         self.info = inspect_model(data, source=source)  # typed refusal of corrupt files first
         self.data = data
-        view = read_metadata_view(data, self.info)
-        self.facts = facts_of(view)
-        #: the app takes no default normalization (PixelPacker.java): a float input without it is an error
-        self.has_normalization = bool(view.readable and view.normalization and all(view.normalization))
+        self.facts = model_facts(data)
         if len(self.info.inputs) != 1:
             raise ValueError(f"the model has {len(self.info.inputs)} inputs; an SSD detector has one image input")
         self.input = self.info.inputs[0]
@@ -188,7 +187,7 @@ class AppModel:
             return pixels
         if self.input_dtype not in ("float32", "int8"):
             raise ValueError(f"input 0 is {self.input_dtype}; the app feeds images to uint8, int8 or float32 inputs only")
-        if not self.has_normalization:
+        if not self.facts.mean or not self.facts.std:
             raise ValueError(f"input 0 is {self.input_dtype} but the model metadata has no NormalizationOptions "
                              "(mean/std); write the metadata with `liteship metadata`")
         mean = np.asarray([self.facts.mean[min(c, len(self.facts.mean) - 1)] for c in range(3)], np.float32)
