@@ -170,6 +170,13 @@ def _validation_options(p: argparse.ArgumentParser) -> None:
                         "all four are linted and reported)")
 
 
+def _cache_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("cache (liteship/stepcache.py, docs/cache.md)")
+    g.add_argument("--no-cache", action="store_true", help="neither read nor write the step cache")
+    g.add_argument("--cache-dir", type=Path, metavar="DIR",
+                   help="step cache folder (default OUT/.liteship-cache; one folder may serve several outputs)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="liteship",
@@ -195,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             _validation_options(p)
             _device_options(p, run=True)
+        _cache_options(p)
         _common(p)
     p = sub.add_parser("doctor", help="check the installation (imports, versions)")
     _common(p)
@@ -567,6 +575,8 @@ def _request(args: argparse.Namespace) -> Any:
         until=until,
         normalization=norm,
         command=tuple(sys.argv),
+        cache=not args.no_cache,
+        cache_dir=args.cache_dir,
     )
     if kind is None:
         return pipeline.demo_request(args.out, label_map=args.label_map, images=args.images, **common)
@@ -591,20 +601,40 @@ def _request(args: argparse.Namespace) -> Any:
 
 
 def _summary(report: dict[str, Any]) -> str:
-    lines = [f"{'variant':<8} {'size KB':>9} {'convert s':>9}  {'input':<8} {'mAP@0.5':>8} {'recall':>7}  checks"]
+    lines = [f"{'variant':<8} {'size KB':>9} {'convert s':>9}  {'input':<8} {'ms@1t':>7} {'ms@Nt':>7} "
+             f"{'mAP@0.5':>8} {'recall':>7}  checks"]
     for v in report.get("variants", []):
         fails = [c["id"] for c in v["checks"] if c["verdict"] == "fail"]
         map50 = f"{v['map50']:.3f}" if v.get("map50") is not None else "-"
         parity = v.get("parity") or {}
         recall = f"{parity['recall']:.3f}" if parity.get("recall") is not None else "-"
+        ms = _latency_cells(v.get("latency"))
         lines.append(
             f"{v['name']:<8} {v['size_bytes'] / 1024:>9.0f} {v['conversion_seconds']:>9.1f}  "
-            f"{v['input']['dtype']:<8} {map50:>8} {recall:>7}  {'FAIL ' + ','.join(fails) if fails else 'ok'}"
+            f"{v['input']['dtype']:<8} {ms[0]:>7} {ms[1]:>7} {map50:>8} {recall:>7}  "
+            f"{'FAIL ' + ','.join(fails) if fails else 'ok'}"
         )
     ref = (report.get("validation") or {}).get("reference")
     if ref:
         lines.append(f"desktop reference mAP@0.5 {ref['map50']:.3f} (the OD API model, same images)")
+    if any(v.get("latency") for v in report.get("variants", [])):
+        lines.append("ms@1t / ms@Nt: median invoke() on this desktop CPU at 1 / all threads, not phone latency "
+                     "(measure that with `liteship deploy`)")
+    cached = [k for k, o in ((report.get("cache") or {}).get("steps") or {}).items() if o == "hit"]
+    if (report.get("cache") or {}).get("replayed"):
+        lines.append("cache: unchanged inputs, every step replayed from the cache (latency measured again)")
+    elif cached:
+        lines.append(f"cache: {', '.join(cached)} from the cache")
     return "\n".join(lines)
+
+
+def _latency_cells(latency: dict[str, Any] | None) -> tuple[str, str]:
+    by = (latency or {}).get("threads") or {}
+    if not by:
+        return "-", "-"
+    one = by.get("1")
+    most = by[max(by, key=int)]
+    return (f"{one['median_ms']:.1f}" if one else "-", f"{most['median_ms']:.1f}")
 
 
 def _doctor() -> dict[str, Any]:

@@ -65,6 +65,9 @@ class Request:
     device_key: Path | None = None
     device_variant: str | None = None
     device_images: int = 3
+    #: the step cache (liteship/stepcache.py): off with False; None dir = OUT/.liteship-cache
+    cache: bool = True
+    cache_dir: Path | None = None
 
 
 def demo_request(out: Path, **overrides: Any) -> Request:
@@ -121,7 +124,7 @@ def run(req: Request, progress: Progress | None = None) -> dict[str, Any]:
             pool.close()
 
 
-def _conversion_pool(req: Request, pools: list[Any]) -> Any:
+def _conversion_pool(req: Request, pools: list[Any], to_convert: list[Variant] | None = None) -> Any:
     """Worker processes for converting the variants side by side (None: convert in-process).
 
     Started before the export so that the workers import TensorFlow meanwhile.
@@ -130,7 +133,7 @@ def _conversion_pool(req: Request, pools: list[Any]) -> Any:
 
     if req.until == Stage.EXPORT:
         return None
-    workers = convert.worker_count(len(req.convert.variants))
+    workers = convert.worker_count(len(req.convert.variants if to_convert is None else to_convert))
     if workers < 2:
         return None
     pool = convert.ConversionPool(workers)
@@ -146,8 +149,14 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
     progress = progress or Progress(quiet=True)
     out = Path(req.out)
     check_out_dir(out)
+    from liteship.stepcache import StepCache
+
+    steps = StepCache.for_request(req)  # cache: keys from the inputs' bytes, no TensorFlow
+    replayed = steps.replay(progress)  # unchanged inputs: the whole run from the cache
+    if replayed is not None:
+        return replayed
     # conversion workers (when it pays off) import TensorFlow while this process does
-    pool = _conversion_pool(req, pools)
+    pool = _conversion_pool(req, pools, steps.to_convert(list(req.convert.variants)))
     from liteship import nativelog
 
     with nativelog.captured():  # TF's import prints CUDA/absl notices from C++
@@ -175,6 +184,7 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
             )
 
     report = Report(command=list(req.command), out_dir=out)
+    report.cache = steps.record
     report.inputs = {
         "kind": req.kind.value if req.kind else None,
         "demo": req.pipeline_config is not None and DEMO_DIR in req.pipeline_config.resolve().parents,
@@ -197,7 +207,10 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
     staged = None  # input (a): the desktop reference is written while the workers convert
     try:
         with progress.step("export"):
-            if req.kind is InputKind.CHECKPOINT:
+            exported = steps.export()  # from the cache: restored into OUT/export
+            if exported is not None:
+                pass
+            elif req.kind is InputKind.CHECKPOINT:
                 assert req.pipeline_config is not None and req.checkpoint_dir is not None
                 with nativelog.captured():  # TF's "failed call to cuInit" and similar C++ notices
                     staged = export_mod.export_staged(
@@ -233,12 +246,15 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
     for name in ("report.json", "junit.xml", "report.html"):
         (out / name).unlink(missing_ok=True)
     report.export = exported.to_dict()
+    if staged is None or staged.done:
+        steps.save_export(exported)
     labels_txt = labels_mod.labelmap_txt(label_map) if label_map is not None else None
     if labels_txt is not None:
         atomic.write_text(out / "labelmap.txt", labels_txt)
         report.labels = {"path": "labelmap.txt", "count": labels_txt.count("\n"), "source": str(label_map_path)}
     if req.until == Stage.EXPORT:
         report.write("ok")
+        steps.save_run(report, "ok", labels_txt)
         return report.to_dict("ok")
 
     # ---- calibration ---------------------------------------------------------------------
@@ -248,7 +264,8 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
     if Variant.INT8 in variants:
         with progress.step("calibration images"):
             try:
-                representative = _calibration(req, exported, staged.preprocess if staged is not None else None)
+                representative = steps.calibration(
+                    lambda: _calibration(req, exported, staged.preprocess if staged is not None else None))
                 report.calibration = {"images_dir": _s(req.images), **representative.stats_dict()}
             except CalibrationProblem as exc:
                 refused = exc
@@ -259,9 +276,10 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
     # ---- convert + metadata + checks per variant -----------------------------------------
     failed: list[str] = []
     converting = None  # variant -> Future of Converted, when the workers convert
-    if pool is not None and len(variants) > 1:
+    to_convert = steps.to_convert(variants)
+    if pool is not None and len(to_convert) > 1:
         calibration = representative.calibration if representative is not None else None
-        converting = pool.submit(exported, variants, calibration, req.convert.int8_input)
+        converting = pool.submit(exported, to_convert, calibration, req.convert.int8_input)
     if staged is not None and not staged.done:
         try:
             with progress.step("desktop reference"), nativelog.captured():
@@ -271,9 +289,10 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
             report.write("error")
             raise
         report.export = exported.to_dict()
+    steps.save_export(exported)
     for variant in variants:
         with progress.step(f"convert {variant.value}"):
-            entry = _variant(req, exported, variant, representative, labels_txt, converting)
+            entry = _variant(req, exported, variant, representative, labels_txt, converting, steps)
         report.variants.append(entry)
         failed += [f"{variant.value}:{c['id']}" for c in entry["checks"] if c["verdict"] == Verdict.FAIL]
         if representative is not None and variant is Variant.INT8:
@@ -287,8 +306,12 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
         (out / "models" / f"{stale.value}.tflite").unlink(missing_ok=True)
     gate_error: LiteshipError | None = None
     if req.until == Stage.RUN and report.variants:
+        from liteship.validation import latency
+
+        with progress.step("desktop latency"):
+            latency.measure_variants(out, report.variants, latency.first_image(req.images))
         with progress.step("parity and mAP"):
-            gate_error = _validate(req, exported, report, labels_txt)
+            gate_error = _validate(req, exported, report, labels_txt, steps)
     if refused is not None:
         report.errors.append(_error(refused))
     if failed:
@@ -317,6 +340,7 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
             raise device_error
     status = "ok" if refused is None else "partial"
     report.write(status)
+    steps.save_run(report, status, labels_txt)
     if refused is not None:
         raise refused
     return report.to_dict(status)
@@ -370,16 +394,17 @@ def _gates(req: Request) -> Any:
     return req.gates if req.gates is not None else Gates()
 
 
-def _lint(req: Request, report: Report) -> list[str]:
+def _lint(req: Request, report: Report, steps: Any = None) -> list[str]:
     """Lint every variant against every contract; the gating ones come from the gates."""
     from liteship.validation import contracts, lint
 
     failed: list[str] = []
     for v in report.variants:
-        result = lint.lint_bytes(
-            (req.out / v["path"]).read_bytes(), contracts.NAMES, source=v["path"], task_check=True, gpu=True,
+        data = (req.out / v["path"]).read_bytes()
+        result = steps.lint(v["name"], data, lambda: lint.lint_bytes(
+            data, contracts.NAMES, source=v["path"], task_check=True, gpu=True,
             path=req.out / v["path"],
-        )
+        ))
         v["lint"] = {name: {"verdict": r.verdict, "failed": r.failed()} for name, r in result.contracts.items()}
         for name in _gates(req).contracts:
             for check in result.contracts[name].checks:
@@ -388,7 +413,7 @@ def _lint(req: Request, report: Report) -> list[str]:
     return failed
 
 
-def _validate(req: Request, exported: Any, report: Report, labels_txt: str | None) -> LiteshipError | None:
+def _validate(req: Request, exported: Any, report: Report, labels_txt: str | None, steps: Any = None) -> LiteshipError | None:
     """Parity against the desktop reference and mAP per variant; returns the gate failure."""
     from liteship.errors import AccuracyGateFailed, ParityFailed
     from liteship.types import Check
@@ -397,7 +422,11 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
 
     gates = _gates(req)
     report.validation = {"gates": gates.to_dict()}
-    lint_failed = _lint(req, report)
+    if steps is None:
+        from liteship.stepcache import StepCache
+
+        steps = StepCache.for_request(dataclasses.replace(req, cache=False))
+    lint_failed = _lint(req, report, steps)
     names = labels_txt.splitlines() if labels_txt else None
     gt = load_ground_truth(req.ground_truth, names) if req.ground_truth is not None and names else None
     models = {v["name"]: (req.out / v["path"]).read_bytes() for v in report.variants}
@@ -411,8 +440,8 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
             v["parity"] = None
             v["checks"].append(Check("parity", "skip", "reference vs variant", None, why).to_dict())
     else:
-        images = (load() for load in loaders)  # one image decoded at a time
-        results = parity.measure(exported.reference_dir, models, images)
+        results = steps.parity(models, lambda todo: parity.measure(
+            exported.reference_dir, todo, (load() for load in loaders)))  # one image decoded at a time
         for name, result in results.items():
             tolerance = gates.tolerances[Variant(name)]
             checks = parity.judge(result, tolerance)
@@ -423,10 +452,11 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
     if gt is not None and names is not None:
         assert req.ground_truth is not None
         if exported.reference_dir is not None:
-            ref = evaluate.reference_map(exported.reference_dir, req.ground_truth, names)
+            ref = steps.map_reference(names, lambda: evaluate.reference_map(exported.reference_dir, req.ground_truth, names))
             report.validation["reference"] = {"map50": ref.map50, "map": ref.map}
         for name in models:
-            r = evaluate.evaluate_map(req.out / by_name[name]["path"], req.ground_truth, names)
+            r = steps.map_variant(name, models[name], names,
+                                  lambda: evaluate.evaluate_map(req.out / by_name[name]["path"], req.ground_truth, names))
             by_name[name].update(map50=r.map50, map=r.map, map_detail=r.to_dict())
         base = by_name.get(Variant.FP32.value, {}).get("map50")
         for name, v in by_name.items():
@@ -543,19 +573,31 @@ def _reference_preprocess(reference_dir: Path) -> Any:
 
 def _variant(
     req: Request, exported: Any, variant: Variant, representative: Any, labels_txt: str | None,
-    converting: dict[Variant, Any] | None = None,
+    converting: dict[Variant, Any] | None = None, steps: Any = None,
 ) -> dict[str, Any]:
     from liteship.converter import convert, metadata, reorder, verify
     from liteship.tflite_inspect import inspect_model
 
-    if converting is not None:
-        converted = convert.pooled_result(converting[variant], exported, variant, representative, req.convert.int8_input)
-    else:
-        converted = convert.convert_variant(exported, variant, representative, req.convert.int8_input)
-    model = reorder.reorder_outputs(converted.model, req.convert.output_order)
+    shipped = steps.model(variant, labels_txt) if steps is not None else None  # cached: no conversion
+    if shipped is None:
+        converted = steps.converted(variant) if steps is not None else None
+        if converted is None:
+            if converting is not None and variant in converting:
+                converted = convert.pooled_result(converting[variant], exported, variant, representative,
+                                                  req.convert.int8_input)
+            else:
+                converted = convert.convert_variant(exported, variant, representative, req.convert.int8_input)
+            if steps is not None:
+                steps.save_converted(converted, representative)
+        model = reorder.reorder_outputs(converted.model, req.convert.output_order)
+        if labels_txt is not None and req.until in (Stage.METADATA, Stage.RUN):
+            model = metadata.write_metadata(model, exported.normalization, labels_txt)
+        if steps is not None:
+            steps.save_model(variant, labels_txt, model, converted.seconds)
+        shipped = convert.Converted(variant, model, converted.seconds)
+    model, converted = shipped.model, shipped
     md_summary = None
     if labels_txt is not None and req.until in (Stage.METADATA, Stage.RUN):
-        model = metadata.write_metadata(model, exported.normalization, labels_txt)
         md_summary = metadata.verify(model, exported.normalization, labels_txt.count("\n"))
     info = inspect_model(model)
     checks = verify.static_checks(info, variant, req.convert.output_order, req.convert.int8_input)

@@ -59,6 +59,8 @@ class Report:
     #: the device stage (`deploy`, `run --device`): one entry per device, see docs/report.md
     devices: list[dict[str, Any]] | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
+    #: where each step came from (liteship/stepcache.py): {"dir", "steps": {step: hit|miss|rebuilt|off}}
+    cache: dict[str, Any] | None = None
     started: float = field(default_factory=time.time)
 
     def to_dict(self, status: str) -> dict[str, Any]:
@@ -79,6 +81,7 @@ class Report:
             "validation": self.validation,
             "devices": self.devices,
             "errors": self.errors,
+            "cache": self.cache,
         }
 
     def write(self, status: str) -> Path:
