@@ -16,7 +16,7 @@ lint       the model's bytes                                                    
 parity     export key, the model's bytes, the parity images (source + count)          ParityResult
 map        the model's bytes (or the export key: the desktop reference), the          MapResult
            ground truth's bytes, the class names
-run        all of the above inputs + the gates + the output folder                    report.json (models/export by
+run        all of the above inputs + the gates                                        report.json (models/export by
                                                                                         reference to their entries)
 =========  ==========================================================================  ==============================
 
@@ -259,7 +259,7 @@ class StepCache:
                         "calibration_images": req.convert.calibration_images,
                         "output_order": req.convert.output_order.value},
             "until": req.until, "ground_truth": self.ground_truth_digest, "ground_truth_path": _s(req.ground_truth),
-            "parity_images": req.parity_images, "gates": gates, "out": _s(req.out),
+            "parity_images": req.parity_images, "gates": gates,
             "inputs": [_s(req.pipeline_config), _s(req.checkpoint_dir), _s(req.label_map), _s(req.images)],
         })
 
@@ -414,6 +414,7 @@ class StepCache:
         if status != "ok" or not self._replayable():
             return
         data = report.to_dict(status)
+        data["export"] = _relocatable(data.get("export"), Path(self.req.out) / "export", "@export/")
         self.cache.put("run", self.run_key, meta={
             "report": data, "export_key": self.export_key if self._export_saved else None,
             "models": dict(self._models), "labels_txt": labels_txt,
@@ -471,7 +472,8 @@ class StepCache:
             (out / "models" / f"{stale.value}.tflite").unlink(missing_ok=True)
         self.record["replayed"] = True  # every step as recorded in the run entry; latency measured now
         report = Report(command=list(self.req.command), out_dir=out)
-        report.inputs, report.export, report.calibration = stored["inputs"], stored["export"], stored["calibration"]
+        report.inputs, report.calibration = stored["inputs"], stored["calibration"]
+        report.export = _relocatable(stored["export"], out / "export", "@export/", back=True)
         report.labels, report.validation, report.errors = stored["labels"], stored["validation"], stored["errors"]
         report.variants = variants
         report.cache = self.record  # type: ignore[attr-defined]
@@ -483,6 +485,23 @@ class StepCache:
                 latency.measure_variants(out, variants, latency.first_image(self.req.images))
         report.write("ok")
         return report.to_dict("ok")
+
+
+def _relocatable(export: dict[str, Any] | None, root: Path, mark: str, back: bool = False) -> dict[str, Any] | None:
+    """The report's export paths under ``root`` as ``mark``-relative (or back): a replay
+    into another output folder (a shared --cache-dir, a copied folder) names its own files."""
+    if not export:
+        return export
+    export = dict(export)
+    for k in ("source", "reference_dir"):
+        value = export.get(k)
+        if value is None:
+            continue
+        if back and str(value).startswith(mark):
+            export[k] = str(root / str(value)[len(mark):])
+        elif not back and Path(value).is_relative_to(root):
+            export[k] = mark + str(Path(value).relative_to(root))
+    return export
 
 
 def _map_from_dict(d: Mapping[str, Any]) -> Any:

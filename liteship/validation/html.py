@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from liteship import atomic
+from liteship.validation import shipview
 
 STATUS_COLOURS = {"ok": "#1a7f37", "partial": "#b35900", "fail": "#cf222e", "error": "#82071e"}
 VERDICT_COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "skip": "#6e7781"}
@@ -739,6 +740,7 @@ def render_html(report: dict[str, Any], out_dir: Path, max_images: int = 6) -> s
         _section("header", lambda: _header(report)),
         _section("failing checks", lambda: _failing(report)),
         _section("variants", lambda: _variants_section(report)),
+        _section("which variant to ship", lambda: shipview.render(report)),
         _section("devices", lambda: _devices_section(report)),
         _section("plots", lambda: _plots_section(report)),
         _section("overlays", lambda: _overlays_section(report, out_dir, max_images)),
