@@ -48,6 +48,7 @@ EXIT_CODES_HELP = """exit codes:
   43  device: app not installed, install failed, or the app died without a result
   44  device: timed out waiting for the result
   45  device: the result file is corrupt or breaks the protocol schema
+  50  bench: a measurement could not be made (the others were written)
   130 interrupted
 """
 
@@ -208,8 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     _lint_parser(sub)
     _device_parsers(sub)
-    # listed here; its arguments are scripts/bench.py's own (see `liteship bench --help`)
-    sub.add_parser("bench", help="benchmarks on this machine, as ratios, to a JSON (scripts/bench.py)", add_help=False)
+    # listed here; its arguments are liteship.bench's own (see `liteship bench --help`)
+    sub.add_parser("bench", help="benchmarks on this machine, as ratios, to a JSON (liteship/bench/)", add_help=False)
     return parser
 
 
@@ -650,8 +651,10 @@ def _doctor() -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
-    if raw[:1] == ["bench"]:
-        return _bench(raw[1:])
+    if raw[:1] == ["bench"]:  # its own options and error boundary (liteship/bench/cli.py)
+        from liteship.bench import main as bench_main
+
+        return bench_main(raw[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -702,23 +705,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"liteship: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
         return 1
-
-
-def _bench(argv: list[str]) -> int:
-    """``liteship bench ARGS`` = ``python scripts/bench.py ARGS`` (a source checkout's script)."""
-    import importlib.util
-
-    script = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
-    if not script.is_file():
-        print(f"liteship: error: {script} not found: `liteship bench` runs scripts/bench.py of a source checkout "
-              "(clone the repository and install it with the README's Quick start)", file=sys.stderr)
-        return UsageProblem.exit_code
-    spec = importlib.util.spec_from_file_location("liteship_bench_script", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return int(module.main(argv))
 
 
 def _interrupted() -> int:

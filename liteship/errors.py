@@ -133,6 +133,13 @@ class DeviceParityFailed(LiteshipError):
     kind = "device_parity"
 
 
+class BenchmarkProblem(LiteshipError):
+    """`liteship bench`: a measurement could not be made (the others are still written)."""
+
+    exit_code = 50
+    kind = "bench"
+
+
 class DeviceProblem(LiteshipError):
     """Base of every device-side failure (all exit codes 40-49)."""
 
