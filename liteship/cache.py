@@ -103,7 +103,7 @@ def code_fingerprint() -> str:
 @functools.cache
 def tool_versions() -> dict[str, str | None]:
     """Versions of everything a cached result was made with (part of every key)."""
-    from liteship.report import _dist, versions
+    from liteship.report.model import _dist, versions
 
     extra = {name: _dist(name) for name in ("tf-keras", "mediapipe", "pycocotools")}
     return {**versions(), **extra, "liteship_code": code_fingerprint()}

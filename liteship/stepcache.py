@@ -11,25 +11,27 @@ export     the input's bytes (pipeline.config + checkpoint files, or the SavedMo
            or the frozen graph), export options, --norm-mean/--norm-std                reference), the ExportResult
 convert    export key, variant; int8 also the calibration images' bytes, their        the converter's output, its
            number and --int8-input                                                     seconds; int8: calibration stats
-model      convert key, --output-order, labelmap.txt, whether metadata is written      the shipped .tflite bytes
-lint       the model's bytes                                                           lint results, every contract
+model      convert key, --output-order, --no-fold-normalization, labelmap.txt,        the shipped .tflite bytes
+           whether metadata is written
 parity     export key, the model's bytes, the parity images (source + count)          ParityResult
-map        the model's bytes (or the export key: the desktop reference), the          MapResult
-           ground truth's bytes, the class names
-run        all of the above inputs + the gates                                        report.json (models/export by
-                                                                                        reference to their entries)
+run        all of the above inputs + the gates, --no-runtime                           report.json (models/export by
+                                                                                        reference to their entries),
+                                                                                        the overlays' detections
 =========  ==========================================================================  ==============================
 
 So: unchanged inputs replay the whole run from the ``run`` entry without importing
-TensorFlow (latency is measured again: it describes the machine now); only gates changed:
-every measurement comes from the cache and is judged again; ground truth or parity images
-changed: export and conversions come from the cache, validation runs; one variant's option
-changed: only that variant is converted. ``report.json`` says per step where it came from
-(``cache.steps``: hit, miss, rebuilt = a corrupt entry was found and replaced, off).
+TensorFlow (latency is measured again: it describes the machine now); only the gates, the
+ground truth or the parity images changed: export and conversions come from the cache and
+validation runs (parity of an unchanged model on unchanged images from the cache); one
+variant's option changed: only that variant is converted. ``report.json`` says per step
+where it came from (``cache.steps``: hit, miss, rebuilt = a corrupt entry was found and
+replaced, off). Lint (which loads every variant in the real runtimes) and the app runs
+behind mAP are measured again on every run that is not a replay.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import tempfile
@@ -42,13 +44,11 @@ from typing import Any
 from liteship import atomic
 from liteship.cache import HIT, MISS, OFF, Cache, digest_bytes, digest_files, digest_tree, key_of, tool_versions
 from liteship.types import (
-    Check,
     FrozenGraphOptions,
     InputKind,
     InputStats,
     Normalization,
     Variant,
-    Verdict,
 )
 
 DIR_NAME = ".liteship-cache"
@@ -114,15 +114,14 @@ def export_from_dict(d: Mapping[str, Any], root: Path | None) -> Any:
         return root / value[len("@export/"):] if str(value).startswith("@export/") and root else Path(value)
 
     fg = d.get("frozen_graph")
-    return ExportResult(
-        kind=InputKind(d["kind"]), source=path(d["source"]), input_shape=tuple(d["input_shape"]),
-        normalization=_norm(d["normalization"]), normalization_source=d["normalization_source"],
-        num_classes=d["num_classes"], max_detections=d["max_detections"], use_regular_nms=d["use_regular_nms"],
-        score_threshold=d["score_threshold"], iou_threshold=d["iou_threshold"], reference_dir=path(d["reference_dir"]),
-        frozen_graph=FrozenGraphOptions(**{**fg, "output_names": tuple(fg["output_names"])}) if fg else None,
-        checkpoint=d["checkpoint"], seconds=d["seconds"], notes=tuple(d["notes"]),
-        feature_extractor=d["feature_extractor"], model_normalization=_norm(d["model_normalization"]),
-    )
+    known = {f.name for f in dataclasses.fields(ExportResult)}
+    return ExportResult(**{
+        **{k: v for k, v in d.items() if k in known},
+        "kind": InputKind(d["kind"]), "source": path(d["source"]), "input_shape": tuple(d["input_shape"]),
+        "normalization": _norm(d["normalization"]), "reference_dir": path(d.get("reference_dir")),
+        "frozen_graph": FrozenGraphOptions(**{**fg, "output_names": tuple(fg["output_names"])}) if fg else None,
+        "notes": tuple(d.get("notes") or ()), "model_normalization": _norm(d.get("model_normalization")),
+    })
 
 
 def _export_to_dict(exported: Any, root: Path) -> dict[str, Any]:
@@ -133,17 +132,6 @@ def _export_to_dict(exported: Any, root: Path) -> dict[str, Any]:
             if p.is_relative_to(root):
                 d[k] = "@export/" + str(p.relative_to(root))
     return d
-
-
-def _check(d: Mapping[str, Any]) -> Check:
-    return Check(d["id"], Verdict(d["verdict"]), d["expected"], d["found"], d.get("message", ""), d.get("fix", ""))
-
-
-def lint_from_dict(d: Mapping[str, Any]) -> Any:
-    from liteship.validation.lint import ContractResult, LintResult
-
-    return LintResult(d["model"], {name: ContractResult(name, tuple(_check(c) for c in r["checks"]))
-                                   for name, r in d["contracts"].items()})
 
 
 def stats_from_dict(d: Mapping[str, Any]) -> InputStats:
@@ -234,6 +222,7 @@ class StepCache:
 
         return key_of("model", {
             "convert": self.convert_key(variant), "output_order": self.req.convert.output_order.value,
+            "fold_normalization": self.req.convert.fold_normalization,
             "labels": digest_bytes(labels_txt.encode()) if labels_txt is not None else None,
             "metadata": labels_txt is not None and self.req.until in (Stage.METADATA, Stage.RUN), "tools": self.tools,
         })
@@ -257,7 +246,9 @@ class StepCache:
             "export": self.export_parts, "images": self.calibration_digest, "label_map": labels,
             "convert": {"variants": [v.value for v in req.convert.variants], "int8_input": req.convert.int8_input.value,
                         "calibration_images": req.convert.calibration_images,
-                        "output_order": req.convert.output_order.value},
+                        "output_order": req.convert.output_order.value,
+                        "fold_normalization": req.convert.fold_normalization},
+            "runtime_checks": req.runtime_checks,
             "until": req.until, "ground_truth": self.ground_truth_digest, "ground_truth_path": _s(req.ground_truth),
             "parity_images": req.parity_images, "gates": gates,
             "inputs": [_s(req.pipeline_config), _s(req.checkpoint_dir), _s(req.label_map), _s(req.images)],
@@ -355,24 +346,6 @@ class StepCache:
 
     # --- validation measurements ---------------------------------------------------------
 
-    def _memo(self, kind: str, step: str, parts: dict[str, Any], compute: Callable[[], Any],
-              encode: Callable[[Any], Any], decode: Callable[[Any], Any]) -> Any:
-        key = key_of(kind, {**parts, "tools": self.tools})
-        entry, outcome = self.cache.get(kind, key)
-        self._note(step, outcome)
-        if entry is not None:
-            return decode(entry.meta["result"])
-        result = compute()
-        self.cache.put(kind, key, meta={"result": encode(result)})
-        self.cache.prune(kind, keep=32)
-        return result
-
-    def lint(self, name: str, model: bytes, compute: Callable[[], Any]) -> Any:
-        from liteship.validation import contracts
-
-        return self._memo("lint", f"lint.{name}", {"model": digest_bytes(model), "contracts": list(contracts.NAMES)},
-                          compute, lambda r: r.to_dict(), lint_from_dict)
-
     def parity(self, models: Mapping[str, bytes], compute: Callable[[dict[str, bytes]], dict[str, Any]]) -> dict[str, Any]:
         """ParityResult per variant; ``compute(models)`` runs for the uncached ones only."""
         from liteship.validation.parity import ParityResult
@@ -396,43 +369,37 @@ class StepCache:
             self.cache.prune("parity", keep=32)
         return {name: results[name] for name in models}
 
-    def map_reference(self, names: list[str], compute: Callable[[], Any]) -> Any:
-        return self._memo("map", "map.reference", {"export": self.export_key, "ground_truth": self.ground_truth_digest,
-                                                   "names": names}, compute, lambda r: r.to_dict(), _map_from_dict)
-
-    def map_variant(self, name: str, model: bytes, names: list[str], compute: Callable[[], Any]) -> Any:
-        return self._memo("map", f"map.{name}", {"model": digest_bytes(model), "ground_truth": self.ground_truth_digest,
-                                                 "names": names}, compute, lambda r: r.to_dict(), _map_from_dict)
-
     # --- the whole run -------------------------------------------------------------------
 
     def _replayable(self) -> bool:
         return self.cache.enabled and not getattr(self.req, "devices", ())
 
-    def save_run(self, report: Any, status: str, labels_txt: str | None) -> None:
-        """After a complete ``ok`` run: the report, pointing at the export and model entries."""
-        if status != "ok" or not self._replayable():
+    def save_run(self, report: Any, labels_txt: str | None, overlays: Any) -> None:
+        """After a run the judge passed (before any device stage): the report, pointing at the
+        export and model entries, and the overlays' detections."""
+        if not self._replayable():
             return
-        data = report.to_dict(status)
+        data = report.to_dict("ok")
         data["export"] = _relocatable(data.get("export"), Path(self.req.out) / "export", "@export/")
         self.cache.put("run", self.run_key, meta={
             "report": data, "export_key": self.export_key if self._export_saved else None,
-            "models": dict(self._models), "labels_txt": labels_txt,
+            "models": dict(self._models), "labels_txt": labels_txt, "overlays": _overlays_to_dict(overlays),
         })
         self.cache.prune("run", keep=8)
 
-    def replay(self, progress: Any = None) -> dict[str, Any] | None:
-        """The whole run from the cache (no TensorFlow), or None when any piece is missing."""
+    def replay(self, state: Any, progress: Any = None) -> bool:
+        """The whole run from the cache into ``state`` (a pipeline._Run; no TensorFlow):
+        False when any piece is missing."""
         if not self._replayable():
             if self.cache.enabled:
                 self._note("run", MISS)
             elif self.cache.root is None:
                 self._note("run", OFF)
-            return None
+            return False
         entry, outcome = self.cache.get("run", self.run_key)
         self._note("run", outcome)
         if entry is None:
-            return None
+            return False
         meta = entry.meta
         stored: dict[str, Any] = meta["report"]
         models: dict[str, bytes] = {}
@@ -442,23 +409,25 @@ class StepCache:
             data = m.read_bytes("model.tflite") if m is not None else None
             if data is None or digest_bytes(data) != v["sha256"]:
                 self._note("run", f"{MISS} (model {v['name']} not in the cache)")
-                return None
+                return False
             models[v["name"]] = data
         export_entry = None
         if meta.get("export_key"):
             export_entry, _ = self.cache.get("export", meta["export_key"])
             if export_entry is None:
                 self._note("run", f"{MISS} (export not in the cache)")
-                return None
-        return self._write_replay(stored, models, export_entry, meta.get("labels_txt"), progress)
+                return False
+        self._write_replay(state, stored, models, export_entry, meta.get("labels_txt"), progress)
+        state.overlays = _overlays_from_dict(meta.get("overlays"), self.req, meta.get("labels_txt"))
+        return True
 
-    def _write_replay(self, stored: dict[str, Any], models: dict[str, bytes], export_entry: Any,
-                      labels_txt: str | None, progress: Any) -> dict[str, Any]:
+    def _write_replay(self, state: Any, stored: dict[str, Any], models: dict[str, bytes], export_entry: Any,
+                      labels_txt: str | None, progress: Any) -> None:
         from liteship.pipeline import Stage
-        from liteship.report import Report
 
         out = Path(self.req.out)
         out.mkdir(parents=True, exist_ok=True)
+        atomic.remove_stale_temporaries(out)
         for name in ("report.json", "junit.xml", "report.html"):
             (out / name).unlink(missing_ok=True)
         if export_entry is not None and self.req.kind is InputKind.CHECKPOINT:
@@ -471,20 +440,54 @@ class StepCache:
         for stale in set(Variant) - {Variant(v["name"]) for v in variants}:
             (out / "models" / f"{stale.value}.tflite").unlink(missing_ok=True)
         self.record["replayed"] = True  # every step as recorded in the run entry; latency measured now
-        report = Report(command=list(self.req.command), out_dir=out)
+        report = state.report
         report.inputs, report.calibration = stored["inputs"], stored["calibration"]
         report.export = _relocatable(stored["export"], out / "export", "@export/", back=True)
         report.labels, report.validation, report.errors = stored["labels"], stored["validation"], stored["errors"]
         report.variants = variants
-        report.cache = self.record  # type: ignore[attr-defined]
+        report.latency = stored.get("latency")
         if self.req.until == Stage.RUN and variants:
             from liteship.validation import latency
 
             step = progress.step("desktop latency") if progress is not None else _null()
             with step:
-                latency.measure_variants(out, variants, latency.first_image(self.req.images))
-        report.write("ok")
-        return report.to_dict("ok")
+                report.latency = latency.summary(
+                    latency.measure_variants(out, variants, latency.first_image(self.req.images)))
+
+
+def _overlays_to_dict(overlays: Any) -> dict[str, Any] | None:
+    """The overlays' detections (the images are read again from the ground truth)."""
+    if overlays is None:
+        return None
+    return {"labels": list(overlays.labels), "images": [
+        {"filename": im.filename, "detections": {
+            name: d if d is None or isinstance(d, str) else {"boxes": d.boxes.tolist(), "classes": d.classes.tolist(),
+                                          "scores": d.scores.tolist()}
+            for name, d in im.detections.items()}}
+        for im in overlays.images]}
+
+
+def _overlays_from_dict(d: Mapping[str, Any] | None, req: Any, labels_txt: str | None) -> Any:
+    if not d or req.ground_truth is None or not labels_txt:
+        return None
+    import numpy as np
+
+    from liteship.report.html.overlays import OverlayImage, Overlays
+    from liteship.validation.detect import Detections
+    from liteship.validation.groundtruth import load_ground_truth
+
+    by_name = {g.filename: g for g in load_ground_truth(req.ground_truth, labels_txt.splitlines())}
+    images = []
+    for im in d["images"]:
+        g = by_name.get(im["filename"])
+        if g is None:
+            continue
+        dets = {name: x if x is None or isinstance(x, str) else Detections(np.asarray(x["boxes"], np.float32).reshape(-1, 4),
+                                                        np.asarray(x["classes"], np.int64),
+                                                        np.asarray(x["scores"], np.float32))
+                for name, x in im["detections"].items()}
+        images.append(OverlayImage(g.filename, g.load_rgb(), tuple(g.boxes), dets))
+    return Overlays(tuple(d["labels"]), tuple(images))
 
 
 def _relocatable(export: dict[str, Any] | None, root: Path, mark: str, back: bool = False) -> dict[str, Any] | None:

@@ -70,7 +70,9 @@ def child_harness(p: dict[str, Any]) -> dict[str, Any]:
 
     _quiet_native()
     models = _models(p)
-    ref = parity._Reference(Path(p["reference"]))
+    from liteship.validation.reference import Reference
+
+    ref = Reference(Path(p["reference"]))
     variants = {v: parity._Variant(m) for v, m in models.items()}
     bare = {}
     for v, m in models.items():
@@ -149,34 +151,33 @@ def child_map(p: dict[str, Any]) -> dict[str, Any]:
 
 def child_scale(p: dict[str, Any]) -> dict[str, Any]:
     """The measuring part of `liteship run`'s validation on a ground truth of N images:
-    parity on the first --parity-images (50) of them, the reference's and every variant's
-    mAP on all N (evaluate.py, threads). Time per image, CPU time / wall time (cores used)."""
-    from liteship.validation import evaluate, parity
+    every variant and the reference over all N (app_run.run_models: threads over the images)
+    with their mAP, then parity on the first --parity-images (50). Time per image, CPU time /
+    wall time (cores used), peak RSS."""
+    from liteship.validation import app_run, parity
     from liteship.validation.groundtruth import load_ground_truth
+    from liteship.validation.metrics import coco_map
 
     _quiet_native()
     names = Path(p["labels"]).read_text(encoding="utf-8").splitlines()
     models = _models(p)
     gt_path = Path(p["ground_truth"])
-    threads = os.cpu_count() or 1
     t0, c0 = time.perf_counter(), time.process_time()
     gt = load_ground_truth(gt_path, names)
-    parity.measure(Path(p["reference"]), models, (g.load_rgb() for g in gt[: p["parity_images"]]))
+    runs, _ = app_run.run_models(models, Path(p["reference"]), app_run.images_from_ground_truth(gt))
+    maps = {v: coco_map(gt, runs[v].detections, names).map50 for v in models}
     t1 = time.perf_counter()
-    evaluate.reference_map(Path(p["reference"]), gt_path, names, num_threads=threads)
-    t2 = time.perf_counter()
-    maps = {v: evaluate.evaluate_map(Path(p["models"]) / f"{v}.tflite", gt_path, names, num_threads=threads).map50
-            for v in models}
-    t3, c3 = time.perf_counter(), time.process_time()
+    parity.measure(Path(p["reference"]), models, (g.load_rgb() for g in gt[: p["parity_images"]]))
+    t2, c2 = time.perf_counter(), time.process_time()
     hwm = None
     with open("/proc/self/status", encoding="ascii") as f:
         for line in f:
             if line.startswith("VmHWM:"):
                 hwm = int(line.split()[1]) * 1024
-    wall = t3 - t0
+    wall = t2 - t0
     return {"images": len(gt), "wall_s": wall, "per_image_ms": wall / len(gt) * 1e3,
-            "parity_s": t1 - t0, "reference_map_s": t2 - t1, "variants_map_s": t3 - t2,
-            "cpu_s": c3 - c0, "cores_used": (c3 - c0) / wall, "threads": threads, "vmhwm_bytes": hwm,
+            "app_runs_and_map_s": t1 - t0, "parity_s": t2 - t1,
+            "cpu_s": c2 - c0, "cores_used": (c2 - c0) / wall, "threads": app_run.usable_cores(), "vmhwm_bytes": hwm,
             "maxrss_self_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "map50": maps}
 
 
@@ -217,18 +218,64 @@ def child_push(p: dict[str, Any]) -> dict[str, Any]:
 
 
 def child_build_ssd320(p: dict[str, Any]) -> dict[str, Any]:
-    """The full-size SSD MobileNet v2 320x320 (random weights, activations calibrated)."""
+    """The model zoo's SSD MobileNet v2 320x320 at full size with random weights shaped like a
+    trained SSD's (the tests' builder, tests/fixtures/odapi_models.py: batch norms calibrated
+    on synthetic photos, heads scaled), and what its activations look like."""
     _quiet_native()
-    from liteship.demo import random_ssd
+    repo = Path(__file__).resolve().parents[2]
+    if not (repo / "tests" / "fixtures" / "odapi_models.py").is_file():
+        raise BenchmarkProblem(f"the 320x320 model is built with tests/fixtures/odapi_models.py, not found under {repo}: "
+                               "run `liteship bench` from a clone of the repository, or pass --skip-ssd320")
+    if str(repo) not in sys.path:
+        sys.path.insert(0, str(repo))
+    from tests.fixtures.odapi_models import write_zoo_checkpoint
 
     t0 = time.perf_counter()
-    config, ckpt, labels = random_ssd.write_ssd_checkpoint(
-        Path(p["root"]), seed=p.get("seed", 0), calibrate=True,
-        config_text=random_ssd.ssd_mobilenet_v2_320_config_text(p.get("classes", 90)))
-    stats = json.loads((Path(p["root"]) / "activations.json").read_text())
-    return {"pipeline_config": str(config), "checkpoint_dir": str(ckpt), "label_map": str(labels),
-            "seconds": time.perf_counter() - t0, "activations": stats,
-            "checkpoint_bytes": sum(f.stat().st_size for f in Path(ckpt).iterdir())}
+    files = write_zoo_checkpoint(Path(p["root"]), "mobilenet_v2", small=False, num_classes=p.get("classes", 90),
+                                 seed=p.get("seed", 0))
+    seconds = time.perf_counter() - t0
+    return {"pipeline_config": str(files.config), "checkpoint_dir": str(files.checkpoint_dir),
+            "label_map": str(files.label_map), "seconds": seconds, "activations": activation_stats(files.config,
+                                                                                               files.checkpoint_dir),
+            "checkpoint_bytes": sum(f.stat().st_size for f in Path(files.checkpoint_dir).iterdir())}
+
+
+def activation_stats(config: Path, checkpoint_dir: Path, images: int = 8) -> dict[str, Any]:
+    """What "neither vanishing nor saturating" means, measured on synthetic photos with the
+    checkpoint restored: per ReLU6 of the backbone the fraction of outputs at 0 and at 6
+    (worst layer), the sigmoid class scores' spread and how much the heads vary from image
+    to image (0 = every input gives the same heads: vanished)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from liteship import odapi
+    from liteship.demo import synth
+
+    configs = odapi.config_util().get_configs_from_pipeline_file(str(config))
+    model = odapi.model_builder().build(configs["model"], is_training=False)
+    tf.train.Checkpoint(model=model).restore(tf.train.latest_checkpoint(str(checkpoint_dir))).expect_partial()
+    size = configs["model"].ssd.image_resizer.fixed_shape_resizer.height
+    batch = np.stack([np.asarray(s.image.convert("RGB").resize((size, size)), np.float32)
+                      for s in synth.generate(1000, images, "act")])
+    pre, shapes = model.preprocess(tf.constant(batch))
+    pred = model.predict(pre, shapes)  # creates the variables, then the checkpoint's values apply
+    backbone = getattr(model._feature_extractor, "classification_backbone", None)  # noqa: SLF001
+    relu: dict[str, Any] = {"worst_zero_fraction": None, "worst_six_fraction": None, "layers": 0}
+    if backbone is not None:
+        acts = [layer for layer in backbone.layers if "relu" in layer.name.lower()]
+        outs = [o.numpy() for o in tf.keras.Model(backbone.inputs, [a.output for a in acts])(pre)]
+        relu = {"worst_zero_fraction": round(max(float(np.mean(o <= 0)) for o in outs), 4),
+                "worst_six_fraction": round(max(float(np.mean(o >= 6)) for o in outs), 4), "layers": len(outs)}
+    scores = tf.sigmoid(pred["class_predictions_with_background"][..., 1:]).numpy()
+    boxes = pred["box_encodings"].numpy()
+    return {
+        "images": images,
+        "relu6": relu,
+        "scores": {"below_0.01": round(float(np.mean(scores < 0.01)), 4), "above_0.99": round(float(np.mean(scores > 0.99)), 4),
+                   "above_0.5": round(float(np.mean(scores > 0.5)), 5), "median": round(float(np.median(scores)), 4),
+                   "std_across_images": round(float(scores.std(axis=0).mean()), 4)},
+        "box_encodings": {"std": round(float(boxes.std()), 4), "std_across_images": round(float(boxes.std(axis=0).mean()), 4)},
+    }
 
 
 CHILDREN: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from liteship import atomic, odapi
-from liteship.converter import extractor_norm, preflight
+from liteship.converter import extractor_norm, graph_reference, preflight
 from liteship.errors import ExportProblem, ModelInputProblem
 from liteship.types import DEFAULT_NORMALIZATION, POSTPROCESS_OP, ExportOptions, FrozenGraphOptions, InputKind, Normalization
 
@@ -55,6 +55,8 @@ class ExportResult:
     #: what that feature extractor's preprocess does: the input the model was trained on.
     #: ``normalization`` may differ when the user overrode it (--norm-mean/--norm-std)
     model_normalization: Normalization | None = None
+    #: the graph carries FakeQuant ranges (a TF1 QAT model): int8 comes from them, no calibration
+    quantization_aware: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -65,6 +67,17 @@ class ExportResult:
         return d
 
 
+def with_thresholds(config: Any, options: ExportOptions) -> Any:
+    """A copy of the pipeline config with the user's NMS score/IoU thresholds (None = keep)."""
+    cfg = copy.deepcopy(config)
+    nms = cfg.model.ssd.post_processing.batch_non_max_suppression
+    if options.score_threshold is not None:
+        nms.score_threshold = options.score_threshold
+    if options.iou_threshold is not None:
+        nms.iou_threshold = options.iou_threshold
+    return cfg
+
+
 def aligned_config(config: Any, options: ExportOptions) -> Any:
     """A copy of the pipeline config whose postprocess matches the exported TFLite op.
 
@@ -72,12 +85,8 @@ def aligned_config(config: Any, options: ExportOptions) -> Any:
     computes: fast NMS = class-agnostic with one class per box; regular NMS = per-class
     NMS (``detections_per_class`` 100, the op's default) then the top ``max_detections``.
     """
-    cfg = copy.deepcopy(config)
+    cfg = with_thresholds(config, options)
     nms = cfg.model.ssd.post_processing.batch_non_max_suppression
-    if options.score_threshold is not None:
-        nms.score_threshold = options.score_threshold
-    if options.iou_threshold is not None:
-        nms.iou_threshold = options.iou_threshold
     nms.max_total_detections = options.max_detections
     if options.use_regular_nms:
         nms.use_class_agnostic_nms = False
@@ -95,7 +104,7 @@ def derive_normalization(model: Any, height: int, width: int, channels: int) -> 
 
     def pre(value: float) -> np.ndarray:
         out, _ = model.preprocess(tf.fill([1, height, width, channels], value))
-        return out.numpy().reshape(-1, out.shape[-1]).mean(axis=0)
+        return out.numpy().reshape(-1, out.shape[-1]).mean(axis=0, dtype=np.float64)  # float32 sums drift on ResNet's +-128
 
     norm = extractor_norm.fit_affine(pre)
     if norm is None:
@@ -444,6 +453,7 @@ def inspect_frozen_graph(
         raise ModelInputProblem(
             f"{graph_path} has no input node {options.input_name!r}; placeholders found: {placeholders}; set --input-name"
         )
+    options = graph_reference.resolve_input_size(graph_def, options, graph_path)
     wanted = {name.split(":")[0] for name in options.output_names}
     missing = sorted(wanted - set(nodes))
     if missing:

@@ -58,6 +58,13 @@ def from_graph(graph_bytes: bytes) -> ExtractorNormalization | None:
     return None if norm is None else ExtractorNormalization(cls.__name__, norm)
 
 
+def for_type(feature_extractor_type: str) -> Normalization | None:
+    """The mean/std of the OD API feature extractor named in a pipeline.config
+    (``model.ssd.feature_extractor.type``), without building the model; None when unknown."""
+    cls = _registry().get(feature_extractor_type)
+    return None if cls is None else _probe(cls)
+
+
 def _registry() -> dict[str, Any]:
     from liteship import odapi
 
@@ -93,7 +100,7 @@ def _probe(cls: Any) -> Normalization | None:
 
     def pre(value: float) -> np.ndarray:
         out = cls.preprocess(instance, tf.fill([1, 4, 4, 3], value))
-        return np.asarray(out).reshape(-1, 3).mean(axis=0)
+        return np.asarray(out).reshape(-1, 3).mean(axis=0, dtype=np.float64)
 
     try:
         return fit_affine(pre)

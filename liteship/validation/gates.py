@@ -6,13 +6,20 @@ max_map50_drop = 0.02      # largest mAP@0.5 drop of a variant below fp32
 min_map50 = 0.5            # minimum mAP@0.5 of every variant
 
 [lint]
-contracts = ["bundled-app", "task-library"]
+contracts = ["bundled-app", "task-library", "mediapipe", "litert-compiled"]
 
 [parity.int8]              # any field of liteship.validation.parity.Tolerance
 box_encodings_max_abs = 1.0
 min_recall = 0.8
+
+[sanity]
+min_score = 0.3            # a model must make at least one detection scoring this high
+
+[skips]
+allow = ["lint.task-library.*"]   # gating checks that may be skipped (could not run here)
 ```
-Unknown sections or keys are refused (a typo must not silently disable a gate).
+Unknown sections or keys are refused (a typo must not silently disable a gate). The judge
+(:mod:`liteship.validation.judge`) applies these limits.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Any
 
 from liteship.errors import UsageProblem
 from liteship.types import Variant
+from liteship.validation.contracts import DEFAULT_GATING
 from liteship.validation.contracts import NAMES as CONTRACT_NAMES
 from liteship.validation.parity import TOLERANCES, Tolerance
 
@@ -33,8 +41,12 @@ from liteship.validation.parity import TOLERANCES, Tolerance
 class Gates:
     max_map50_drop: float = 0.02
     min_map50: float | None = None
-    contracts: tuple[str, ...] = ("bundled-app", "task-library")
+    contracts: tuple[str, ...] = DEFAULT_GATING
     tolerances: dict[Variant, Tolerance] = field(default_factory=lambda: dict(TOLERANCES))
+    #: detections.any: at least one detection with at least this score on the validation images
+    min_score: float = 0.3
+    #: fnmatch patterns of gating check ids that may be skipped (could not run) without failing
+    allow_skip: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -42,6 +54,8 @@ class Gates:
             "min_map50": self.min_map50,
             "contracts": list(self.contracts),
             "tolerances": {v.value: dataclasses.asdict(t) for v, t in self.tolerances.items()},
+            "min_score": self.min_score,
+            "allow_skip": list(self.allow_skip),
         }
 
 
@@ -74,7 +88,7 @@ def load(path: Path, base: Gates | None = None) -> Gates:
         raise UsageProblem(f"--gates {path} is not valid TOML: {exc}") from None
     except OSError as exc:  # a folder, no permission
         raise UsageProblem(f"--gates {path} cannot be read ({exc.strerror or exc}); give a .toml file") from None
-    _unknown(path, "the file", set(data), {"accuracy", "lint", "parity"})
+    _unknown(path, "the file", set(data), {"accuracy", "lint", "parity", "sanity", "skips"})
     acc = _table(path, "[accuracy]", data.get("accuracy", {}))
     _unknown(path, "[accuracy]", set(acc), {"max_map50_drop", "min_map50"})
     changes: dict[str, Any] = {}
@@ -102,4 +116,18 @@ def load(path: Path, base: Gates | None = None) -> Gates:
         values = {k: _number(path, f"parity.{name}.{k}", v) for k, v in table.items()}
         tolerances[variant] = dataclasses.replace(tolerances[variant], **values)
     changes["tolerances"] = tolerances
+    sanity = _table(path, "[sanity]", data.get("sanity", {}))
+    _unknown(path, "[sanity]", set(sanity), {"min_score"})
+    if "min_score" in sanity:
+        value = _number(path, "sanity.min_score", sanity["min_score"])
+        if not 0.0 < value <= 1.0:
+            raise UsageProblem(f"{path}: sanity.min_score must be in (0, 1] (a detection score), found {value}")
+        changes["min_score"] = value
+    skips = _table(path, "[skips]", data.get("skips", {}))
+    _unknown(path, "[skips]", set(skips), {"allow"})
+    if "allow" in skips:
+        allow = skips["allow"]
+        if not isinstance(allow, list) or not all(isinstance(a, str) and a for a in allow):
+            raise UsageProblem(f"{path}: skips.allow must be a list of check ids (fnmatch patterns), found {allow!r}")
+        changes["allow_skip"] = tuple(allow)
     return dataclasses.replace(gates, **changes)

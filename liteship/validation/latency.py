@@ -180,18 +180,14 @@ def measure_variants(out_dir: Path, variants: list[dict[str, Any]], image: np.nd
     """``liteship run``: every variant of the report (``variants[].path`` under ``out_dir``),
     on ``image`` (uint8 HxWx3, preprocessed like an app does) or a seeded random input;
     sets ``variants[i]["latency"]`` and returns the results."""
-    from liteship.validation.detect import TFLiteDetector
+    from liteship.validation import app_run
 
     models = {v["name"]: (Path(out_dir) / v["path"]).read_bytes() for v in variants}
     inputs: dict[str, np.ndarray] = {}
     if image is not None:
         for v in variants:
-            md = v.get("metadata") or {}
-            mean, std = md.get("norm_mean") or [127.5], md.get("norm_std") or [127.5]
-            try:
-                det = TFLiteDetector(models[v["name"]], 1, mean=mean if len(mean) > 1 else mean[0],
-                                     std=std if len(std) > 1 else std[0])
-                inputs[v["name"]] = det.preprocess(image)
+            try:  # the normalization the metadata states, as an app applies it
+                inputs[v["name"]] = app_run.detector_for(models[v["name"]], 1).preprocess(image)
             except Exception:  # noqa: BLE001 - a model the detector refuses still gets timed (random input)
                 continue
     results = measure(models, inputs, input_text="one real image, preprocessed like an app", **options)
@@ -217,3 +213,12 @@ def first_image(folder: Path | None) -> np.ndarray | None:
         except Exception:  # noqa: BLE001 - an undecodable file: try the next
             continue
     return None
+
+
+def summary(results: Mapping[str, Latency]) -> dict[str, Any] | None:
+    """The report's top-level ``latency``: how it was measured (each variant has its figures)."""
+    first = next(iter(results.values()), None)
+    if first is None:
+        return None
+    return {"runtime": first.runtime, "cpu": first.cpu, "warmup": first.warmup,
+            "threads": [t.threads for t in first.by_threads], "note": first.note}

@@ -14,6 +14,7 @@ turns them into checks with the tolerances of :data:`TOLERANCES` (data, per vari
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -25,6 +26,7 @@ import numpy as np
 from liteship.types import Check, Verdict
 from liteship.tflite_inspect import inspect_model
 from liteship.types import OutputRole, Variant
+from liteship.validation.reference import Reference
 
 
 @dataclass(frozen=True)
@@ -122,32 +124,6 @@ def match(ref: dict[str, np.ndarray], var: dict[str, np.ndarray], iou_threshold:
     return pairs
 
 
-class _Reference:
-    def __init__(self, reference_dir: Path) -> None:
-        import tensorflow as tf
-
-        self._tf = tf
-        loaded = tf.saved_model.load(str(reference_dir))
-        self._loaded = loaded  # keep the functions' owner alive
-        self.preprocess = loaded.signatures["preprocess"]
-        self.heads = loaded.signatures["heads"]
-        self.detect = loaded.signatures["detect"]
-
-    def run(self, rgb: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
-        tf = self._tf
-        pre = self.preprocess(image=tf.constant(rgb[None].astype(np.float32)))["preprocessed"]
-        heads = {k: v.numpy() for k, v in self.heads(preprocessed=pre).items()}
-        det = self.detect(preprocessed=pre)
-        n = int(det["num_detections"][0])
-        dets = {
-            "boxes": det["boxes"][0, :n].numpy(),
-            # the OD API's postprocess gives 0-based class indices, like the TFLite op
-            "classes": det["classes"][0, :n].numpy().astype(np.int64),
-            "scores": det["scores"][0, :n].numpy(),
-        }
-        return pre.numpy(), heads, dets
-
-
 def _postprocess_runs_last(info: Any) -> bool:
     """True when TFLite_Detection_PostProcess is the last operator of the only subgraph.
 
@@ -160,7 +136,9 @@ def _postprocess_runs_last(info: Any) -> bool:
 class _Variant:
     """One variant in the LiteRT interpreter, as an app runs it (default XNNPack delegate)."""
 
-    def __init__(self, model: bytes, num_threads: int = 2) -> None:
+    def __init__(self, model: bytes, num_threads: int = 2, unfold: Any = None) -> None:
+        """``unfold``: the Normalization folded into this variant's graph (its input takes
+        0-255 pixels): the reference's preprocessed image is mapped back with it."""
         from ai_edge_litert.interpreter import Interpreter
 
         from liteship import nativelog
@@ -185,10 +163,17 @@ class _Variant:
             limits = np.iinfo(self.inp["dtype"])
             self._quant = (scale, zero, limits.min, limits.max)
         self._buffer: np.ndarray | None = None
+        self._unfold = None
+        if unfold is not None:
+            self._unfold = (np.asarray(unfold.std, np.float32), np.asarray(unfold.mean, np.float32))
 
     def input_for(self, pre: np.ndarray) -> np.ndarray:
         """The reference's preprocessed image as this variant's input (quantized for integer
-        inputs: ``clip(round(pre / scale) + zero_point)``, computed in place in one buffer)."""
+        inputs: ``clip(round(pre / scale) + zero_point)``, computed in place in one buffer;
+        ``pre * std + mean`` for a variant with the normalization folded in)."""
+        if self._unfold is not None:
+            std, mean = self._unfold
+            return (pre * std + mean).astype(self.inp["dtype"], copy=False)
         if not self._quantized:
             return pre.astype(self.inp["dtype"], copy=False)
         scale, zero, lo, hi = self._quant
@@ -246,7 +231,9 @@ def compare_step(
     for key, stat in acc["heads"].items():
         diff = np.subtract(heads[key], ref_heads[key], dtype=np.float64)  # exact, as float64 operands
         np.abs(diff, out=diff)
-        stat[0] = max(stat[0], float(diff.max()))
+        # NaN-safe: max(0.0, nan) is 0.0 in Python, which would let a NaN head pass
+        largest = float(diff.max())  # NaN when either side holds one
+        stat[0] = math.nan if math.isnan(largest) or math.isnan(stat[0]) else max(stat[0], largest)
         stat[1] += float(diff.sum()) / diff.size  # what diff.mean() computes
         stat[2] += 1
     var_kept = _above(dets, score_threshold)
@@ -265,12 +252,15 @@ def measure(
     models: dict[str, bytes],
     images: Iterable[np.ndarray],
     score_threshold: float = 0.3,
+    folded: dict[str, Any] | None = None,
 ) -> dict[str, ParityResult]:
-    """Stream ``images`` (uint8 HxWx3) once through the reference and every variant."""
+    """Stream ``images`` (uint8 HxWx3) once through the reference and every variant.
+    ``folded``: variant -> the Normalization folded into its graph (liteship.converter.normfold)."""
     from liteship.validation import parity_batch
 
-    ref = _Reference(reference_dir)
-    variants = {name: _Variant(model) for name, model in models.items()}
+    ref = Reference(reference_dir)
+    folded = folded or {}
+    variants = {name: _Variant(model, unfold=folded.get(name)) for name, model in models.items()}
     acc = {name: _new_accumulator() for name in variants}
     accs = list(acc.values())
     count = 0
@@ -303,14 +293,14 @@ def measure(
 
 def _ge(cid: str, value: float | None, limit: float, fix: str) -> Check:
     if value is None:
-        return Check(cid, Verdict.SKIP, f">= {limit}", None, "nothing to compare (no detections above the threshold)")
+        return Check(cid, Verdict.NA, f">= {limit}", None, "nothing to compare (no detections above the threshold)")
     ok = value >= limit
     return Check(cid, Verdict.PASS if ok else Verdict.FAIL, f">= {limit}", round(value, 6), "", "" if ok else fix)
 
 
 def _le(cid: str, value: float | None, limit: float, fix: str) -> Check:
     if value is None:
-        return Check(cid, Verdict.SKIP, f"<= {limit}", None, "nothing to compare")
+        return Check(cid, Verdict.NA, f"<= {limit}", None, "nothing to compare")
     ok = value <= limit
     return Check(cid, Verdict.PASS if ok else Verdict.FAIL, f"<= {limit}", round(value, 6), "", "" if ok else fix)
 

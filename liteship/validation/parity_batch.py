@@ -11,6 +11,7 @@ On the demo model (one ``invoke`` about 1 ms) the per-variant bookkeeping was ab
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -56,7 +57,8 @@ def compare_image(
         size = flat.shape[1]
         for acc, mx, sm in zip(accs, maxima, sums):
             stat = acc["heads"][key]
-            stat[0] = max(stat[0], mx)
+            # NaN-safe as in compare_step: max(0.0, nan) is 0.0 in Python
+            stat[0] = math.nan if math.isnan(mx) or math.isnan(stat[0]) else max(stat[0], mx)
             stat[1] += sm / size
             stat[2] += 1
 

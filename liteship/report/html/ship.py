@@ -1,17 +1,20 @@
 """report.html's "Which variant to ship" section: one table and a latency-vs-mAP plot.
 
-Self-contained (its own escaping, styles and SVG) and driven by the report dict only:
-``render(report) -> str``. Per variant: size, desktop latency (``variants[].latency``,
-liteship/validation/latency.py), mAP@0.5, the parity verdict, which app contracts it
-passes (``variants[].lint``), and whether every check passed.
+A renderer of the report dict only: ``render(report) -> str``. Per variant: size, desktop
+latency (``variants[].latency``, liteship/validation/latency.py), mAP@0.5, the parity
+verdict, which apps can load it (the consumer matrix, ``validation.consumers``,
+liteship/validation/consumers.py), and whether every check passed.
 """
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Sequence
 from typing import Any
+
+from liteship.report.html.svg import nice_ceil
+from liteship.report.html.text import e as _e
+from liteship.report.html.text import get, num as _num, variants_of as _variants
 
 DEVICE_NOTE = (
     "Latency here is desktop latency: this machine's CPU ({cpu}) running LiteRT with XNNPACK. "
@@ -32,20 +35,6 @@ STYLE = (
 )
 
 COLOURS = {"fp32": "#0969da", "fp16": "#8250df", "dynamic": "#bf8700", "int8": "#1a7f37"}
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _variants(report: dict[str, Any]) -> list[dict[str, Any]]:
-    return [v for v in report.get("variants") or [] if isinstance(v, dict)]
 
 
 def _latency(v: dict[str, Any], threads: str | None) -> dict[str, Any] | None:
@@ -80,14 +69,22 @@ def _verdict(checks: Sequence[dict[str, Any]], prefix: str) -> str:
     return "n/a"
 
 
-def _contracts(v: dict[str, Any]) -> str:
-    lint = v.get("lint") or {}
-    if not lint:
-        return '<span class="muted">not linted</span>'
+MARKS = {"pass": "✓", "fail": "✗", "skip": "?"}
+
+
+def _contracts(report: dict[str, Any], v: dict[str, Any]) -> str:
+    """The variant's column of the consumer matrix: ✓ loads, ✗ fails, ? not verified here."""
+    row = get(report, "validation", "consumers", "variants", v.get("name")) or {}
+    if not row:
+        return '<span class="muted">not validated</span>'
     parts = []
-    for name, r in lint.items():
-        ok = isinstance(r, dict) and r.get("verdict") == "pass"
-        parts.append(f'<span class="{"pass" if ok else "fail"}">{"✓" if ok else "✗"} {_e(name)}</span>')
+    for name in get(report, "validation", "consumers", "consumers") or list(row):
+        cell = row.get(name)
+        if not isinstance(cell, dict):
+            continue
+        verdict = str(cell.get("verdict"))
+        parts.append(f'<span class="{_e(verdict)}" title="{_e(cell.get("reason", ""))}">'
+                     f'{MARKS.get(verdict, "-")} {_e(name)}</span>')
     return " ".join(parts)
 
 
@@ -117,7 +114,7 @@ def _table(report: dict[str, Any]) -> str:
     best = best_variant(report)
     head = ("<tr><th>variant</th><th>size</th><th>latency 1 thread, ms</th>"
             + (f"<th>latency {nt} threads, ms</th>" if nt and nt != "1" else "")
-            + '<th>mAP@0.5</th><th>parity</th><th class="l">app contracts (lint)</th><th>all checks</th></tr>')
+            + '<th>mAP@0.5</th><th>parity</th><th class="l">apps that load it</th><th>all checks</th></tr>')
     rows = []
     for v in variants:
         size = _size(v.get("size_bytes"))
@@ -136,21 +133,11 @@ def _table(report: dict[str, Any]) -> str:
             f"<td>{_ms(_latency(v, nt))}</td>" if nt and nt != "1" else "",
             f"<td>{map_text}</td>",
             f'<td class="{parity if parity in ("pass", "fail", "skip") else "muted"}">{_e(parity)}</td>',
-            f'<td class="l">{_contracts(v)}</td>',
+            f'<td class="l">{_contracts(report, v)}</td>',
             f'<td class="{"pass" if ok else "fail"}">{"pass" if ok else "fail"}</td>',
         ]
         rows.append(f'<tr{" class=best" if v is best else ""}>{"".join(cells)}</tr>')
     return f"<table>{head}{''.join(rows)}</table>"
-
-
-def _nice(value: float) -> float:
-    if value <= 0:
-        return 1.0
-    power = 10 ** math.floor(math.log10(value))
-    for step in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
-        if step * power >= value:
-            return step * power
-    return 10 * power
 
 
 def latency_map_svg(report: dict[str, Any], width: int = 520, height: int = 320) -> str | None:
@@ -165,7 +152,7 @@ def latency_map_svg(report: dict[str, Any], width: int = 520, height: int = 320)
         return None
     left, right, top, bottom = 60, 20, 30, 46
     pw, ph = width - left - right, height - top - bottom
-    x_hi = _nice(max(p[2] for p in points) * 1.1)
+    x_hi = nice_ceil(max(p[2] for p in points) * 1.1)
     lo = min(p[3] for p in points)
     y_lo = max(0.0, math.floor((lo - 0.05) * 10) / 10) if lo > 0.5 else 0.0
     y_hi = 1.0
