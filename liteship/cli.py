@@ -241,6 +241,19 @@ def _lint_parser(sub: Any) -> None:
                         "(repeatable; without it such a skip exits 3)")
     _common(p)
 
+    text = ("check a built APK or App Bundle before Google Play: every .tflite stored uncompressed and "
+            "4-byte aligned and linted against the app contracts, every 64-bit native library 16 KB-aligned, "
+            "the ML runtimes found and their known problems (exit 30 when a check fails, 15 on an unreadable file)")
+    p = sub.add_parser("apk", help=text, description=text, epilog="contracts:\n" + contracts_help + "\n\n" +
+                       EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("apk", type=Path, metavar="APP.apk|APP.aab")
+    p.add_argument("--contract", action="append", choices=[c.name for c in CONTRACTS], metavar="NAME",
+                   help="contract every model must pass (repeatable; default: inferred from the runtime libraries "
+                        "in the APK: Task Library -> task-library, LiteRT/TFLite -> litert-sample, liteship's own "
+                        "app -> bundled-app)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="also write DIR/apk-report.json")
+    _common(p)
+
 
 def _delegates(text: str) -> tuple[str, ...]:
     from liteship.device.deploy import DELEGATES
@@ -250,6 +263,27 @@ def _delegates(text: str) -> tuple[str, ...]:
     if bad or not out:
         raise argparse.ArgumentTypeError(f"unknown delegate(s) {bad or text!r}; choose from {', '.join(DELEGATES)}")
     return out
+
+
+def _engines(text: str) -> tuple[tuple[str, tuple[str, ...] | None], ...]:
+    from liteship.device.protocol import ENGINE_ACCELERATORS
+
+    out: dict[str, tuple[str, ...] | None] = {}
+    for part in (x.strip() for x in text.split(",") if x.strip()):
+        name, _, accs = part.partition(":")
+        if name not in ENGINE_ACCELERATORS:
+            raise argparse.ArgumentTypeError(f"unknown engine {name!r}; choose from {', '.join(ENGINE_ACCELERATORS)}")
+        chosen = tuple(dict.fromkeys(a for a in accs.split("+") if a)) if accs else None
+        bad = [a for a in chosen or () if a not in ENGINE_ACCELERATORS[name]]
+        if bad or (accs and not chosen):
+            raise argparse.ArgumentTypeError(f"engine {name} runs on {'/'.join(ENGINE_ACCELERATORS[name])}, found "
+                                             f"{', '.join(bad) or accs!r}")
+        if name in out:
+            raise argparse.ArgumentTypeError(f"engine {name} is listed twice")
+        out[name] = chosen
+    if not out:
+        raise argparse.ArgumentTypeError("--engines needs at least one of " + ", ".join(ENGINE_ACCELERATORS))
+    return tuple(out.items())
 
 
 def _variant_name(text: str) -> str:
@@ -271,7 +305,12 @@ def _device_options(p: argparse.ArgumentParser, *, run: bool = False) -> None:
     g.add_argument("--apk", type=Path, metavar="FILE",
                    help="install/upgrade the validation app first (android_app/app/build/outputs/apk/debug/app-debug.apk)")
     g.add_argument("--delegates", type=_delegates, default=("cpu",), metavar="LIST",
-                   help="comma-separated: cpu,gpu,nnapi (default cpu)")
+                   help="the interpreter's delegates, comma-separated: cpu,gpu,nnapi (default cpu; NNAPI is "
+                        "deprecated since Android 15)")
+    g.add_argument("--engines", type=_engines, metavar="LIST",
+                   help="engines the app runs the model with, compared each with the same engine on the desktop: "
+                        "interpreter,compiled,mediapipe; ENGINE:ACC+ACC picks accelerators (compiled:cpu+gpu); "
+                        "without one, the interpreter uses --delegates, the others cpu (default: interpreter only)")
     g.add_argument("--threads", type=_positive, default=4, metavar="N", help="interpreter threads on the device (default 4)")
     g.add_argument("--warmup", type=int, default=2, metavar="N", help="untimed invokes before timing (default 2)")
     g.add_argument("--iterations", type=_positive, default=10, metavar="N", help="timed invokes per delegate (default 10)")
@@ -332,6 +371,7 @@ _FAULTS = {
     "app-crash": "app_crash",
     "app-hang": "app_hang",
     "corrupt-result": "corrupt_result",
+    "perturb-result": "perturb_result",
 }
 
 
@@ -355,8 +395,17 @@ def _faults(specs: Sequence[str]) -> Any:
 def _deploy_options(args: argparse.Namespace) -> Any:
     from liteship.device.deploy import DeployOptions
 
-    return DeployOptions(delegates=args.delegates, threads=args.threads, warmup=args.warmup,
-                         iterations=args.iterations, timeout_s=args.timeout, keep=args.keep, apk=args.apk)
+    engines = None
+    if getattr(args, "engines", None):
+        engines = tuple((name, accs or (args.delegates if name == "interpreter" else ("cpu",)))
+                        for name, accs in args.engines)
+    options = DeployOptions(delegates=args.delegates, threads=args.threads, warmup=args.warmup,
+                            iterations=args.iterations, timeout_s=args.timeout, keep=args.keep, apk=args.apk,
+                            engines=engines)
+    for warning in options.warnings:
+        if not getattr(args, "quiet", False):
+            print(f"liteship: warning: {warning}", file=sys.stderr)
+    return options
 
 
 def _deploy_images(folder: Path | None, limit: int) -> list[Path]:
@@ -388,7 +437,9 @@ def _deploy(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
     report = Report(command=list(sys.argv), out_dir=args.out)
     report.inputs = {"kind": "tflite", "model": str(args.model), "images": [str(p) for p in images],
                      "devices": list(args.devices), "transport": args.transport,
-                     "deploy_options": {"delegates": list(options.delegates), "threads": options.threads,
+                     "deploy_options": {"delegates": list(options.delegates),
+                                        "engines": [{"engine": e, "accelerators": list(a)} for e, a in options.runs],
+                                        "threads": options.threads,
                                         "warmup": options.warmup, "iterations": options.iterations,
                                         "timeout_s": options.timeout_s, "keep": options.keep,
                                         "apk": str(options.apk) if options.apk else None}}
@@ -493,6 +544,29 @@ def _lint(args: argparse.Namespace) -> int:
     if decision is not None:
         decision.printed = True  # type: ignore[attr-defined]
         raise decision
+    return 0
+
+
+def _apk(args: argparse.Namespace) -> int:
+    from liteship import atomic
+    from liteship.apk.check import check_apk, format_report
+    from liteship.errors import ApkCheckFailed
+
+    result = check_apk(args.apk, args.contract or None)
+    doc = result.to_dict()
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic.write_json(args.out / "apk-report.json", doc)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    elif not args.quiet:
+        print(format_report(result))
+    if not result.ok:
+        failed = result.failed()
+        exc = ApkCheckFailed(f"{args.apk}: {len(failed)} check(s) failed: {', '.join(failed[:6])}"
+                             f"{' ...' if len(failed) > 6 else ''}")
+        exc.printed = args.json  # type: ignore[attr-defined] # the JSON report is already on stdout
+        raise exc
     return 0
 
 
@@ -727,6 +801,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _devices(args)
         if args.command == "emulator":
             return _emulator(args)
+        if args.command == "apk":
+            return _apk(args)
         if args.command == "deploy":
             result = _deploy(args, progress)
         elif args.command == "doctor":
