@@ -172,6 +172,13 @@ def _validation_options(p: argparse.ArgumentParser) -> None:
                         "such as 'lint.*.task_library.load'); without it such a skip fails the run with exit 3")
 
 
+def _cache_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("cache (liteship/stepcache.py, docs/cache.md)")
+    g.add_argument("--no-cache", action="store_true", help="neither read nor write the step cache")
+    g.add_argument("--cache-dir", type=Path, metavar="DIR",
+                   help="step cache folder (default OUT/.liteship-cache; one folder may serve several outputs)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="liteship",
@@ -197,13 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             _validation_options(p)
             _device_options(p, run=True)
+        _cache_options(p)
         _common(p)
     p = sub.add_parser("doctor", help="check the installation (imports, versions)")
     _common(p)
     _lint_parser(sub)
     _device_parsers(sub)
-    # listed here; its arguments are scripts/bench.py's own (see `liteship bench --help`)
-    sub.add_parser("bench", help="benchmarks on this machine, as ratios, to a JSON (scripts/bench.py)", add_help=False)
+    # listed here; its arguments are liteship.bench's own (see `liteship bench --help`)
+    sub.add_parser("bench", help="benchmarks on this machine, as ratios, to a JSON (liteship/bench/)", add_help=False)
     return parser
 
 
@@ -713,6 +721,8 @@ def request_from_args(args: argparse.Namespace, command: Sequence[str] | None = 
         until=until,
         normalization=norm,
         command=tuple(sys.argv if command is None else command),
+        cache=not args.no_cache,
+        cache_dir=args.cache_dir,
     )
     if kind is None:
         return pipeline.demo_request(args.out, label_map=args.label_map, images=args.images, **common)
@@ -737,20 +747,40 @@ def request_from_args(args: argparse.Namespace, command: Sequence[str] | None = 
 
 
 def _summary(report: dict[str, Any]) -> str:
-    lines = [f"{'variant':<8} {'size KB':>9} {'convert s':>9}  {'input':<8} {'mAP@0.5':>8} {'recall':>7}  checks"]
+    lines = [f"{'variant':<8} {'size KB':>9} {'convert s':>9}  {'input':<8} {'ms@1t':>7} {'ms@Nt':>7} "
+             f"{'mAP@0.5':>8} {'recall':>7}  checks"]
     for v in report.get("variants", []):
         fails = [c["id"] for c in v["checks"] if c["verdict"] == "fail"]
         map50 = f"{v['map50']:.3f}" if v.get("map50") is not None else "-"
         parity = v.get("parity") or {}
         recall = f"{parity['recall']:.3f}" if parity.get("recall") is not None else "-"
+        ms = _latency_cells(v.get("latency"))
         lines.append(
             f"{v['name']:<8} {v['size_bytes'] / 1024:>9.0f} {v['conversion_seconds']:>9.1f}  "
-            f"{v['input']['dtype']:<8} {map50:>8} {recall:>7}  {'FAIL ' + ','.join(fails) if fails else 'ok'}"
+            f"{v['input']['dtype']:<8} {ms[0]:>7} {ms[1]:>7} {map50:>8} {recall:>7}  "
+            f"{'FAIL ' + ','.join(fails) if fails else 'ok'}"
         )
     ref = (report.get("validation") or {}).get("reference")
     if ref:
         lines.append(f"desktop reference mAP@0.5 {ref['map50']:.3f} (the OD API model, same images)")
+    if any(v.get("latency") for v in report.get("variants", [])):
+        lines.append("ms@1t / ms@Nt: median invoke() on this desktop CPU at 1 / all threads, not phone latency "
+                     "(measure that with `liteship deploy`)")
+    cached = [k for k, o in ((report.get("cache") or {}).get("steps") or {}).items() if o == "hit"]
+    if (report.get("cache") or {}).get("replayed"):
+        lines.append("cache: unchanged inputs, every step replayed from the cache (latency measured again)")
+    elif cached:
+        lines.append(f"cache: {', '.join(cached)} from the cache")
     return "\n".join(lines)
+
+
+def _latency_cells(latency: dict[str, Any] | None) -> tuple[str, str]:
+    by = (latency or {}).get("threads") or {}
+    if not by:
+        return "-", "-"
+    one = by.get("1")
+    most = by[max(by, key=int)]
+    return (f"{one['median_ms']:.1f}" if one else "-", f"{most['median_ms']:.1f}")
 
 
 def _doctor() -> dict[str, Any]:
@@ -766,8 +796,10 @@ def _doctor() -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
-    if raw[:1] == ["bench"]:
-        return _bench(raw[1:])
+    if raw[:1] == ["bench"]:  # its own options and error boundary (liteship/bench/cli.py)
+        from liteship.bench import main as bench_main
+
+        return bench_main(raw[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -822,23 +854,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"liteship: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
         return 1
-
-
-def _bench(argv: list[str]) -> int:
-    """``liteship bench ARGS`` = ``python scripts/bench.py ARGS`` (a source checkout's script)."""
-    import importlib.util
-
-    script = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
-    if not script.is_file():
-        print(f"liteship: error: {script} not found: `liteship bench` runs scripts/bench.py of a source checkout "
-              "(clone the repository and install it with the README's Quick start)", file=sys.stderr)
-        return UsageProblem.exit_code
-    spec = importlib.util.spec_from_file_location("liteship_bench_script", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return int(module.main(argv))
 
 
 def _interrupted() -> int:

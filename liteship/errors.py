@@ -158,6 +158,13 @@ class DeviceParityFailed(LiteshipError):
     kind = "device_parity"
 
 
+class BenchmarkProblem(LiteshipError):
+    """`liteship bench`: a measurement could not be made (the others are still written)."""
+
+    exit_code = 50
+    kind = "bench"
+
+
 class DeviceProblem(LiteshipError):
     """Base of every device-side failure (all exit codes 40-49)."""
 
@@ -240,5 +247,6 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (43, "device: validation app not installed (pass `--apk`), install failed, or the app died without a result"),
     (44, "device: no result before `--timeout`"),
     (45, "device: the result file is corrupt or breaks the protocol schema"),
+    (50, "bench: a measurement could not be made (the others were written)"),
     (130, "interrupted"),
 )

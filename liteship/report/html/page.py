@@ -21,6 +21,7 @@ from liteship.report.html.consumers import consumers_section
 from liteship.report.html.overlays import Overlays, overlays_section
 from liteship.report.html.svg import bars, short
 from liteship.report.html.text import checks_of, e, fmt, get, num, variants_of
+from liteship.report.html import ship
 
 STATUS_COLOURS = {"ok": "#1a7f37", "partial": "#b35900", "fail": "#cf222e", "error": "#82071e"}
 VERDICT_COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "skip": "#b35900", "n/a": "#6e7781"}
@@ -436,6 +437,7 @@ def render_html(report: dict[str, Any], overlays: Overlays | None = None) -> str
         _section("header", lambda: _header(report)),
         _section("failing checks", lambda: _failing(report)),
         _section("variants", lambda: _variants_section(report)),
+        _section("which variant to ship", lambda: ship.render(report)),
         _section("consumers", lambda: consumers_section(report)),
         _section("devices", lambda: _devices_section(report)),
         _section("plots", lambda: _plots_section(report)),

@@ -1,6 +1,6 @@
 """Manual path, step 2b: SavedModel -> fp16 .tflite (float16 weights, float32 input).
 
-    python scripts/manual/convert_fp16.py --saved-model exported/saved_model --out fp16.tflite
+    python liteship/bench/manual/convert_fp16.py --saved-model exported/saved_model --out fp16.tflite
 """
 
 import argparse

@@ -1,6 +1,6 @@
 """Manual path, step 2d: SavedModel -> full-integer .tflite (uint8 input, float32 outputs).
 
-    python scripts/manual/convert_int8.py --saved-model exported/saved_model --out int8.tflite \
+    python liteship/bench/manual/convert_int8.py --saved-model exported/saved_model --out int8.tflite \
         --images calibration/ --size 160x160 [--mean 127.5 --std 127.5] [--num-images 100]
 
 The representative dataset is what tutorials write: every image opened with Pillow, turned

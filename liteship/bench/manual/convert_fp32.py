@@ -1,6 +1,9 @@
-"""Manual path, step 2c: SavedModel -> dynamic-range .tflite (int8 weights, float activations).
+"""Manual path, step 2a: SavedModel -> fp32 .tflite (what the TFLite docs show).
 
-    python scripts/manual/convert_dynamic.py --saved-model exported/saved_model --out dynamic.tflite
+    python liteship/bench/manual/convert_fp32.py --saved-model exported/saved_model --out fp32.tflite
+
+``allow_custom_ops`` keeps ``TFLite_Detection_PostProcess`` (the exporter's composite) as
+the custom op. Plain TensorFlow only: the OD API is not needed here.
 """
 
 import argparse
@@ -14,6 +17,5 @@ args = parser.parse_args()
 
 converter = tf.lite.TFLiteConverter.from_saved_model(args.saved_model)
 converter.allow_custom_ops = True
-converter.optimizations = [tf.lite.Optimize.DEFAULT]
 with open(args.out, "wb") as f:
     f.write(converter.convert())

@@ -1,6 +1,6 @@
 """Manual path, step 3: TFLite metadata with tflite-support's ObjectDetector writer.
 
-    python scripts/manual/add_metadata.py --labels labelmap.txt --out-dir shipped/ fp32.tflite fp16.tflite ...
+    python liteship/bench/manual/add_metadata.py --labels labelmap.txt --out-dir shipped/ fp32.tflite fp16.tflite ...
 
 What the tflite-support docs show (``object_detector.MetadataWriter.create_for_inference``
 then ``populate``), one process for every model. Two things the docs do not say are needed
