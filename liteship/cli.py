@@ -14,9 +14,11 @@ from liteship import __version__
 from liteship.errors import Interrupted, LiteshipError, UsageProblem
 from liteship.types import (
     DEFAULT_FROZEN_INPUT_SIZE,
+    DEFAULT_VARIANTS,
     ConvertOptions,
     ExportOptions,
     FrozenGraphOptions,
+    GpuPrecision,
     InputKind,
     Int8Input,
     Normalization,
@@ -134,8 +136,11 @@ def _export_options(p: argparse.ArgumentParser) -> None:
 
 def _convert_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("convert")
-    g.add_argument("--variants", type=_variants, default=tuple(Variant), metavar="LIST",
-                   help="comma-separated: fp32,fp16,dynamic,int8 (default all)")
+    g.add_argument("--variants", type=_variants, default=DEFAULT_VARIANTS, metavar="LIST",
+                   help="comma-separated: fp32,fp16,dynamic,int8,gpu (default fp32,fp16,dynamic,int8; gpu = raw "
+                        "heads + MediaPipe DETECTOR_METADATA, no postprocess op, for MediaPipe and the GPU delegate)")
+    g.add_argument("--gpu-precision", choices=[p.value for p in GpuPrecision], default=GpuPrecision.FP16.value,
+                   help="weights of the gpu variant (default fp16)")
     g.add_argument("--int8-input", choices=[v.value for v in Int8Input], default=Int8Input.UINT8.value,
                    help="input type of the int8 variant (default uint8; the Task Library rejects int8)")
     g.add_argument("--calibration-images", type=_positive, default=100, metavar="N",
@@ -674,6 +679,7 @@ def request_from_args(args: argparse.Namespace, command: Sequence[str] | None = 
             int8_input=Int8Input(args.int8_input),
             calibration_images=args.calibration_images,
             output_order=OutputOrder(args.output_order),
+            gpu_precision=GpuPrecision(args.gpu_precision),
             fold_normalization=args.fold_normalization,
         )
     until = {
