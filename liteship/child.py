@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,9 @@ class ChildResult:
     elapsed_s: float
     #: the JSON of the ``<MARKER> {...}`` line (the last one), None when there is none
     payload: dict[str, Any] | None = None
+    #: peak RSS of the child (``wait4``'s ``ru_maxrss``: the largest of it and its waited-for
+    #: descendants); only :func:`run_measured` fills it
+    max_rss_bytes: int | None = None
 
     @property
     def started(self) -> bool:
@@ -85,6 +88,70 @@ def run(
     outcome = "ok" if proc.returncode == 0 else ("crashed" if proc.returncode < 0 else "failed")
     payload = _payload(proc.stdout, marker) if marker else None
     return ChildResult(cmd, outcome, proc.returncode, proc.stdout, proc.stderr, elapsed, payload)
+
+
+def run_measured(
+    command: Sequence[str],
+    *,
+    timeout_s: float,
+    marker: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    watch: Callable[[int], None] | None = None,
+    watch_interval_s: float = 0.25,
+) -> ChildResult:
+    """:func:`run`, plus the child's peak RSS (``wait4``) and, every ``watch_interval_s``
+    while it runs, ``watch(pid)`` on a thread (a benchmark samples memory with it).
+    Output goes to temporary files (no pipes to drain while waiting in ``wait4``)."""
+    import tempfile
+    import threading
+
+    cmd = tuple(str(c) for c in command)
+    log.debug("child (measured): %s", " ".join(cmd))
+    full_env = {**os.environ, **env} if env is not None else None
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        try:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=full_env, cwd=cwd)
+        except OSError as exc:
+            return ChildResult(cmd, "not_started", None, "", str(exc), time.perf_counter() - start)
+        done = threading.Event()
+        timed_out = threading.Event()
+
+        def kill() -> None:
+            timed_out.set()
+            proc.kill()
+
+        killer = threading.Timer(timeout_s, kill)
+        killer.start()
+        sampler = None
+        if watch is not None:
+            def sample() -> None:
+                while not done.wait(watch_interval_s):
+                    watch(proc.pid)
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
+            done.set()
+        elapsed = time.perf_counter() - start
+        if sampler is not None:
+            sampler.join()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode("utf-8", "replace")
+        stderr = err.read().decode("utf-8", "replace")
+    code = proc.returncode
+    rss = usage.ru_maxrss * 1024
+    if timed_out.is_set():
+        return ChildResult(cmd, "timeout", None, stdout, stderr, elapsed, max_rss_bytes=rss)
+    outcome = "ok" if code == 0 else ("crashed" if code < 0 else "failed")
+    payload = _payload(stdout, marker) if marker else None
+    return ChildResult(cmd, outcome, code, stdout, stderr, elapsed, payload, rss)
 
 
 def run_python(

@@ -177,6 +177,13 @@ def _validation_options(p: argparse.ArgumentParser) -> None:
                         "such as 'lint.*.task_library.load'); without it such a skip fails the run with exit 3")
 
 
+def _cache_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("cache (liteship/stepcache.py, docs/cache.md)")
+    g.add_argument("--no-cache", action="store_true", help="neither read nor write the step cache")
+    g.add_argument("--cache-dir", type=Path, metavar="DIR",
+                   help="step cache folder (default OUT/.liteship-cache; one folder may serve several outputs)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="liteship",
@@ -202,13 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             _validation_options(p)
             _device_options(p, run=True)
+        _cache_options(p)
         _common(p)
     p = sub.add_parser("doctor", help="check the installation (imports, versions)")
     _common(p)
     _lint_parser(sub)
     _device_parsers(sub)
-    # listed here; its arguments are scripts/bench.py's own (see `liteship bench --help`)
-    sub.add_parser("bench", help="benchmarks on this machine, as ratios, to a JSON (scripts/bench.py)", add_help=False)
+    # listed here; its arguments are liteship.bench's own (see `liteship bench --help`)
+    sub.add_parser("bench", help="benchmarks on this machine, as ratios, to a JSON (liteship/bench/)", add_help=False)
     return parser
 
 
@@ -238,6 +246,27 @@ def _lint_parser(sub: Any) -> None:
                         "(repeatable; without it such a skip exits 3)")
     _common(p)
 
+    text = ("check a built APK or App Bundle before Google Play: every .tflite stored uncompressed and "
+            "4-byte aligned and linted against the app contracts, every 64-bit native library 16 KB-aligned, "
+            "the ML runtimes found and their known problems (exit 30 when a check fails, 3 when one could not run, "
+            "15 on an unreadable file)")
+    p = sub.add_parser("apk", help=text, description=text, epilog="contracts:\n" + contracts_help + "\n\n" +
+                       EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("apk", type=Path, metavar="APP.apk|APP.aab")
+    p.add_argument("--contract", action="append", choices=[c.name for c in CONTRACTS], metavar="NAME",
+                   help="contract every model must pass (repeatable; default: inferred from the runtime libraries "
+                        "in the APK: Task Library -> task-library, LiteRT 2.x -> litert-sample + litert-compiled, "
+                        "LiteRT 1.x/TFLite -> litert-sample, MediaPipe Tasks -> mediapipe, liteship's own "
+                        "app -> bundled-app)")
+    p.add_argument("--runtime", action="store_true",
+                   help="also load and run every model in the real runtimes of its contracts (Task Library, "
+                        "MediaPipe, CompiledModel; child processes), as `liteship lint` does")
+    p.add_argument("--allow-skip", action="append", metavar="CHECK_ID", dest="allow_skip", default=[],
+                   help="a check that may be skipped when it cannot run here, e.g. 'apk.model.*.lint' "
+                        "(repeatable; without it such a skip exits 3)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="also write DIR/apk-report.json")
+    _common(p)
+
 
 def _delegates(text: str) -> tuple[str, ...]:
     from liteship.device.deploy import DELEGATES
@@ -247,6 +276,27 @@ def _delegates(text: str) -> tuple[str, ...]:
     if bad or not out:
         raise argparse.ArgumentTypeError(f"unknown delegate(s) {bad or text!r}; choose from {', '.join(DELEGATES)}")
     return out
+
+
+def _engines(text: str) -> tuple[tuple[str, tuple[str, ...] | None], ...]:
+    from liteship.device.protocol import ENGINE_ACCELERATORS
+
+    out: dict[str, tuple[str, ...] | None] = {}
+    for part in (x.strip() for x in text.split(",") if x.strip()):
+        name, _, accs = part.partition(":")
+        if name not in ENGINE_ACCELERATORS:
+            raise argparse.ArgumentTypeError(f"unknown engine {name!r}; choose from {', '.join(ENGINE_ACCELERATORS)}")
+        chosen = tuple(dict.fromkeys(a for a in accs.split("+") if a)) if accs else None
+        bad = [a for a in chosen or () if a not in ENGINE_ACCELERATORS[name]]
+        if bad or (accs and not chosen):
+            raise argparse.ArgumentTypeError(f"engine {name} runs on {'/'.join(ENGINE_ACCELERATORS[name])}, found "
+                                             f"{', '.join(bad) or accs!r}")
+        if name in out:
+            raise argparse.ArgumentTypeError(f"engine {name} is listed twice")
+        out[name] = chosen
+    if not out:
+        raise argparse.ArgumentTypeError("--engines needs at least one of " + ", ".join(ENGINE_ACCELERATORS))
+    return tuple(out.items())
 
 
 def _variant_name(text: str) -> str:
@@ -268,7 +318,12 @@ def _device_options(p: argparse.ArgumentParser, *, run: bool = False) -> None:
     g.add_argument("--apk", type=Path, metavar="FILE",
                    help="install/upgrade the validation app first (android_app/app/build/outputs/apk/debug/app-debug.apk)")
     g.add_argument("--delegates", type=_delegates, default=("cpu",), metavar="LIST",
-                   help="comma-separated: cpu,gpu,nnapi (default cpu)")
+                   help="the interpreter's delegates, comma-separated: cpu,gpu,nnapi (default cpu; NNAPI is "
+                        "deprecated since Android 15)")
+    g.add_argument("--engines", type=_engines, metavar="LIST",
+                   help="engines the app runs the model with, compared each with the same engine on the desktop: "
+                        "interpreter,compiled,mediapipe; ENGINE:ACC+ACC picks accelerators (compiled:cpu+gpu); "
+                        "without one, the interpreter uses --delegates, the others cpu (default: interpreter only)")
     g.add_argument("--threads", type=_positive, default=4, metavar="N", help="interpreter threads on the device (default 4)")
     g.add_argument("--warmup", type=int, default=2, metavar="N", help="untimed invokes before timing (default 2)")
     g.add_argument("--iterations", type=_positive, default=10, metavar="N", help="timed invokes per delegate (default 10)")
@@ -329,6 +384,7 @@ _FAULTS = {
     "app-crash": "app_crash",
     "app-hang": "app_hang",
     "corrupt-result": "corrupt_result",
+    "perturb-result": "perturb_result",
 }
 
 
@@ -352,8 +408,17 @@ def _faults(specs: Sequence[str]) -> Any:
 def _deploy_options(args: argparse.Namespace) -> Any:
     from liteship.device.deploy import DeployOptions
 
-    return DeployOptions(delegates=args.delegates, threads=args.threads, warmup=args.warmup,
-                         iterations=args.iterations, timeout_s=args.timeout, keep=args.keep, apk=args.apk)
+    engines = None
+    if getattr(args, "engines", None):
+        engines = tuple((name, accs or (args.delegates if name == "interpreter" else ("cpu",)))
+                        for name, accs in args.engines)
+    options = DeployOptions(delegates=args.delegates, threads=args.threads, warmup=args.warmup,
+                            iterations=args.iterations, timeout_s=args.timeout, keep=args.keep, apk=args.apk,
+                            engines=engines)
+    for warning in options.warnings:
+        if not getattr(args, "quiet", False):
+            print(f"liteship: warning: {warning}", file=sys.stderr)
+    return options
 
 
 def _deploy_images(folder: Path | None, limit: int) -> list[Path]:
@@ -389,7 +454,9 @@ def _deploy(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
     report = Report(command=list(sys.argv), out_dir=args.out)
     report.inputs = {"kind": "tflite", "model": str(args.model), "images": [str(p) for p in images],
                      "devices": list(args.devices), "transport": args.transport,
-                     "deploy_options": {"delegates": list(options.delegates), "threads": options.threads,
+                     "deploy_options": {"delegates": list(options.delegates),
+                                        "engines": [{"engine": e, "accelerators": list(a)} for e, a in options.runs],
+                                        "threads": options.threads,
                                         "warmup": options.warmup, "iterations": options.iterations,
                                         "timeout_s": options.timeout_s, "keep": options.keep,
                                         "apk": str(options.apk) if options.apk else None}}
@@ -493,6 +560,37 @@ def _lint(args: argparse.Namespace) -> int:
         decision.message = f"{args.model} breaks {len(failed)} contract(s): {'; '.join(failed)}"
     if decision is not None:
         decision.printed = True  # type: ignore[attr-defined]
+        raise decision
+    return 0
+
+
+def _apk(args: argparse.Namespace) -> int:
+    from liteship import atomic
+    from liteship.apk.check import check_apk, format_report
+    from liteship.errors import ApkCheckFailed
+    from liteship.validation import judge
+
+    result = check_apk(args.apk, args.contract or None, runtime=args.runtime)
+    doc = result.to_dict()
+    groups = {str(args.apk): doc["checks"]}
+    judge.mark_allowed_skips(groups, args.allow_skip)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        atomic.write_json(args.out / "apk-report.json", doc)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    elif not args.quiet:
+        print(format_report(result))
+    if not result.ok:
+        failed = result.failed()
+        exc = ApkCheckFailed(f"{args.apk}: {len(failed)} check(s) failed: {', '.join(failed[:6])}"
+                             f"{' ...' if len(failed) > 6 else ''}")
+        exc.printed = args.json  # type: ignore[attr-defined] # the JSON report is already on stdout
+        raise exc
+    # no check failed: the judge's skip policy decides (a check that could not run is exit 3 unless allowed)
+    decision = judge.decide({str(args.apk): [c for c in doc["checks"] if c["verdict"] == "skip"]}, args.allow_skip)
+    if decision is not None:
+        decision.printed = args.json  # type: ignore[attr-defined]
         raise decision
     return 0
 
@@ -633,6 +731,8 @@ def request_from_args(args: argparse.Namespace, command: Sequence[str] | None = 
         until=until,
         normalization=norm,
         command=tuple(sys.argv if command is None else command),
+        cache=not args.no_cache,
+        cache_dir=args.cache_dir,
     )
     if kind is None:
         return pipeline.demo_request(args.out, label_map=args.label_map, images=args.images, **common)
@@ -657,20 +757,40 @@ def request_from_args(args: argparse.Namespace, command: Sequence[str] | None = 
 
 
 def _summary(report: dict[str, Any]) -> str:
-    lines = [f"{'variant':<8} {'size KB':>9} {'convert s':>9}  {'input':<8} {'mAP@0.5':>8} {'recall':>7}  checks"]
+    lines = [f"{'variant':<8} {'size KB':>9} {'convert s':>9}  {'input':<8} {'ms@1t':>7} {'ms@Nt':>7} "
+             f"{'mAP@0.5':>8} {'recall':>7}  checks"]
     for v in report.get("variants", []):
         fails = [c["id"] for c in v["checks"] if c["verdict"] == "fail"]
         map50 = f"{v['map50']:.3f}" if v.get("map50") is not None else "-"
         parity = v.get("parity") or {}
         recall = f"{parity['recall']:.3f}" if parity.get("recall") is not None else "-"
+        ms = _latency_cells(v.get("latency"))
         lines.append(
             f"{v['name']:<8} {v['size_bytes'] / 1024:>9.0f} {v['conversion_seconds']:>9.1f}  "
-            f"{v['input']['dtype']:<8} {map50:>8} {recall:>7}  {'FAIL ' + ','.join(fails) if fails else 'ok'}"
+            f"{v['input']['dtype']:<8} {ms[0]:>7} {ms[1]:>7} {map50:>8} {recall:>7}  "
+            f"{'FAIL ' + ','.join(fails) if fails else 'ok'}"
         )
     ref = (report.get("validation") or {}).get("reference")
     if ref:
         lines.append(f"desktop reference mAP@0.5 {ref['map50']:.3f} (the OD API model, same images)")
+    if any(v.get("latency") for v in report.get("variants", [])):
+        lines.append("ms@1t / ms@Nt: median invoke() on this desktop CPU at 1 / all threads, not phone latency "
+                     "(measure that with `liteship deploy`)")
+    cached = [k for k, o in ((report.get("cache") or {}).get("steps") or {}).items() if o == "hit"]
+    if (report.get("cache") or {}).get("replayed"):
+        lines.append("cache: unchanged inputs, every step replayed from the cache (latency measured again)")
+    elif cached:
+        lines.append(f"cache: {', '.join(cached)} from the cache")
     return "\n".join(lines)
+
+
+def _latency_cells(latency: dict[str, Any] | None) -> tuple[str, str]:
+    by = (latency or {}).get("threads") or {}
+    if not by:
+        return "-", "-"
+    one = by.get("1")
+    most = by[max(by, key=int)]
+    return (f"{one['median_ms']:.1f}" if one else "-", f"{most['median_ms']:.1f}")
 
 
 def _doctor() -> dict[str, Any]:
@@ -686,8 +806,10 @@ def _doctor() -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
-    if raw[:1] == ["bench"]:
-        return _bench(raw[1:])
+    if raw[:1] == ["bench"]:  # its own options and error boundary (liteship/bench/cli.py)
+        from liteship.bench import main as bench_main
+
+        return bench_main(raw[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -705,6 +827,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _devices(args)
         if args.command == "emulator":
             return _emulator(args)
+        if args.command == "apk":
+            return _apk(args)
         if args.command == "deploy":
             result = _deploy(args, progress)
         elif args.command == "doctor":
@@ -740,23 +864,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"liteship: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
         return 1
-
-
-def _bench(argv: list[str]) -> int:
-    """``liteship bench ARGS`` = ``python scripts/bench.py ARGS`` (a source checkout's script)."""
-    import importlib.util
-
-    script = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
-    if not script.is_file():
-        print(f"liteship: error: {script} not found: `liteship bench` runs scripts/bench.py of a source checkout "
-              "(clone the repository and install it with the README's Quick start)", file=sys.stderr)
-        return UsageProblem.exit_code
-    spec = importlib.util.spec_from_file_location("liteship_bench_script", script)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return int(module.main(argv))
 
 
 def _interrupted() -> int:

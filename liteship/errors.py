@@ -83,6 +83,13 @@ class TFLiteFileProblem(LiteshipError):
     kind = "tflite_file"
 
 
+class ApkFileProblem(TFLiteFileProblem):
+    """`liteship apk`: the APK / App Bundle is missing, unreadable or not a zip with a manifest."""
+
+    exit_code = 15
+    kind = "apk_file"
+
+
 class GroundTruthProblem(LiteshipError):
     """Validation ground truth (Pascal VOC XML, CSV) unreadable or inconsistent with its images."""
 
@@ -137,11 +144,25 @@ class LintFailed(LiteshipError):
     kind = "lint"
 
 
+class ApkCheckFailed(LintFailed):
+    """`liteship apk`: a model or a native library in the APK fails a check (storage, alignment, contract)."""
+
+    exit_code = 30
+    kind = "apk"
+
+
 class DeviceParityFailed(LiteshipError):
     """`deploy`: what the device computed differs from the desktop run beyond tolerances."""
 
     exit_code = 33
     kind = "device_parity"
+
+
+class BenchmarkProblem(LiteshipError):
+    """`liteship bench`: a measurement could not be made (the others are still written)."""
+
+    exit_code = 50
+    kind = "bench"
 
 
 class DeviceProblem(LiteshipError):
@@ -211,12 +232,12 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (12, "checkpoint missing, corrupt or not matching the config"),
     (13, "`--saved-model` / `--frozen-graph` is not a TFLite-exportable SSD"),
     (14, "int8 refused: no usable calibration images (the other variants were written)"),
-    (15, "a .tflite file is unreadable or not a TFLite model"),
+    (15, "a .tflite file is unreadable or not a TFLite model; `liteship apk`: the APK/AAB is unreadable"),
     (16, "ground truth (VOC folder / CSV / TFRecord) unreadable or inconsistent"),
     (20, "export failed"),
     (21, "conversion failed, or a converted model failed its checks"),
     (22, "metadata could not be written or verified"),
-    (30, "lint: the model breaks an app contract it must satisfy"),
+    (30, "lint: the model breaks an app contract it must satisfy; `liteship apk`: a model or native library fails a check"),
     (31, "parity: a variant differs from the desktop reference beyond its tolerances, or outputs NaN/Inf"),
     (32, "accuracy: a model detects nothing, mAP@0.5 below `--min-map50`, or more than `--max-map50-drop` below fp32"),
     (33, "device parity: what the device computed differs from the desktop run of the same model"),
@@ -226,5 +247,6 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (43, "device: validation app not installed (pass `--apk`), install failed, or the app died without a result"),
     (44, "device: no result before `--timeout`"),
     (45, "device: the result file is corrupt or breaks the protocol schema"),
+    (50, "bench: a measurement could not be made (the others were written)"),
     (130, "interrupted"),
 )

@@ -72,6 +72,9 @@ class Request:
     device_key: Path | None = None
     device_variant: str | None = None
     device_images: int = 3
+    #: the step cache (liteship/stepcache.py): off with False; None dir = OUT/.liteship-cache
+    cache: bool = True
+    cache_dir: Path | None = None
 
 
 def demo_request(out: Path, **overrides: Any) -> Request:
@@ -167,7 +170,7 @@ def run(req: Request, progress: Progress | None = None) -> dict[str, Any]:
     return data
 
 
-def _conversion_pool(req: Request, pools: list[Any]) -> Any:
+def _conversion_pool(req: Request, pools: list[Any], to_convert: list[Variant] | None = None) -> Any:
     """Worker processes for converting the variants side by side (None: convert in-process).
 
     Started before the export so that the workers import TensorFlow meanwhile.
@@ -176,7 +179,7 @@ def _conversion_pool(req: Request, pools: list[Any]) -> Any:
 
     if req.until == Stage.EXPORT:
         return None
-    workers = convert.worker_count(len(req.convert.variants))
+    workers = convert.worker_count(len(req.convert.variants if to_convert is None else to_convert))
     if workers < 2:
         return None
     pool = convert.ConversionPool(workers)
@@ -200,8 +203,14 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
     report = state.report
     out = Path(req.out)
     _check_request(req)
+    from liteship.stepcache import StepCache
+
+    steps = StepCache.for_request(req)  # cache: keys from the inputs' bytes, no TensorFlow
+    report.cache = steps.record
+    if steps.replay(state, progress):  # unchanged inputs: the whole run from the cache
+        return None
     # conversion workers (when it pays off) import TensorFlow while this process does
-    pool = _conversion_pool(req, pools)
+    pool = _conversion_pool(req, pools, steps.to_convert(list(req.convert.variants)))
     from liteship import nativelog
 
     with nativelog.captured():  # TF's import prints CUDA/absl notices from C++
@@ -265,7 +274,10 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
     # ---- export ------------------------------------------------------------------------
     staged = None  # input (a): the desktop reference is written while the workers convert
     with progress.step("export"):
-        if tf1_facts is not None:
+        exported = steps.export()  # from the cache: restored into OUT/export
+        if exported is not None:
+            pass
+        elif tf1_facts is not None:
             from liteship.converter import tf1_export
 
             with nativelog.captured():
@@ -312,11 +324,14 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
     for name in ("report.json", "junit.xml", "report.html"):
         (out / name).unlink(missing_ok=True)
     report.export = exported.to_dict()
+    if staged is None or staged.done:
+        steps.save_export(exported)
     labels_txt = labels_mod.labelmap_txt(label_map) if label_map is not None else None
     if labels_txt is not None:
         atomic.write_text(out / "labelmap.txt", labels_txt)
         report.labels = {"path": "labelmap.txt", "count": labels_txt.count("\n"), "source": str(label_map_path)}
     if req.until == Stage.EXPORT:
+        steps.save_run(report, labels_txt, None)
         return None
 
     # ---- calibration ---------------------------------------------------------------------
@@ -325,7 +340,8 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
     if Variant.INT8 in variants and not exported.quantization_aware:  # QAT: int8 from the graph's ranges
         with progress.step("calibration images"):
             try:
-                representative = _calibration(req, exported, staged.preprocess if staged is not None else None)
+                representative = steps.calibration(
+                    lambda: _calibration(req, exported, staged.preprocess if staged is not None else None))
                 report.calibration = {"images_dir": _s(req.images), **representative.stats_dict()}
             except CalibrationProblem as exc:
                 state.refused = exc
@@ -336,13 +352,15 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
     # ---- convert + metadata + checks per variant -----------------------------------------
     converting = None  # variant -> Future of Converted, when the workers convert
     pooled = [v for v in variants if v is not Variant.GPU]  # the gpu variant is made from the reference
-    if pool is not None and len(pooled) > 1:
+    to_convert = steps.to_convert(pooled)
+    if pool is not None and len(to_convert) > 1:
         calibration = representative.calibration if representative is not None else None
-        converting = pool.submit(exported, pooled, calibration, req.convert.int8_input)
+        converting = pool.submit(exported, to_convert, calibration, req.convert.int8_input)
     if staged is not None and not staged.done:
         with progress.step("desktop reference"), nativelog.captured():
             exported = staged.finish()
         report.export = exported.to_dict()
+    steps.save_export(exported)
     for variant in variants:
         with progress.step(f"convert {variant.value}"):
             if variant is Variant.GPU:
@@ -350,7 +368,7 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
                                                   with_metadata=req.until in (Stage.METADATA, Stage.RUN),
                                                   fold_normalization=req.convert.fold_normalization)
             else:
-                entry = _variant(req, exported, variant, representative, labels_txt, converting)
+                entry = _variant(req, exported, variant, representative, labels_txt, converting, steps)
         report.variants.append(entry)
         if representative is not None and variant is Variant.INT8:
             from liteship.validation import judge
@@ -367,8 +385,13 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
     # ---- validation (measure), then the judge ---------------------------------------------
     gates = _gates(req)
     if req.until == Stage.RUN and report.variants:
+        from liteship.validation import latency
+
+        with progress.step("desktop latency"):
+            report.latency = latency.summary(
+                latency.measure_variants(out, report.variants, latency.first_image(req.images)))
         with progress.step("parity and mAP"):
-            _validate(req, exported, report, labels_txt, state)
+            _validate(req, exported, report, labels_txt, state, steps)
     from liteship.validation import judge
 
     groups = _check_groups(report)
@@ -384,6 +407,8 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
                 int8["attribution"] = [layer.to_dict() for layer in layers]
     if decision is not None:
         return decision
+    if state.refused is None:  # before the device stage: devices are never replayed
+        steps.save_run(report, labels_txt, state.overlays)
     if req.devices and report.variants:
         with progress.step(f"device stage ({len(req.devices)} device(s))"):
             device_error = _device_stage(req, report, progress)
@@ -497,7 +522,8 @@ def _lint(req: Request, report: Report, images: list[Any] | None = None) -> None
         v["checks"] += [c.to_dict() for c in judge.lint_checks(result.contracts, gated)]
 
 
-def _validate(req: Request, exported: Any, report: Report, labels_txt: str | None, state: _Run) -> None:
+def _validate(req: Request, exported: Any, report: Report, labels_txt: str | None, state: _Run,
+              steps: Any = None) -> None:
     """Measure: lint, every model's run on the validation images (sanity, mAP, overlays),
     parity against the desktop reference. Each measurement is judged into checks."""
     from liteship.report.html.overlays import OverlayImage, Overlays
@@ -556,7 +582,12 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
         folded = {name: exported.normalization for name, v in runnable.items()
                   if (v.get("input_normalization") or {}).get("folded_into_graph")}
         plain = {name: m for name, m in models.items() if name != Variant.GPU.value}
-        results = parity.measure(exported.reference_dir, plain, (load() for load in loaders), folded=folded) if plain else {}
+
+        def measure(todo: dict[str, bytes]) -> dict[str, Any]:
+            return parity.measure(exported.reference_dir, todo, (load() for load in loaders),
+                                  folded={n: f for n, f in folded.items() if n in todo})
+
+        results = (steps.parity(plain, measure) if steps is not None else measure(plain)) if plain else {}
         if Variant.GPU.value in runnable:  # no postprocess op: parity in MediaPipe and CompiledModel
             from liteship.validation import gpu_parity
 
@@ -643,25 +674,33 @@ def _reference_preprocess(reference_dir: Path) -> Any:
 
 def _variant(
     req: Request, exported: Any, variant: Variant, representative: Any, labels_txt: str | None,
-    converting: dict[Variant, Any] | None = None,
+    converting: dict[Variant, Any] | None = None, steps: Any = None,
 ) -> dict[str, Any]:
-    from liteship.converter import convert, metadata, normfold, reorder, static_shapes, verify
+    from liteship.converter import convert, metadata, normfold, verify
     from liteship.tflite_inspect import inspect_model
 
-    if converting is not None:
-        converted = convert.pooled_result(converting[variant], exported, variant, representative, req.convert.int8_input)
-    else:
-        converted = convert.convert_variant(exported, variant, representative, req.convert.int8_input)
-    model, norm = converted.model, exported.normalization
+    norm = exported.normalization
     folded = variant is not Variant.INT8 and req.convert.fold_normalization and normfold.is_per_channel(norm)
     if folded:  # MediaPipe cannot apply a per-channel mean/std: the graph does, the input is 0-255
-        model, norm = normfold.fold_normalization(model, norm), normfold.FOLDED_NORMALIZATION
-    model = reorder.reorder_outputs(model, req.convert.output_order)
-    model = static_shapes.static_output_shapes(model)  # CompiledModel sizes its buffers from them
-    md_summary = None
-    if labels_txt is not None and req.until in (Stage.METADATA, Stage.RUN):
-        model = metadata.write_metadata(model, norm, labels_txt)
-        md_summary = metadata.verify(model, norm, labels_txt.count("\n"))
+        norm = normfold.FOLDED_NORMALIZATION
+    with_metadata = labels_txt is not None and req.until in (Stage.METADATA, Stage.RUN)
+    converted = steps.model(variant, labels_txt) if steps is not None else None  # the shipped model, cached
+    if converted is None:
+        converted = steps.converted(variant) if steps is not None else None  # the converter's output, cached
+        if converted is None:
+            if converting is not None and variant in converting:
+                converted = convert.pooled_result(converting[variant], exported, variant, representative,
+                                                  req.convert.int8_input)
+            else:
+                converted = convert.convert_variant(exported, variant, representative, req.convert.int8_input)
+            if steps is not None:
+                steps.save_converted(converted, representative)
+        model = _shipped(req, exported, converted.model, folded, norm, labels_txt if with_metadata else None)
+        if steps is not None:
+            steps.save_model(variant, labels_txt, model, converted.seconds)
+        converted = convert.Converted(variant, model, converted.seconds)
+    model = converted.model
+    md_summary = metadata.verify(model, norm, labels_txt.count("\n")) if with_metadata and labels_txt else None
     info = inspect_model(model)
     checks = verify.static_checks(info, variant, req.convert.output_order, req.convert.int8_input)
     run_check, run_facts = verify.runtime_check(model, exported.max_detections)
@@ -692,6 +731,21 @@ def _variant(
         "runtime": run_facts,
         "checks": [c.to_dict() for c in checks],
     }
+
+
+def _shipped(req: Request, exported: Any, model: bytes, folded: bool, norm: Normalization,
+             labels_txt: str | None) -> bytes:
+    """The converter's output made into the shipped model: normalization folded (when
+    ``folded``), outputs reordered, static output shapes, metadata (when ``labels_txt``)."""
+    from liteship.converter import metadata, normfold, reorder, static_shapes
+
+    if folded:
+        model = normfold.fold_normalization(model, exported.normalization)
+    model = reorder.reorder_outputs(model, req.convert.output_order)
+    model = static_shapes.static_output_shapes(model)  # CompiledModel sizes its buffers from them
+    if labels_txt is not None:
+        model = metadata.write_metadata(model, norm, labels_txt)
+    return model
 
 
 def _s(p: Path | None) -> str | None:

@@ -192,6 +192,12 @@ def inspect_model(data: bytes, *, source: str = "the model") -> ModelInfo:
         ) from None
 
 
+def metadata_buffers(data: bytes, *, source: str = "the model") -> dict[str, bytes]:
+    """The model's metadata entries (``TFLITE_METADATA``, ``min_runtime_version``, ...) by name."""
+    _check_header(data, source)
+    return _Reader(data, source).metadata()
+
+
 def _format_hint(data: bytes) -> str | None:
     if data.startswith(ZIP_MAGIC):
         return "this is a zip archive: unzip it and pass the .tflite file inside"

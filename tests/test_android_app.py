@@ -46,9 +46,10 @@ A = "{http://schemas.android.com/apk/res/android}"
 
 #: app classes that must stay free of android.*/LiteRT so the harness can run them
 PURE = [
-    "Base64Codec", "DelegateUnavailableException", "Detection", "DetectionDecoder", "DeviceFacts", "Dtypes",
-    "ModelRoles", "ModelSpec", "PixelPacker", "Platform", "Protocol", "ProtocolException", "ResultWriter",
-    "SchemaCheck", "Session", "TensorSpec", "ValidationRequest", "ValidationRunner",
+    "Base64Codec", "DelegateUnavailableException", "Detection", "DetectionBoxes", "DetectionDecoder", "DetectorSession",
+    "DeviceFacts", "Dtypes", "ModelRoles", "ModelSignature", "ModelSpec", "OutputGuard", "PixelPacker", "Platform",
+    "Protocol", "ProtocolException", "ResultWriter", "SchemaCheck", "Session", "TensorSpec", "ValidationRequest",
+    "ValidationRunner",
 ]
 
 JAVAC = shutil.which("javac")
@@ -98,7 +99,8 @@ def r_java() -> str:
     for cls, names in resources().items():
         body += f"    public static final class {cls} {{\n"
         for name in names:
-            body += f"        public static final int {name} = 0x7f{n:06x};\n"
+            # AGP 8 default (android.nonFinalResIds=true): R ids are not constants, a `switch` on them fails
+            body += f"        public static int {name} = 0x7f{n:06x};\n"
             n += 1
         body += "    }\n"
     return body + "}\n"
@@ -119,6 +121,7 @@ def buildconfig_java() -> str:
     version_code = gradle_value(r"versionCode = (\d+)")
     version_name = gradle_value(r'versionName = "([^"]+)"')
     litert = gradle_value(r'val litertVersion = "([^"]+)"')
+    mediapipe = gradle_value(r'val mediapipeVersion = "([^"]+)"')
     return (
         "package dev.liteship.demo;\n\npublic final class BuildConfig {\n"
         "    public static final boolean DEBUG = true;\n"
@@ -127,6 +130,7 @@ def buildconfig_java() -> str:
         f"    public static final int VERSION_CODE = {version_code};\n"
         f'    public static final String VERSION_NAME = "{version_name}";\n'
         f'    public static final String LITERT_VERSION = "{litert}";\n'
+        f'    public static final String MEDIAPIPE_VERSION = "{mediapipe}";\n'
         "}\n"
     )
 
@@ -237,6 +241,14 @@ def test_app_protocol_constants_equal_the_python_side() -> None:
     assert c["DELEGATES"] == defs["delegate"]["enum"]
     assert c["DTYPES"] == defs["dtype"]["enum"]
     assert c["ERROR_STAGES"] == defs["error"]["properties"]["stage"]["enum"]
+    assert c["ENGINES"] == list(protocol.ENGINES) == defs["engine"]["enum"]
+    for engine in protocol.ENGINES:
+        assert c[f"{engine.upper()}_ACCELERATORS"] == list(protocol.ENGINE_ACCELERATORS[engine]), engine
+    assert c["ACCELERATORS_USED"] == defs["accelerator"]["enum"]
+    from liteship.device.apprunner import NNAPI_WARNING
+    from liteship.device.appengines import MEDIAPIPE_IMAGES_ONLY
+
+    assert c["NNAPI_WARNING"] == NNAPI_WARNING and c["MEDIAPIPE_IMAGES_ONLY"] == MEDIAPIPE_IMAGES_ONLY
 
 
 def manifest(kind: str) -> ET.Element:
@@ -275,6 +287,35 @@ def test_validation_activity_is_declared_and_exported_only_in_debug() -> None:
     assert "Protocol.REQUEST_EXTRA" in text and "catch (Throwable" in text and "finish" in text
 
 
+def test_the_apk_is_16_kb_ready_and_keeps_models_uncompressed() -> None:
+    """What `liteship apk` checks on the built APK, asked of the build: noCompress tflite (mmap),
+    uncompressed native libraries (AGP >= 8.5.1 zip-aligns them to 16 KB)."""
+    text = gradle_app()
+    assert re.search(r'androidResources\s*\{[^}]*noCompress \+= "tflite"', text)
+    assert re.search(r"jniLibs\s*\{[^}]*useLegacyPackaging = false", text)
+    top = (APP / "build.gradle.kts").read_text(encoding="utf-8")
+    agp = tuple(int(x) for x in re.search(r'id\("com\.android\.application"\) version "([\d.]+)"', top).group(1).split("."))
+    assert agp >= (8, 5, 1)
+
+
+def test_readme_wrapper_step_names_a_gradle_agp_accepts() -> None:
+    """AGP 8.9.1 refuses Gradle < 8.11.1 before `gradle wrapper` runs; without --gradle-version the
+    wrapper would pin whatever Gradle ran it."""
+    for readme in ((APP / "README.md").read_text(encoding="utf-8"), (APP.parent / "README.md").read_text(encoding="utf-8")):
+        assert "gradle wrapper --gradle-version 8.11.1" in readme and "Gradle >= 8.11.1" in readme
+        assert "any Gradle 8.x" not in readme
+    wrapper = (APP / "gradle/wrapper/gradle-wrapper.properties").read_text(encoding="utf-8")
+    assert "gradle-8.11.1-bin.zip" in wrapper and "--gradle-version 8.11.1" in wrapper
+
+
+def test_main_screen_pads_its_controls_by_the_system_bars() -> None:
+    """Android 15 draws edge-to-edge at targetSdk 35: the controls must not sit under the navigation bar."""
+    text = java_code(MAIN_JAVA / PKG_DIR / "MainActivity.java")
+    assert "ViewCompat.setOnApplyWindowInsetsListener(controls" in text
+    assert "WindowInsetsCompat.Type.systemBars()" in text and "bars.bottom" in text
+    assert 'android:id="@+id/controls"' in (APP_MODULE / "src/main/res/layout/activity_main.xml").read_text()
+
+
 def test_gradle_build_targets_the_documented_platform() -> None:
     assert gradle_value(r'namespace = "([^"]+)"') == protocol.APP_PACKAGE
     assert gradle_value(r'applicationId = "([^"]+)"') == protocol.APP_PACKAGE
@@ -297,9 +338,15 @@ def test_gradle_packages_the_one_schema_file_and_litert() -> None:
     assert re.search(r"assets\.srcDirs\([^)]*protocolSchemaDir", text)
     copies = [p for p in APP.rglob(SCHEMA.name)]
     assert not copies, f"the schema must not be copied into the app: {copies}"
-    for artifact in ("litert", "litert-gpu", "litert-support", "litert-metadata"):
-        assert re.search(rf'"com\.google\.ai\.edge\.litert:{artifact}:\$litertVersion"', text), artifact
-    assert re.match(r"1\.\d+\.\d+$", gradle_value(r'val litertVersion = "([^"]+)"'))
+    # LiteRT 2.x (CompiledModel + the CPU-only Interpreter), the metadata jar, MediaPipe Tasks; the
+    # 1.x delegate artifacts would clash with 2.x's org.tensorflow.lite classes
+    assert re.search(r'"com\.google\.ai\.edge\.litert:litert:\$litertVersion"', text)
+    assert re.search(r'"com\.google\.ai\.edge\.litert:litert-metadata:\$litertMetadataVersion"', text)
+    assert re.search(r'"com\.google\.mediapipe:tasks-vision:\$mediapipeVersion"', text)
+    for gone in ("litert-gpu", "litert-support", "tensorflow-lite"):
+        assert f":{gone}:" not in text, gone
+    assert re.match(r"2\.\d+\.\d+$", gradle_value(r'val litertVersion = "([^"]+)"'))
+    assert re.match(r"\d+\.\d+\.\d+$", gradle_value(r'val mediapipeVersion = "([^"]+)"'))
     for artifact in ("camera-core", "camera-camera2", "camera-lifecycle", "camera-view"):
         assert f"androidx.camera:{artifact}:" in text
     # the model is referenced from liteship's output, never committed
@@ -314,7 +361,7 @@ def test_gradle_packages_the_one_schema_file_and_litert() -> None:
 
 # --------------------------------------------------------------------------- workflow
 
-def test_workflow_builds_the_apk_and_runs_liteship_deploy_on_an_emulator() -> None:
+def test_workflow_builds_the_apk_checks_it_and_runs_liteship_deploy_on_an_emulator() -> None:
     doc = __import__("yaml").safe_load(WORKFLOW.read_text(encoding="utf-8"))
     triggers = doc.get("on", doc.get(True))   # PyYAML reads the key `on` as True
     assert triggers
@@ -335,6 +382,13 @@ def test_workflow_builds_the_apk_and_runs_liteship_deploy_on_an_emulator() -> No
     assert args[args.index("--apk") + 1] == "android_app/app/build/outputs/apk/debug/app-debug.apk"
     assert args[args.index("--device") + 1] == "emulator-5554"
     assert args[args.index("--out") + 1] == "device-report"
+    assert args[args.index("--engines") + 1].split(",")[0] == "interpreter"
+    # the APK it builds is checked by `liteship apk` before it goes anywhere
+    apk_line = next(line for line in text.splitlines() if "liteship apk" in line).split()
+    assert apk_line[:3] == [".venv/bin/liteship", "apk", "android_app/app/build/outputs/apk/debug/app-debug.apk"]
+    build = next(i for i, st in enumerate(steps) if "assembleDebug" in str(st.get("run", "")))
+    check = next(i for i, st in enumerate(steps) if "liteship apk" in str(st.get("run", "")))
+    assert build < check < steps.index(uses["reactivecircus/android-emulator-runner"])
     upload = uses["actions/upload-artifact"]
     assert upload["with"]["path"] == "device-report" and upload.get("if") == "always()"
 
@@ -484,6 +538,28 @@ def harness_runs(compiled: tuple[Path, str], tmp_path_factory: pytest.TempPathFa
     drift_schema.write_text(json.dumps(drifted), encoding="utf-8")
     reqs["drift"] = write_run(root, "drift", fake_model(), base_request("drift"))
 
+    # 10. engines: the interpreter (nnapi unavailable), CompiledModel (gpu falls back), MediaPipe
+    engines = [{"engine": "interpreter", "accelerators": ["cpu", "nnapi"]},
+               {"engine": "compiled", "accelerators": ["cpu", "gpu"]},
+               {"engine": "mediapipe", "accelerators": ["cpu"]}]
+    request = base_request("engines", engines=engines, score_threshold=0.5, max_results=2,
+                           inputs=[{"id": "t0", "kind": "tensor", "file": "t0.bin", "dtype": "uint8", "shape": [1, 4, 4, 3]},
+                                   {"id": "img", "kind": "image", "file": "solid.png"}])
+    del request["delegates"]
+    reqs["engines"] = write_run(root, "engines", fake_model(fail={"nnapi": "unavailable", "compiled/gpu": "fallback"}),
+                                request, {"t0.bin": tensor_in, "solid.png": png((200, 20, 30), (10, 8))})
+    expect["engines"] = expected_outputs(tensor_in)
+
+    # 11. CompiledModel's output buffers too small (outputs stored without static shapes): refused, not run
+    request = base_request("guard", engines=[{"engine": "interpreter", "accelerators": ["cpu"]},
+                                             {"engine": "compiled", "accelerators": ["cpu"]}],
+                           inputs=[{"id": "t0", "kind": "tensor", "file": "t0.bin", "dtype": "uint8", "shape": [1, 4, 4, 3]}])
+    del request["delegates"]
+    reqs["guard"] = write_run(root, "guard", fake_model(fail={"compiled/cpu": "guard"}), request, {"t0.bin": tensor_in})
+
+    # 12. delegates and engines together are ambiguous: a request error
+    reqs["both"] = write_run(root, "both", fake_model(), base_request("both", engines=engines))
+
     b64_cases = ["", "00", "ff01", "000102", "fffefd fc".replace(" ", ""), bytes(range(256)).hex()]
     args = [JAVA, *FAST_JVM, "-cp", str(compiled[0]), "dev.liteship.demo.harness.Harness"]
     for case in b64_cases:
@@ -505,7 +581,8 @@ def harness_runs(compiled: tuple[Path, str], tmp_path_factory: pytest.TempPathFa
 @needs_jdk
 def test_harness_results_validate_against_the_schema(harness_runs: dict[str, Any]) -> None:
     results = harness_runs["results"]
-    assert set(results) == {"ok", "float", "bad", "sha", "noroles", "mixed", "escape", "newline", "garbage", "drift"}
+    assert set(results) == {"ok", "float", "bad", "sha", "noroles", "mixed", "escape", "newline", "garbage", "drift",
+                            "engines", "guard", "both"}
     for key, doc in results.items():
         assert doc["schema"] == protocol.RESULT_SCHEMA and doc["version"] == protocol.VERSION, key
         assert doc["producer"]["kind"] == "device", key
@@ -568,9 +645,10 @@ def test_harness_float_input_uses_metadata_normalization_bit_exactly(harness_run
 @needs_jdk
 def test_harness_reports_request_and_load_errors_in_the_result(harness_runs: dict[str, Any]) -> None:
     r = harness_runs["results"]
-    for key in ("bad", "escape", "garbage", "drift"):
+    for key in ("bad", "escape", "garbage", "drift", "both"):
         assert r[key]["status"] == "error" and r[key]["error"]["stage"] == "request", key
         assert r[key]["delegates"] == []
+    assert "not both" in r["both"]["error"]["message"]
     assert "extra" in r["bad"]["error"]["message"]
     assert "leave" in r["escape"]["error"]["message"] or "file name" in r["escape"]["error"]["message"]
     assert "npu" in r["drift"]["error"]["message"]
@@ -602,3 +680,49 @@ def test_harness_keeps_going_after_input_and_delegate_failures(harness_runs: dic
 def test_app_base64_matches_python(harness_runs: dict[str, Any]) -> None:
     for hex_in, encoded in harness_runs["b64"].items():
         assert encoded == base64.b64encode(bytes.fromhex(hex_in)).decode(), hex_in
+
+
+@needs_jdk
+def test_harness_runs_every_engine_and_reports_what_ran(harness_runs: dict[str, Any]) -> None:
+    doc = harness_runs["results"]["engines"]
+    want = harness_runs["expect"]["engines"]
+    assert doc["status"] == "ok"
+    runs = {(d["engine"], d["delegate"]): d for d in doc["delegates"]}
+    assert list(runs) == [("interpreter", "cpu"), ("interpreter", "nnapi"), ("compiled", "cpu"), ("compiled", "gpu"),
+                          ("mediapipe", "cpu")]
+    nnapi = runs["interpreter", "nnapi"]
+    assert nnapi["status"] == "unavailable" and nnapi["warnings"] == [java_constants()["NNAPI_WARNING"]]
+    for key in (("interpreter", "cpu"), ("compiled", "cpu"), ("compiled", "gpu")):
+        run = runs[key]
+        assert run["status"] == "ok" and run["runtime"], key
+        t0 = run["outputs"][0]
+        by_role = dict(zip(doc["model"]["output_roles"], t0["tensors"]))
+        assert floats(by_role["score"]["data_b64"]) == pytest.approx(want["score"], abs=0), key
+    assert runs["compiled", "cpu"]["accelerator_used"] == "cpu" and "fallback_reason" not in runs["compiled", "cpu"]
+    gpu = runs["compiled", "gpu"]
+    assert gpu["accelerator_used"] == "cpu" and "No adapters found" in gpu["fallback_reason"]  # reported, never hidden
+    mediapipe = runs["mediapipe", "cpu"]
+    assert mediapipe["status"] == "ok" and mediapipe["accelerator_used"] == "cpu"
+    tensor_out, image_out = mediapipe["outputs"]
+    assert tensor_out == {"input_id": "t0", "not_applicable": java_constants()["MEDIAPIPE_IMAGES_ONLY"]}
+    assert len(mediapipe["warmup_ms"]) == 1 and len(mediapipe["latency_ms"]) == 2
+    (dog, whole) = image_out["detections"]  # threshold 0.5 keeps both (red 200/255 = 0.78), max_results 2
+    # pixel boxes normalized by the 10x8 image; MediaPipe's unset index found by the label name
+    assert dog["box"] == pytest.approx([0.2, 0.1, 0.7, 0.6], abs=1e-6)
+    assert (dog["class_index"], dog["label"]) == (1, "dog")
+    assert (whole["class_index"], whole["label"], whole["box"]) == (2, "???", [0.0, 0.0, 1.0, 1.0])
+    assert whole["score"] == pytest.approx(200 / 255, abs=1e-6)
+
+
+@needs_jdk
+def test_harness_compiled_engine_refuses_buffers_too_small(harness_runs: dict[str, Any]) -> None:
+    interpreter, compiled = harness_runs["results"]["guard"]["delegates"]
+    assert interpreter["status"] == "ok"
+    assert compiled["status"] == "error" and compiled["error"]["stage"] == "load"
+    assert "4 < 80 bytes" in compiled["error"]["message"] and "LiteRT#9518" in compiled["error"]["message"]
+
+
+@needs_jdk
+def test_harness_v1_requests_get_v1_results(harness_runs: dict[str, Any]) -> None:
+    for run in harness_runs["results"]["ok"]["delegates"]:
+        assert not {"engine", "accelerator_used", "runtime", "warnings", "fallback_reason"} & set(run)

@@ -33,9 +33,23 @@ def photo(width: int, height: int, seed: int) -> np.ndarray:
     return np.ascontiguousarray(blocks[np.arange(height) * n // height][:, np.arange(width) * n // width])
 
 
+def without_static_output_shapes(data: bytes) -> bytes:
+    """The model with its outputs' shapes stored as [] (N known only at run time), as the
+    TFLite converter writes TFLite_Detection_PostProcess outputs."""
+    from tests.fixtures.tiny_ssd import repack
+
+    def edit(model: Any) -> None:
+        sg = model.subgraphs[0]
+        for index in sg.outputs:
+            sg.tensors[index].shape, sg.tensors[index].shapeSignature = [], None
+
+    return repack(data, edit)
+
+
 def build_tiny_models(folder: Path) -> dict[str, Path]:
-    """``fp32.tflite`` (float input) and ``int8.tflite`` (uint8 input), with metadata, and
-    ``images/`` with a png and a jpg."""
+    """``fp32.tflite`` (float input) and ``int8.tflite`` (uint8 input), with metadata,
+    ``no_static_shapes.tflite`` (fp32 with outputs stored as shape []), and ``images/`` with
+    a png and a jpg."""
     from liteship.converter.metadata import write_metadata
     from liteship.types import Normalization
     from tests.fixtures.tiny_ssd import CONVERTER_PORTS, image_model
@@ -47,6 +61,10 @@ def build_tiny_models(folder: Path) -> dict[str, Path]:
         out[name] = folder / f"{name}.tflite"
         model = image_model(dtype, ports=CONVERTER_PORTS, max_detections=8)  # 6 anchors: slots past the count stay unset
         out[name].write_bytes(write_metadata(model, norm, LABELS))
+    # what the OD API export + converter write today: the postprocess outputs stored with shape []
+    out["no_static_shapes"] = folder / "no_static_shapes.tflite"
+    model = without_static_output_shapes(image_model("float32", ports=CONVERTER_PORTS, max_detections=8))
+    out["no_static_shapes"].write_bytes(write_metadata(model, norm, LABELS))
     images = folder / "images"
     images.mkdir(exist_ok=True)
     Image.fromarray(photo(57, 41, 5)).save(images / "a.png")
@@ -237,15 +255,26 @@ def test_bad_inputs_fail_only_their_own_output(tiny_models, tmp_path: Path) -> N
     assert cpu["latency_ms"] == []  # the first input failed: nothing timed, and the result says so
 
 
-def test_model_facts_read_without_tensorflow_match_the_metadata_reader(tiny_models) -> None:
-    from liteship.converter.metadata import read_metadata
+def test_model_facts_are_what_the_metadata_writer_wrote(tiny_models) -> None:
+    from liteship.tflite_inspect import inspect_model
 
     data = tiny_models["int8"].read_bytes()
     facts = apprunner.model_facts(data)
-    md = read_metadata(data)
-    assert facts.output_names == md.output_names
-    assert facts.mean == md.norm_mean and facts.std == md.norm_std
+    roles = tuple(role.value for role in inspect_model(data).output_roles)  # output-list order, as the converter writes it
+    assert sorted(roles) == sorted(["location", "category", "score", "number of detections"])
+    assert facts.output_names == roles
+    assert (facts.mean, facts.std) == ((MEAN,), (STD,))  # three equal channels are written as one value
     assert facts.labels == tuple(LABELS.split())
+
+
+def test_model_facts_of_a_model_without_metadata_are_empty() -> None:
+    from liteship.tflite_inspect import inspect_model
+    from tests.fixtures.tiny_ssd import CONVERTER_PORTS, image_model
+
+    bare = image_model("float32", ports=CONVERTER_PORTS, max_detections=8)
+    assert not inspect_model(bare).has_tflite_metadata
+    facts = apprunner.model_facts(bare)
+    assert facts == apprunner.ModelFacts((), (), (), (), has_metadata=False)
 
 
 @pytest.mark.tf
@@ -272,3 +301,16 @@ def test_converted_models_detections_equal_detect_py(run_a: Path, tmp_path: Path
         np.testing.assert_allclose(pixel_boxes(got, rgb.shape[1], rgb.shape[0]), expected.boxes, rtol=1e-5, atol=1e-3)
         assert [d["class_index"] for d in got] == expected.classes.tolist()
         assert outs[f"tensor-{k}"]["detections"] == got
+
+
+def test_the_app_takes_no_default_normalization_for_a_float_input(tiny_models) -> None:
+    """Like PixelPacker.java, the app refuses to guess the normalization of a float input whose
+    metadata has none (lint assumes the default; the app does not)."""
+    from tests.fixtures import consumer_models as M
+
+    bare = apprunner.AppModel(M.edit_metadata(M.good("float32"), M.normalization(None, None)))
+    assert bare.facts.mean == () and bare.roles_problem is None
+    image = next(iter(sorted(tiny_models["images"].iterdir())))
+    with pytest.raises(ValueError, match="no NormalizationOptions"):
+        bare.image_tensor(image)
+    assert apprunner.AppModel(tiny_models["fp32"].read_bytes()).image_tensor(image).dtype == np.float32

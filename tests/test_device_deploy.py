@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from liteship.cli import main
-from liteship.device import apprunner, compare, deploy, protocol
+from liteship.device import compare, deploy, protocol
+from liteship.device.protocol import decode_tensor
 from liteship.device.base import Device, ShellResult
 from liteship.device.emulator import Faults
 from liteship.errors import DeviceAppProblem, DeviceTimeout, UsageProblem
@@ -196,43 +197,10 @@ def test_unknown_delegate_is_a_usage_error(tiny_models, tmp_path, key_path) -> N
 # -- the comparison -------------------------------------------------------------------------
 
 
-def _perturbing_serve(monkeypatch: pytest.MonkeyPatch, change: Any) -> None:
-    real = apprunner.serve
-
-    def serve(request_file: Path, *, producer_kind: str = "emulated") -> None:
-        # serve a copy of the run folder, then publish the changed result atomically: the host
-        # polls for result.json and must never see the unchanged one
-        import shutil
-        import tempfile
-
-        folder = Path(request_file).parent
-        with tempfile.TemporaryDirectory() as tmp:
-            copy = Path(tmp) / "run"
-            shutil.copytree(folder, copy)
-            real(copy / Path(request_file).name, producer_kind=producer_kind)
-            doc = json.loads((copy / protocol.RESULT_NAME).read_text())
-        change(doc)
-        (folder / protocol.RESULT_TMP_NAME).write_text(json.dumps(doc))
-        (folder / protocol.RESULT_TMP_NAME).replace(folder / protocol.RESULT_NAME)
-
-    monkeypatch.setattr(apprunner, "serve", serve)
-
-
-def _nudge_scores(doc: dict[str, Any]) -> None:
-    for out in doc["delegates"][0]["outputs"]:
-        for t in out.get("tensors", []):
-            value = apprunner.decode_tensor(t)
-            # the scores by name (port 2 of the op): by value range, unset slots past the
-            # count (arbitrary memory) could hide them
-            if t["name"] == "TFLite_Detection_PostProcess:2":
-                t["data_b64"] = base64.b64encode((value + np.float32(0.01)).astype("<f4").tobytes()).decode()
-        for det in out.get("detections", []):
-            det["box"] = [v + 0.2 for v in det["box"]]
-
-
-def test_compare_fails_with_33_on_a_perturbed_device_result(tiny_models, make_emulator, key_path, tmp_path, monkeypatch, capsys) -> None:
-    _perturbing_serve(monkeypatch, _nudge_scores)
-    emu = make_emulator(installed=APP)
+def test_compare_fails_with_33_on_a_perturbed_device_result(tiny_models, make_emulator, key_path, tmp_path, capsys) -> None:
+    """The emulator's perturb-result fault (the app computes wrong numbers) fails the
+    comparison for real: the desktop side is separate code, not the emulated app's."""
+    emu = make_emulator(installed=APP, faults=Faults(perturb_result=True))
     out = tmp_path / "out"
     assert deploy_cli(tiny_models["fp32"], [emu.spec], out, key_path, images=tiny_models["images"]) == 33
     assert "emulated — not on-device evidence" in capsys.readouterr().err
@@ -279,10 +247,10 @@ def test_compare_passes_on_an_exact_result_and_judges_each_number(tiny_models, t
     junk = json.loads(json.dumps(result))
     for out in junk["delegates"][0]["outputs"]:
         tensors = out.get("tensors", [])
-        count = next(int(apprunner.decode_tensor(t)[0]) for t in tensors if t["shape"] == [1])
+        count = next(int(decode_tensor(t)[0]) for t in tensors if t["shape"] == [1])
         assert count < 8
         for t in tensors:
-            value = apprunner.decode_tensor(t).copy()
+            value = decode_tensor(t).copy()
             if value.ndim >= 2 and count < value.shape[1]:
                 value[:, count:] = 1e-40
                 t["data_b64"] = base64.b64encode(value.astype("<f4").tobytes()).decode()
@@ -293,7 +261,7 @@ def test_compare_passes_on_an_exact_result_and_judges_each_number(tiny_models, t
     nan_result = json.loads(json.dumps(result))
     for out in nan_result["delegates"][0]["outputs"]:
         for t in out.get("tensors", []):
-            value = apprunner.decode_tensor(t).copy()
+            value = decode_tensor(t).copy()
             if value.ndim == 3:
                 value[0, 0, 0] = np.nan
                 t["data_b64"] = base64.b64encode(value.astype("<f4").tobytes()).decode()
@@ -334,8 +302,10 @@ class ScriptedDevice(Device):
             return ShellResult(0, "Starting: Intent { cmp=dev.liteship.demo/.ValidationActivity (has extras) }\n")
         return ShellResult(0, "")
 
-    def push(self, local: Path, remote: str, *, timeout_s: float = 600.0) -> None:
-        self.pushed.append(remote)
+    def _send_file(self, local: Path, remote: str, *, timeout_s: float) -> None:
+        final, _, suffix = remote.rpartition(".partial-")
+        assert final and len(suffix) == 8, f"the base push must write a partial name first: {remote}"
+        self.pushed.append(final)
 
     def pull(self, remote: str, local: Path, *, timeout_s: float = 600.0) -> None:
         raise AssertionError("no result to pull")

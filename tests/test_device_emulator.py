@@ -25,6 +25,7 @@ from liteship.device.emulator.shell import parse, tokenize
 from liteship.errors import (DeviceAppProblem, DeviceAuthProblem, DeviceConnectionProblem, DeviceResultProblem,
                              DeviceStorageProblem)
 from tests.fixtures.adb import emulator, key_path, make_emulator  # noqa: F401
+from tests.fixtures.apk_files import axml_manifest
 
 NASTY_NAMES = [
     "with space.bin",
@@ -442,35 +443,12 @@ def test_vendor_keys_are_offered_too(make_emulator, tmp_path: Path, monkeypatch:
         emu.stop()
 
 
-def _axml_manifest(package: str) -> bytes:
-    """A minimal binary AndroidManifest.xml: string pool + <manifest package=...>."""
-    import struct
-
-    strings = ["manifest", "package", package]
-    blobs = [struct.pack("<H", len(s)) + s.encode("utf-16-le") + b"\0\0" for s in strings]
-    offsets, off = [], 0
-    for b in blobs:
-        offsets.append(off)
-        off += len(b)
-    data = b"".join(blobs)
-    data += b"\0" * (-len(data) % 4)
-    hsize = 28
-    pool_body = struct.pack(f"<{len(offsets)}I", *offsets) + data
-    pool = struct.pack("<HHIIIIII", 0x0001, hsize, hsize + len(pool_body), len(strings), 0, 0,
-                       hsize + 4 * len(offsets), 0) + pool_body
-    attr = struct.pack("<IIIHBBI", 0xFFFFFFFF, 1, 2, 8, 0, 3, 2)
-    ext = struct.pack("<IIHHHHHH", 0xFFFFFFFF, 0, 20, 20, 1, 0, 0, 0)
-    elem = struct.pack("<HHIII", 0x0102, 16, 16 + len(ext) + len(attr), 1, 0xFFFFFFFF) + ext + attr
-    body = pool + elem
-    return struct.pack("<HHI", 0x0003, 8, 8 + len(body)) + body
-
-
 def test_pm_install_reads_the_package_name_from_a_binary_manifest(emulator, key_path: Path, tmp_path: Path) -> None:
     import zipfile
 
     apk = tmp_path / "other.apk"
     with zipfile.ZipFile(apk, "w") as z:
-        z.writestr("AndroidManifest.xml", _axml_manifest("com.example.other"))
+        z.writestr("AndroidManifest.xml", axml_manifest("com.example.other"))
         z.writestr("classes.dex", b"dex\n035\0")
     with open_device(emulator.spec, key_path=key_path, timeout_s=5) as dev:
         dev.install(apk)

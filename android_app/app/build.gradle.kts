@@ -2,7 +2,12 @@ plugins {
     id("com.android.application")
 }
 
-val litertVersion = "1.4.0"
+// LiteRT 2.x: CompiledModel (com.google.ai.edge.litert) and the CPU-only Interpreter in one artifact;
+// MediaPipe Tasks brings its own native runtime. litert-metadata (a plain jar: MetadataExtractor and the
+// TFLite schema classes) has no 2.x release and does not depend on the runtime.
+val litertVersion = "2.3.0"
+val litertMetadataVersion = "1.4.0"
+val mediapipeVersion = "1.0.0"
 val cameraxVersion = "1.4.2"
 
 // The protocol schema is the ONE file in liteship/device/schema/ (shared with the Python side);
@@ -68,6 +73,7 @@ android {
         versionCode = 1
         versionName = "0.1.0"
         buildConfigField("String", "LITERT_VERSION", "\"$litertVersion\"")
+        buildConfigField("String", "MEDIAPIPE_VERSION", "\"$mediapipeVersion\"")
     }
 
     buildFeatures {
@@ -86,8 +92,16 @@ android {
     }
 
     androidResources {
-        // keep models uncompressed in the APK
+        // models stay uncompressed in the APK so they can be memory-mapped (`liteship apk` checks it)
         noCompress += "tflite"
+    }
+
+    packaging {
+        jniLibs {
+            // native libraries stored uncompressed and 16 KB zip-aligned (AGP >= 8.5.1), as Google Play
+            // requires for targetSdk 35 on 16 KB page devices; `liteship apk` checks the built APK
+            useLegacyPackaging = false
+        }
     }
 
     buildTypes {
@@ -98,12 +112,10 @@ android {
 }
 
 dependencies {
-    // LiteRT (the runtime formerly called TensorFlow Lite): interpreter, GPU delegate, metadata reader.
+    // LiteRT 2.x: CompiledModel (CPU/GPU) + Interpreter (CPU); the metadata reader; MediaPipe Tasks.
     implementation("com.google.ai.edge.litert:litert:$litertVersion")
-    implementation("com.google.ai.edge.litert:litert-gpu:$litertVersion")
-    implementation("com.google.ai.edge.litert:litert-gpu-api:$litertVersion")
-    implementation("com.google.ai.edge.litert:litert-support:$litertVersion")
-    implementation("com.google.ai.edge.litert:litert-metadata:$litertVersion")
+    implementation("com.google.ai.edge.litert:litert-metadata:$litertMetadataVersion")
+    implementation("com.google.mediapipe:tasks-vision:$mediapipeVersion")
 
     implementation("androidx.activity:activity:1.9.3")
     implementation("androidx.core:core:1.15.0")

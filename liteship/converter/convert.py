@@ -39,7 +39,7 @@ class Converted:
     seconds: float
 
 
-def _make_converter(export: ExportResult) -> Any:
+def make_converter(export: ExportResult) -> Any:
     import tensorflow as tf
 
     if export.frozen_graph is not None:  # inputs (c) and (d): a TF1 tflite_graph.pb
@@ -66,7 +66,7 @@ def convert_variant(
     import tensorflow as tf
 
     t0 = time.perf_counter()
-    converter = _make_converter(export)
+    converter = make_converter(export)
     if variant is Variant.FP16:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]

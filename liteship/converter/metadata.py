@@ -10,7 +10,6 @@ the order of the output list; :func:`verify` proves the binding on the written m
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 from liteship import tflsupport
 from liteship.errors import MetadataProblem
 from liteship.tflite_inspect import inspect_model
+from liteship.tflite_metadata import read_metadata_view
 from liteship.types import Normalization, OutputRole
 
 LABEL_FILE = "labelmap.txt"
@@ -68,31 +68,18 @@ def write_metadata(model: bytes, normalization: Normalization, labels_txt: str) 
 
 
 def read_metadata(model: bytes) -> MetadataSummary:
-    md = tflsupport.metadata()
-    try:
-        displayer = md.MetadataDisplayer.with_model_buffer(bytearray(model))
-        meta = json.loads(displayer.get_metadata_json())
-        files = tuple(displayer.get_packed_associated_file_list())
-        labels = displayer.get_associated_file_buffer(LABEL_FILE).decode("utf-8") if LABEL_FILE in files else ""
-    except Exception as exc:
-        raise MetadataProblem(f"cannot read metadata back: {type(exc).__name__}: {str(exc)[:300]}") from exc
-    sub = meta["subgraph_metadata"][0]
-    outputs = tuple(t.get("name", "") for t in sub.get("output_tensor_metadata", []))
-    norm = next(
-        (
-            u["options"]
-            for t in sub.get("input_tensor_metadata", [])
-            for u in t.get("process_units", [])
-            if u.get("options_type") == "NormalizationOptions"
-        ),
-        {},
-    )
+    """The written metadata, read back with the one metadata reader (:mod:`liteship.tflite_metadata`)."""
+    view = read_metadata_view(model)
+    if not view.readable:
+        found = view.error or "no TFLITE_METADATA entry"
+        raise MetadataProblem(f"cannot read metadata back: expected a TFLITE_METADATA entry, found {found}")
+    mean, std = view.normalization or ((), ())
     return MetadataSummary(
-        output_names=outputs,
-        associated_files=files,
-        norm_mean=tuple(norm.get("mean", [])),
-        norm_std=tuple(norm.get("std", [])),
-        label_count=len([line for line in labels.splitlines()]),
+        output_names=view.output_names,
+        associated_files=view.packed_files,
+        norm_mean=mean,
+        norm_std=std,
+        label_count=view.packed_lines(LABEL_FILE) or 0,
     )
 
 

@@ -8,7 +8,6 @@ adbutils connection directly (adbutils' own push writes 4 KiB chunks with unchec
 from __future__ import annotations
 
 import os
-import secrets
 import socket
 import struct
 import tempfile
@@ -171,7 +170,7 @@ class AdbServerDevice(Device):
         c.check_okay()
         return c
 
-    def _send_file(self, local: Path, remote: str, timeout_s: float) -> None:
+    def _sync_send(self, local: Path, remote: str, timeout_s: float) -> None:
         c = self._sync(timeout_s)
         try:
             sock = c.conn
@@ -199,25 +198,8 @@ class AdbServerDevice(Device):
         finally:
             c.close()
 
-    def push(self, local: Path, remote: str, *, timeout_s: float = 600.0) -> None:
-        local = Path(local)
-        if not local.is_file():
-            raise DeviceStorageProblem(f"cannot push {local}: not a file on this computer", hint="check the local path")
-        partial = f"{remote}.partial-{secrets.token_hex(4)}"
-        try:
-            self._call(f"push {local.name} to {remote}", lambda: self._send_file(local, partial, timeout_s))
-            r = self.shell(f"mv -f {quote(partial)} {quote(remote)}", timeout_s=min(timeout_s, 60.0))
-            if r.exit_code != 0:
-                raise DeviceStorageProblem(
-                    f"push to {remote}: renaming the uploaded file into place failed (exit {r.exit_code}): "
-                    f"{(r.stdout + r.stderr).strip()}",
-                    hint="check that the destination folder is writable by the shell user")
-        except DeviceProblem:
-            try:
-                self.shell(f"rm -f {quote(partial)}", timeout_s=10.0)
-            except DeviceProblem:
-                pass
-            raise
+    def _send_file(self, local: Path, remote: str, *, timeout_s: float) -> None:
+        self._call(f"push {local.name} to {remote}", lambda: self._sync_send(local, remote, timeout_s))
 
     def _recv_file(self, remote: str, tmp: str, timeout_s: float) -> None:
         c = self._sync(timeout_s)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import select
 import socket
 import tempfile
@@ -270,31 +269,15 @@ class AdbShellDevice(Device):
         m = re.match(r"\d+", text[idx + len(_EXIT_MARK):])
         return ShellResult(int(m.group()) if m else 255, text[:idx])
 
-    def push(self, local: Path, remote: str, *, timeout_s: float = 600.0) -> None:
-        local = Path(local)
-        if not local.is_file():
-            raise DeviceStorageProblem(f"cannot push {local}: not a file on this computer",
-                                       hint="check the local path")
-        partial = f"{remote}.partial-{secrets.token_hex(4)}"
-        try:
-            # never retried: a second attempt could race a half-written first one
-            self._call(f"push {local.name} to {remote}", lambda: self._adb.push(
-                str(local), partial, st_mode=0o100644, mtime=int(local.stat().st_mtime),
-                transport_timeout_s=min(timeout_s, max(self._timeout_s, 30.0)), read_timeout_s=timeout_s),
-                retry=False)
-            r = self.shell(f"mv -f {quote(partial)} {quote(remote)}", timeout_s=min(timeout_s, 60.0))
-            if r.exit_code != 0:
-                raise DeviceStorageProblem(
-                    f"push to {remote}: the file arrived but renaming it into place failed "
-                    f"(exit {r.exit_code}): {(r.stdout + r.stderr).strip()}",
-                    hint="check that the destination folder is writable by the shell user")
-        except DeviceProblem:
-            self._cleanup(partial)
-            raise
+    def _send_file(self, local: Path, remote: str, *, timeout_s: float) -> None:
+        self._call(f"push {local.name} to {remote}", lambda: self._adb.push(
+            str(local), remote, st_mode=0o100644, mtime=int(local.stat().st_mtime),
+            transport_timeout_s=min(timeout_s, max(self._timeout_s, 30.0)), read_timeout_s=timeout_s),
+            retry=False)
 
-    def _cleanup(self, partial: str) -> None:
-        """Remove a partial upload; ``rm -f`` is safe to replay, so a dropped connection is
-        reopened once for it (a real adbd leaves what it received under the partial name)."""
+    def _remove_partial(self, partial: str) -> None:
+        """``rm -f`` is safe to replay, so a dropped connection is reopened once for it (a real
+        adbd leaves what it received under the partial name)."""
         try:
             self._shell(f"rm -f {quote(partial)}", timeout_s=10.0, retry=True)
         except DeviceProblem:

@@ -1,30 +1,36 @@
-"""The validation app's logic in Python: what ``ValidationActivity`` does, on the desktop runtime.
+"""The validation app's logic in Python: what ``ValidationActivity`` does, on the desktop runtimes.
 
 The emulated device (``liteship.device.emulator``) calls :func:`serve` when it receives
 ``am start -n dev.liteship.demo/.ValidationActivity --es request PATH``. It follows the
-protocol exactly like the Android app: read and validate ``request.json``, load the
-model from the run folder, run it per requested delegate on every input, and write
-``result.json`` atomically (``result.json.tmp``, then rename). It never raises: every
-failure becomes a schema-valid result with ``status: error`` (or a per-delegate error).
+protocol exactly like the Android app: read and validate ``request.json``, load the model
+from the run folder, run it with every requested engine and accelerator on every input,
+and write ``result.json`` atomically (``result.json.tmp``, then rename). It never raises:
+every failure becomes a schema-valid result with ``status: error`` (or a per-run error).
 
-What differs from a phone, and is labelled in the result (``producer.kind: emulated``):
-the runtime is the desktop LiteRT (``ai-edge-litert``, XNNPACK on x86-64), images are
-decoded and resized with Pillow (detect.py's preprocessing, not Android's Bitmap), and
-only the ``cpu`` delegate exists (``gpu``/``nnapi`` report ``unavailable``).
+It is the twin of the Java app (``android_app/.../ValidationRunner.java``), not of the
+desktop reference: outputs are found by their METADATA names (``ModelRoles``), images are
+packed like ``PixelPacker`` and decoded like ``DetectionDecoder``. The host's side of the
+comparison is :mod:`liteship.device.desktop`, separate code that finds outputs by the
+postprocess op's ports and runs ``validation/detect.py`` -- so a fault in this app (the
+emulator's ``perturb-result``) makes the comparison fail for real.
 
-:class:`ModelRunner` is also the desktop side of the device comparison
-(:mod:`liteship.device.compare`): one implementation of "feed an input, read the outputs
-by role" for both.
+Engines (:mod:`liteship.device.appengines` for the two that run in a child process):
+
+* ``interpreter``: ai-edge-litert's Interpreter, CPU only here (``gpu``/``nnapi`` are
+  ``unavailable``, as on LiteRT 2.x where the Interpreter has no delegates);
+* ``compiled``: ai-edge-litert's CompiledModel, in a child process (it can corrupt the
+  process's memory); ``gpu`` falls back to the CPU here (no GPU) and says so;
+* ``mediapipe``: MediaPipe Tasks ObjectDetector, in a child process; images only.
+
+What differs from a phone is labelled in the result (``producer.kind: emulated``).
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import json
+import math
 import os
 import time
-import zipfile
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -34,7 +40,8 @@ import numpy as np
 
 from liteship import __version__
 from liteship.device import protocol
-from liteship.types import OutputRole
+from liteship.device.protocol import DTYPES, decode_tensor, dtype_name, read_tensor_file, tensor_dict  # noqa: F401
+from liteship.tflite_metadata import read_metadata_view
 
 #: the device facts the emulated app reports (a fixed, recognisable device: never mistaken for a phone)
 EMULATED_DEVICE: dict[str, Any] = {
@@ -45,17 +52,6 @@ EMULATED_DEVICE: dict[str, Any] = {
     "abi": "x86_64",
 }
 
-#: the protocol's dtype names <-> little-endian numpy dtypes
-DTYPES: dict[str, np.dtype[Any]] = {
-    "float32": np.dtype("<f4"),
-    "float16": np.dtype("<f2"),
-    "int8": np.dtype("i1"),
-    "uint8": np.dtype("u1"),
-    "int32": np.dtype("<i4"),
-    "int64": np.dtype("<i8"),
-    "bool": np.dtype("?"),
-}
-
 #: the emulated device has no GPU or NNAPI driver: say so instead of silently using the CPU
 UNAVAILABLE_DELEGATES = {
     "gpu": "the gpu delegate is not available on the emulated device (desktop LiteRT runs on the CPU only); "
@@ -63,8 +59,10 @@ UNAVAILABLE_DELEGATES = {
     "nnapi": "the nnapi delegate is not available on the emulated device (NNAPI exists only on Android); "
              "run on a phone for nnapi numbers",
 }
+NNAPI_WARNING = "NNAPI is deprecated since Android 15 (API 35); prefer the compiled engine (CompiledModel) on gpu"
 
-_LABEL_FILE = "labelmap.txt"
+#: the Task Library metadata names the app finds outputs by (ModelRoles.java); count is optional
+ROLE_NAMES = ("location", "category", "score", "number of detections")
 
 
 def runtime_version() -> str:
@@ -72,11 +70,6 @@ def runtime_version() -> str:
         return f"ai-edge-litert {version('ai-edge-litert')}"
     except PackageNotFoundError:
         return "ai-edge-litert (unknown version)"
-
-
-def dtype_name(dtype: Any) -> str:
-    name = np.dtype(dtype).name
-    return "bool" if name == "bool" else name
 
 
 class StageError(Exception):
@@ -97,200 +90,201 @@ class StageError(Exception):
         return {"stage": self.stage, "type": self.exc_type, "message": self.message[:4000]}
 
 
-# ---------------------------------------------------------------------------- model
+# ---------------------------------------------------------------------------- the model as the app sees it
 
 
 @dataclass(frozen=True)
 class ModelFacts:
-    """What the app reads from the model's TFLite metadata (TF-free)."""
+    """What the app reads from the model's TFLite metadata (MetadataReader.java's twin, TF-free)."""
 
     output_names: tuple[str, ...]  # metadata names in output order ("" without metadata)
     mean: tuple[float, ...]
     std: tuple[float, ...]
     labels: tuple[str, ...]
+    has_metadata: bool = True
 
 
 def model_facts(data: bytes) -> ModelFacts:
-    """Output names, normalization and labels from the ``TFLITE_METADATA`` buffer.
+    """Output names, normalization and labels, as the app reads them from the metadata.
 
-    Parsed with the metadata flatbuffer schema only (tflite-support's displayer imports
-    TensorFlow). Models without metadata get no names, 127.5/127.5 and no labels.
+    Models without metadata get no names, no normalization and no labels.
     """
-    from tensorflow_lite_support.metadata import metadata_schema_py_generated as md
-
-    from liteship.tflite_inspect import TFLITE_METADATA_NAME, _Reader
-
-    raw = _Reader(data, "the model").metadata().get(TFLITE_METADATA_NAME)
-    if not raw:
-        return ModelFacts((), (127.5,), (127.5,), ())
-    meta = md.ModelMetadata.GetRootAsModelMetadata(bytearray(raw), 0)
-    names: list[str] = []
-    mean: tuple[float, ...] = (127.5,)
-    std: tuple[float, ...] = (127.5,)
-    label_file = _LABEL_FILE
-    if meta.SubgraphMetadataLength():
-        sub = meta.SubgraphMetadata(0)
-        for i in range(sub.OutputTensorMetadataLength()):
-            tensor = sub.OutputTensorMetadata(i)
-            names.append((tensor.Name() or b"").decode("utf-8", "replace"))
-            for j in range(tensor.AssociatedFilesLength()):
-                f = tensor.AssociatedFiles(j)
-                if f.Type() == md.AssociatedFileType.TENSOR_VALUE_LABELS and f.Name():
-                    label_file = f.Name().decode("utf-8", "replace")
-        if sub.InputTensorMetadataLength():
-            inp = sub.InputTensorMetadata(0)
-            for j in range(inp.ProcessUnitsLength()):
-                unit = inp.ProcessUnits(j)
-                if unit.OptionsType() == md.ProcessUnitOptions.NormalizationOptions:
-                    opts = md.NormalizationOptions()
-                    table = unit.Options()
-                    opts.Init(table.Bytes, table.Pos)
-                    mean = tuple(float(x) for x in opts.MeanAsNumpy())
-                    std = tuple(float(x) for x in opts.StdAsNumpy())
-    labels: tuple[str, ...] = ()
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            if label_file in archive.namelist():
-                labels = tuple(archive.read(label_file).decode("utf-8", "replace").splitlines())
-    except zipfile.BadZipFile:
-        pass
-    return ModelFacts(tuple(names), mean, std, labels)
+    view = read_metadata_view(data)
+    if not view.present:
+        return ModelFacts((), (), (), (), has_metadata=False)
+    mean, std = view.normalization or ((), ())
+    labels = list(view.category_labels)
+    while labels and not labels[-1].strip():
+        labels.pop()
+    return ModelFacts(view.output_names, mean, std, tuple(labels))
 
 
-class ModelRunner:
-    """One interpreter on one model, used like the app uses it.
+class AppModel:
+    """The model as the app sees it: input 0's spec, output roles by metadata NAME
+    (``ModelRoles.fromNames``), the app's image packing and detection decoding."""
 
-    Preprocessing and loading are detect.py's :class:`TFLiteDetector` (resize bilinear,
-    no aspect kept; float: (x - mean) / std from the metadata; uint8: raw pixels).
-    Outputs are read by ROLE, taken from the metadata names (``location``, ``category``,
-    ``score``, ``number of detections``) as the app does; without metadata, from the
-    postprocess op's ports.
-    """
-
-    def __init__(self, data: bytes, *, threads: int = 1, source: str = "the model") -> None:
-        from liteship.validation.detect import TFLiteDetector
-
+    def __init__(self, data: bytes, *, source: str = "the model") -> None:
         from liteship.tflite_inspect import inspect_model
 
-        inspect_model(data, source=source)  # typed refusal of corrupt files before the metadata is read
+        self.info = inspect_model(data, source=source)  # typed refusal of corrupt files first
         self.data = data
         self.facts = model_facts(data)
-        self.detector = TFLiteDetector(data, num_threads=threads, mean=_channels(self.facts.mean),
-                                       std=_channels(self.facts.std))
-        self.info = self.detector.info
-        self._interpreter = self.detector._interpreter  # the one interpreter: no second copy of the model
-        self._input = self._interpreter.get_input_details()[0]
-        self._outputs = self._interpreter.get_output_details()
-        self.roles = self._roles(source)
+        if len(self.info.inputs) != 1:
+            raise ValueError(f"the model has {len(self.info.inputs)} inputs; an SSD detector has one image input")
+        self.input = self.info.inputs[0]
+        self.outputs = self.info.outputs
+        self.roles, self.roles_problem = self._roles()
 
-    def _roles(self, source: str) -> dict[OutputRole, int]:
-        by_value = {r.value: r for r in OutputRole}
-        named = [by_value.get(n) for n in self.facts.output_names]
-        if len(named) == len(self._outputs) and all(named) and len(set(named)) == len(named):
-            return {role: i for i, role in enumerate(named) if role is not None}
-        return {role: i for i, role in enumerate(self.info.output_roles) if role is not None}
+    def _roles(self) -> tuple[dict[str, int], str | None]:
+        names = self.facts.output_names
+        positions: dict[str, int] = {}
+        twice = []
+        for i, name in enumerate(names):
+            if name in ROLE_NAMES:
+                if name in positions:
+                    twice.append(name)
+                positions[name] = i
+        missing = [r for r in ROLE_NAMES[:3] if r not in positions]
+        if twice:
+            return positions, (f"the metadata names more than one output {', '.join(map(repr, twice))}; "
+                               "each role must name exactly one output")
+        if missing:
+            shown = ", ".join(f"'{n}'" if n else "none" for n in names)
+            return positions, (f"no output is named {' or '.join(map(repr, missing))} in the model metadata (output "
+                               f"names: [{shown}]); write the detector metadata with `liteship metadata` (names "
+                               "location, category, score, number of detections)")
+        return positions, None
 
     @property
     def input_dtype(self) -> str:
-        return dtype_name(self._input["dtype"])
+        return self.input.dtype
 
     @property
     def input_shape(self) -> list[int]:
-        return [int(x) for x in self._input["shape"]]
+        return [int(x) for x in self.input.shape]
 
     @property
     def output_roles(self) -> list[str]:
-        by_pos = {i: r.value for r, i in self.roles.items()}
-        return [by_pos.get(i, "") for i in range(len(self._outputs))]
+        """``ModelRoles.describe``: the metadata name when it is a role name, else ""."""
+        names = self.facts.output_names
+        return [names[i] if i < len(names) and names[i] in ROLE_NAMES else "" for i in range(len(self.outputs))]
 
     def image_tensor(self, path: Path) -> np.ndarray:
-        """Decode (EXIF upright, RGB) and preprocess an image file like the app."""
+        """Decode (EXIF upright, RGB), scale bilinearly to the input size, pack (PixelPacker)."""
+        from PIL import Image
+
         from liteship.converter.calibration import load_rgb
 
-        return self.detector.preprocess(load_rgb(path))
+        shape = self.input_shape
+        if len(shape) != 4 or shape[0] != 1 or shape[3] != 3 or shape[1] <= 0 or shape[2] <= 0:
+            raise ValueError(f"input 0 has shape {shape}; an image detector needs [1, height, width, 3] (RGB)")
+        height, width = shape[1], shape[2]
+        image = Image.fromarray(load_rgb(Path(path)), "RGB")
+        if image.size != (width, height):
+            image = image.resize((width, height), Image.Resampling.BILINEAR)
+        pixels = np.asarray(image, dtype=np.uint8)[np.newaxis]
+        if self.input_dtype == "uint8":
+            return pixels
+        if self.input_dtype not in ("float32", "int8"):
+            raise ValueError(f"input 0 is {self.input_dtype}; the app feeds images to uint8, int8 or float32 inputs only")
+        if not self.facts.mean or not self.facts.std:
+            raise ValueError(f"input 0 is {self.input_dtype} but the model metadata has no NormalizationOptions "
+                             "(mean/std); write the metadata with `liteship metadata`")
+        mean = np.asarray([self.facts.mean[min(c, len(self.facts.mean) - 1)] for c in range(3)], np.float32)
+        std = np.asarray([self.facts.std[min(c, len(self.facts.std) - 1)] for c in range(3)], np.float32)
+        if np.any(std == 0) or np.any(np.isnan(std)):
+            raise ValueError("NormalizationOptions std contains 0 or NaN")
+        values = (pixels.astype(np.float32) - mean) / std
+        if self.input_dtype == "float32":
+            return values.astype(np.float32)
+        quant = self.input.quantization.per_tensor if self.input.quantization else None
+        if not quant or not quant[0] > 0:
+            raise ValueError("int8 input 0 has no quantization scale")
+        return np.clip(np.floor(values / np.float32(quant[0]) + 0.5) + quant[1], -128, 127).astype(np.int8)
 
     def check_tensor(self, array: np.ndarray) -> np.ndarray:
-        want_dtype, want_shape = self._input["dtype"], self.input_shape
-        if array.dtype != want_dtype or list(array.shape) != want_shape:
+        if dtype_name(array.dtype) != self.input_dtype or list(array.shape) != self.input_shape:
             raise ValueError(
                 f"input tensor is {dtype_name(array.dtype)} {list(array.shape)}, the model's input is "
-                f"{dtype_name(want_dtype)} {want_shape}"
+                f"{self.input_dtype} {self.input_shape}"
             )
         return array
 
+    def input_tensor(self, folder: Path, item: dict[str, Any]) -> np.ndarray:
+        """One request input as input 0's array (preprocess stage)."""
+        try:
+            if item["kind"] == "tensor":
+                return self.check_tensor(read_tensor_file(folder / item["file"], item["dtype"], item["shape"]))
+            return self.image_tensor(folder / item["file"])
+        except Exception as exc:  # noqa: BLE001 - a bad input is reported on that input only
+            raise StageError.wrap("preprocess", exc) from None
+
+    def decode(self, values: list[np.ndarray], score_threshold: float, max_results: int) -> list[dict[str, Any]]:
+        """``DetectionDecoder``'s twin: outputs by metadata role (float32), the first
+        min(count, N) entries in the op's order, NaN/infinite entries and scores below the
+        threshold skipped, at most ``max_results``; boxes as the model emits them."""
+        if self.roles_problem:
+            raise ValueError(self.roles_problem)
+
+        def floats(role: str) -> np.ndarray:
+            position = self.roles[role]
+            value = values[position]
+            if value.dtype != np.float32:
+                raise ValueError(f"output {position} ('{self.outputs[position].name}') is {dtype_name(value.dtype)}; "
+                                 "the detection outputs of TFLite_Detection_PostProcess are float32")
+            return value.reshape(-1)
+
+        locations, categories, scores = floats("location"), floats("category"), floats("score")
+        n = min(len(scores), len(categories), len(locations) // 4)
+        if "number of detections" in self.roles:
+            count = floats("number of detections")
+            if count.size and not math.isnan(count[0]):
+                n = max(0, min(n, _java_round(float(count[0]))))
+        found: list[dict[str, Any]] = []
+        for i in range(n):
+            if len(found) >= max_results:
+                break
+            score, c = float(scores[i]), float(categories[i])
+            box = [float(v) for v in locations[4 * i:4 * i + 4]]
+            if not score >= score_threshold or math.isinf(score) or not math.isfinite(c) or c < 0:
+                continue
+            if not all(math.isfinite(v) for v in box):
+                continue
+            index = _java_round(c)
+            label = self.facts.labels[index] if index < len(self.facts.labels) else None
+            found.append({"box": box, "class_index": index, "label": label, "score": score})
+        return found
+
+
+def _java_round(x: float) -> int:
+    """Java's Math.round: floor(x + 0.5)."""
+    return int(math.floor(x + 0.5))
+
+
+class ModelRunner(AppModel):
+    """The ``interpreter`` engine: one ai-edge-litert Interpreter on the model (CPU)."""
+
+    def __init__(self, data: bytes, *, threads: int = 1, source: str = "the model") -> None:
+        super().__init__(data, source=source)
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._interpreter = Interpreter(model_content=data, num_threads=threads)
+        self._interpreter.allocate_tensors()
+        self._input_detail = self._interpreter.get_input_details()[0]
+        self._output_details = self._interpreter.get_output_details()
+
     def invoke(self, tensor: np.ndarray) -> float:
         """Feed input 0 and run; returns the invoke time in ms."""
-        self._interpreter.set_tensor(self._input["index"], tensor)
+        self._interpreter.set_tensor(self._input_detail["index"], tensor)
         t0 = time.perf_counter()
         self._interpreter.invoke()
         return (time.perf_counter() - t0) * 1000.0
 
     def raw_outputs(self) -> list[tuple[dict[str, Any], np.ndarray]]:
-        return [(d, self._interpreter.get_tensor(d["index"]).copy()) for d in self._outputs]
-
-    def _role_values(self, role: OutputRole) -> np.ndarray:
-        detail = self._outputs[self.roles[role]]
-        value = self._interpreter.get_tensor(detail["index"])
-        scale, zero_point = detail.get("quantization", (0.0, 0))
-        if value.dtype != np.float32 and scale:
-            return (value.astype(np.float32) - zero_point) * scale
-        return value.astype(np.float32)
+        return [(d, self._interpreter.get_tensor(d["index"]).copy()) for d in self._output_details]
 
     def detections(self, score_threshold: float = 0.0, max_results: int = 100) -> list[dict[str, Any]]:
-        """Detections of the last invoke: normalized [ymin, xmin, ymax, xmax], best first."""
-        missing = [r.value for r in OutputRole if r not in self.roles]
-        if missing:
-            raise ValueError(f"the model has no output named {', '.join(missing)} (neither in its metadata nor "
-                             "as a TFLite_Detection_PostProcess port)")
-        boxes = self._role_values(OutputRole.BOXES).reshape(-1, 4)
-        classes = self._role_values(OutputRole.CLASSES).reshape(-1)
-        scores = self._role_values(OutputRole.SCORES).reshape(-1)
-        raw_count = self._role_values(OutputRole.COUNT).reshape(-1)
-        count = int(np.rint(raw_count[0])) if raw_count.size and np.isfinite(raw_count[0]) else 0
-        count = max(0, min(count, len(boxes), len(classes), len(scores)))
-        found = []
-        for k in range(count):
-            score = float(scores[k])
-            if not score >= score_threshold:
-                continue
-            index = int(np.rint(classes[k])) if np.isfinite(classes[k]) else 0
-            label = self.facts.labels[index] if 0 <= index < len(self.facts.labels) else None
-            found.append({"box": [float(v) for v in boxes[k]], "class_index": max(index, 0), "label": label,
-                          "score": score})
-            if len(found) >= max_results:
-                break
-        return found
-
-
-def _channels(values: tuple[float, ...]) -> tuple[float, ...]:
-    return values if len(values) in (1, 3) else values[:1]
-
-
-def tensor_dict(detail: dict[str, Any], value: np.ndarray) -> dict[str, Any]:
-    little = value.astype(value.dtype.newbyteorder("<"), copy=False)
-    return {
-        "name": str(detail["name"]),
-        "index": int(detail["index"]),
-        "dtype": dtype_name(value.dtype),
-        "shape": [int(x) for x in value.shape],
-        "data_b64": base64.b64encode(little.tobytes()).decode("ascii"),
-    }
-
-
-def decode_tensor(tensor: dict[str, Any]) -> np.ndarray:
-    """A protocol ``tensor`` object back to an array."""
-    dtype = DTYPES[tensor["dtype"]]
-    raw = base64.b64decode(tensor["data_b64"], validate=True)
-    return np.frombuffer(raw, dtype=dtype).reshape(tensor["shape"])
-
-
-def read_tensor_file(path: Path, dtype: str, shape: list[int]) -> np.ndarray:
-    raw = Path(path).read_bytes()
-    dt = DTYPES[dtype]
-    expected = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
-    if len(raw) != expected:
-        raise ValueError(f"{Path(path).name} has {len(raw)} bytes, expected {expected} for {dtype} {shape}")
-    return np.frombuffer(raw, dtype=dt).reshape(shape).astype(dt.newbyteorder("="))
+        return self.decode([v for _, v in self.raw_outputs()], score_threshold, max_results)
 
 
 # ---------------------------------------------------------------------------- serve
@@ -318,7 +312,7 @@ def _read_request(request_file: Path) -> dict[str, Any]:
         doc = json.loads(Path(request_file).read_bytes().decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise StageError.wrap("request", exc) from None
-    errors = protocol._errors(doc, "request")
+    errors = protocol.request_errors(doc)
     if errors:
         raise StageError("request", "liteship.device.protocol.SchemaError",
                          "request.json breaks the protocol schema: " + "; ".join(errors))
@@ -342,16 +336,7 @@ def _load_model(folder: Path, request: dict[str, Any]) -> bytes:
     return data
 
 
-def _input_tensor(runner: ModelRunner, folder: Path, item: dict[str, Any]) -> np.ndarray:
-    try:
-        if item["kind"] == "tensor":
-            return runner.check_tensor(read_tensor_file(folder / item["file"], item["dtype"], item["shape"]))
-        return runner.image_tensor(folder / item["file"])
-    except Exception as exc:  # noqa: BLE001 - a bad input is reported on that input only
-        raise StageError.wrap("preprocess", exc) from None
-
-
-def _run_delegate(runner: ModelRunner, folder: Path, request: dict[str, Any]) -> dict[str, Any]:
+def _run_interpreter(runner: ModelRunner, folder: Path, request: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {"delegate": "cpu", "status": "ok", "warmup_ms": [], "latency_ms": [], "outputs": []}
     threshold = float(request.get("score_threshold", 0.0))
     max_results = int(request.get("max_results", 100))
@@ -359,7 +344,7 @@ def _run_delegate(runner: ModelRunner, folder: Path, request: dict[str, Any]) ->
     for position, item in enumerate(request["inputs"]):
         output: dict[str, Any] = {"input_id": item["id"]}
         try:
-            tensor = _input_tensor(runner, folder, item)
+            tensor = runner.input_tensor(folder, item)
             try:
                 if position == 0:
                     result["warmup_ms"] = [round(runner.invoke(tensor), 4) for _ in range(request["warmup"])]
@@ -367,9 +352,10 @@ def _run_delegate(runner: ModelRunner, folder: Path, request: dict[str, Any]) ->
                     output["latency_ms"] = result["latency_ms"][0]
                 else:
                     output["latency_ms"] = round(runner.invoke(tensor), 4)
+                raw = runner.raw_outputs()
                 if want_tensors:
-                    output["tensors"] = [tensor_dict(d, v) for d, v in runner.raw_outputs()]
-                output["detections"] = runner.detections(threshold, max_results)
+                    output["tensors"] = [tensor_dict(d["name"], d["index"], v) for d, v in raw]
+                output["detections"] = runner.decode([v for _, v in raw], threshold, max_results)
             except Exception as exc:  # noqa: BLE001
                 raise StageError.wrap("run", exc) from None
         except StageError as exc:
@@ -378,8 +364,37 @@ def _run_delegate(runner: ModelRunner, folder: Path, request: dict[str, Any]) ->
     return result
 
 
-def run_request(request_file: Path, *, producer_kind: str = "emulated") -> dict[str, Any]:
-    """The result document for ``request_file`` (no file written, never raises)."""
+def _interpreter_runs(data: bytes, folder: Path, request: dict[str, Any], accelerators: list[str],
+                      engines_form: bool, runner: ModelRunner) -> list[dict[str, Any]]:
+    runs = []
+    for delegate in accelerators:
+        tag: dict[str, Any] = {"engine": protocol.INTERPRETER, "runtime": runtime_version() + " Interpreter"} \
+            if engines_form else {}
+        if delegate in UNAVAILABLE_DELEGATES:
+            entry = {"delegate": delegate, **tag, "status": "unavailable",
+                     "error": {"stage": "delegate", "type": "java.lang.UnsupportedOperationException",
+                               "message": UNAVAILABLE_DELEGATES[delegate]}}
+        else:
+            try:
+                entry = {**_run_interpreter(runner, folder, request), **tag}
+                if engines_form:
+                    entry["accelerator_used"] = "cpu"
+            except Exception as exc:  # noqa: BLE001
+                entry = {"delegate": delegate, **tag, "status": "error",
+                         "error": StageError.wrap("run", exc).to_dict()}
+        if engines_form and delegate == "nnapi":
+            entry["warnings"] = [NNAPI_WARNING]
+        runs.append(entry)
+    return runs
+
+
+def run_request(request_file: Path, *, producer_kind: str = "emulated", perturb: bool = False) -> dict[str, Any]:
+    """The result document for ``request_file`` (no file written, never raises).
+
+    ``perturb`` is the emulator's ``perturb-result`` fault: the app computes wrong numbers
+    (scores +0.01, boxes shifted by 0.2), which the host's comparison must catch."""
+    from liteship.device import appengines
+
     folder = Path(request_file).parent
     result = _base(folder.name, producer_kind)
     try:
@@ -397,19 +412,20 @@ def run_request(request_file: Path, *, producer_kind: str = "emulated") -> dict[
             "input": {"dtype": runner.input_dtype, "shape": runner.input_shape},
             "output_roles": runner.output_roles,
         }
-        for delegate in request["delegates"]:
-            if delegate in UNAVAILABLE_DELEGATES:
-                result["delegates"].append({
-                    "delegate": delegate, "status": "unavailable",
-                    "error": {"stage": "delegate", "type": "java.lang.UnsupportedOperationException",
-                              "message": UNAVAILABLE_DELEGATES[delegate]},
-                })
+        engines_form = "engines" in request
+        for engine, accelerators in protocol.runs_of(request):
+            if engine == protocol.INTERPRETER:
+                result["delegates"] += _interpreter_runs(data, folder, request, accelerators, engines_form, runner)
                 continue
-            try:
-                result["delegates"].append(_run_delegate(runner, folder, request))
-            except Exception as exc:  # noqa: BLE001
-                result["delegates"].append({"delegate": delegate, "status": "error",
-                                            "error": StageError.wrap("run", exc).to_dict()})
+            for accelerator in accelerators:
+                try:
+                    entry = appengines.run(engine, accelerator, runner, folder / request["model"], folder, request)
+                except Exception as exc:  # noqa: BLE001 - a bug in one engine must not hide the others
+                    entry = {"delegate": accelerator, "engine": engine, "status": "error",
+                             "error": StageError.wrap("run", exc).to_dict()}
+                result["delegates"].append(entry)
+        if perturb:
+            _perturb(result, runner)
     except Exception as exc:  # noqa: BLE001 - the app never dies on a bad request or model
         result["status"] = "error"
         result["error"] = StageError.wrap("request", exc).to_dict()
@@ -417,7 +433,20 @@ def run_request(request_file: Path, *, producer_kind: str = "emulated") -> dict[
     return result
 
 
-def serve(request_file: Path, *, producer_kind: str = "emulated") -> None:
+def _perturb(result: dict[str, Any], runner: AppModel) -> None:
+    """The ``perturb-result`` fault: every score tensor +0.01, every box shifted by 0.2."""
+    position = runner.roles.get("score")
+    score_index = runner.outputs[position].index if position is not None else None
+    for run in result["delegates"]:
+        for out in run.get("outputs", []):
+            for t in out.get("tensors", []):
+                if t["index"] == score_index and t["dtype"] == "float32":
+                    t.update(tensor_dict(t["name"], t["index"], decode_tensor(t) + np.float32(0.01)))
+            for det in out.get("detections", []):
+                det["box"] = [v + 0.2 for v in det["box"]]
+
+
+def serve(request_file: Path, *, producer_kind: str = "emulated", perturb: bool = False) -> None:
     """Serve one request: ``result.json`` appears (atomically) next to ``request_file``.
 
     Never raises. A result that would break the schema (a bug) is replaced by an error
@@ -425,7 +454,7 @@ def serve(request_file: Path, *, producer_kind: str = "emulated") -> None:
     """
     folder = Path(request_file).parent
     try:
-        result = run_request(request_file, producer_kind=producer_kind)
+        result = run_request(request_file, producer_kind=producer_kind, perturb=perturb)
         errors = protocol._errors(result, "result")
         if errors:
             bad = _base(str(result.get("run_id", folder.name)), producer_kind)

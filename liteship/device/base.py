@@ -38,9 +38,46 @@ class Device(ABC):
     def shell(self, command: str, *, timeout_s: float = 60.0) -> ShellResult:
         """Run ``command`` with the device's ``sh``. Callers quote with :func:`quote`."""
 
-    @abstractmethod
     def push(self, local: Path, remote: str, *, timeout_s: float = 600.0) -> None:
-        """Copy a file to ``remote`` (the full destination path, not a folder)."""
+        """Copy a file to ``remote`` (the full destination path, not a folder), atomically.
+
+        The same on every transport: the bytes go to ``<remote>.partial-XXXX`` (the
+        transport's :meth:`_send_file`), then ``mv -f`` renames it into place, so a reader on
+        the device never sees a half-written file under the final name. On failure the
+        partial file is removed (:meth:`_remove_partial`) and the error is raised."""
+        import secrets
+
+        from liteship.errors import DeviceProblem, DeviceStorageProblem
+
+        local = Path(local)
+        if not local.is_file():
+            raise DeviceStorageProblem(f"cannot push {local}: not a file on this computer", hint="check the local path")
+        partial = f"{remote}.partial-{secrets.token_hex(4)}"
+        try:
+            self._send_file(local, partial, timeout_s=timeout_s)
+            r = self.shell(f"mv -f {quote(partial)} {quote(remote)}", timeout_s=min(timeout_s, 60.0))
+            if r.exit_code != 0:
+                raise DeviceStorageProblem(
+                    f"push to {remote}: the file arrived but renaming it into place failed "
+                    f"(exit {r.exit_code}): {(r.stdout + r.stderr).strip()}",
+                    hint="check that the destination folder is writable by the shell user")
+        except DeviceProblem:
+            self._remove_partial(partial)
+            raise
+
+    @abstractmethod
+    def _send_file(self, local: Path, remote: str, *, timeout_s: float) -> None:
+        """Write ``local`` to exactly ``remote`` (sync SEND; never retried: a second attempt
+        could race a half-written first one). Raises only ``Device*`` errors."""
+
+    def _remove_partial(self, partial: str) -> None:
+        """Best effort ``rm -f`` of a partial upload (the partial name never shadows the real one)."""
+        from liteship.errors import DeviceProblem
+
+        try:
+            self.shell(f"rm -f {quote(partial)}", timeout_s=10.0)
+        except DeviceProblem:
+            pass
 
     @abstractmethod
     def pull(self, remote: str, local: Path, *, timeout_s: float = 600.0) -> None:

@@ -11,6 +11,12 @@ Measure first, judge separately (like ``validation/parity.py``):
   agreement, mean IoU, mean score delta), among detections scoring >= ``score_threshold``;
 * latency per delegate from the app's timed invokes (median, p90, min, max, mean).
 
+Each run (engine x accelerator) is compared with the desktop run of the same model through
+the SAME engine (:mod:`liteship.device.desktop`: the Interpreter, CompiledModel, MediaPipe's
+ObjectDetector). Check ids: ``device.<delegate>.*`` for the interpreter (as before engines
+existed), ``device.<engine>.<accelerator>.*`` for ``compiled`` and ``mediapipe``. A run that
+fell back to another accelerator is a skipped ``.accelerator`` check naming the reason.
+
 Tolerances are data (:data:`TOLERANCES`, per variant) and every number becomes a check
 with its tolerance and verdict (the report's check shape). An emulated result is labelled
 :data:`EMULATED_LABEL` in the entry, in every check message, in JUnit and in the HTML.
@@ -28,6 +34,7 @@ import numpy as np
 
 from liteship.device.deploy import DeployOptions, DeviceRun, PreparedInput
 from liteship.atomic import json_safe
+from liteship.device.desktop import DesktopOutput, DesktopRun, desktop_runs
 from liteship.types import Check, Verdict
 from liteship.types import OutputRole, Variant
 
@@ -93,36 +100,6 @@ def evidence_label(producer_kind: str) -> str:
     return EMULATED_LABEL if producer_kind == "emulated" else ON_DEVICE_LABEL
 
 
-# ---------------------------------------------------------------------------- desktop run
-
-
-@dataclass
-class DesktopOutput:
-    tensors: list[tuple[str, np.ndarray]]  # (role or name, array) in output order
-    detections: list[dict[str, Any]]
-
-
-def desktop_run(model: bytes, inputs: Sequence[PreparedInput], *, threads: int = 1, score_threshold: float = 0.0,
-                max_results: int = 100) -> tuple[dict[str, DesktopOutput], Any]:
-    """The same model on the same inputs with the local ai-edge-litert, read like the app.
-    Returns (outputs by input id, the runner)."""
-    from liteship.device.apprunner import ModelRunner, read_tensor_file
-
-    runner = ModelRunner(model, threads=threads)
-    roles = runner.output_roles
-    out: dict[str, DesktopOutput] = {}
-    for item in inputs:
-        if item.kind == "tensor":
-            assert item.dtype is not None and item.shape is not None
-            tensor = runner.check_tensor(read_tensor_file(item.local, item.dtype, list(item.shape)))
-        else:
-            tensor = runner.image_tensor(item.local)
-        runner.invoke(tensor)
-        tensors = [(roles[k] or str(d["name"]), v) for k, (d, v) in enumerate(runner.raw_outputs())]
-        out[item.id] = DesktopOutput(tensors, runner.detections(score_threshold, max_results))
-    return out, runner
-
-
 # ---------------------------------------------------------------------------- measure
 
 
@@ -140,29 +117,34 @@ def _abs_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 _PER_DETECTION = (OutputRole.BOXES.value, OutputRole.CLASSES.value, OutputRole.SCORES.value)
 
 
-def _valid_rows(tensors: list[tuple[str, np.ndarray]]) -> int | None:
+def _valid_rows(tensors: Sequence[Any]) -> int | None:
     """The desktop's detection count: the op leaves the slots past it unset (whatever the
     memory held), so only the first ``count`` rows are compared; a different count on the
     device fails the ``number of detections`` check itself. None: no count output."""
-    for role, value in tensors:
-        if role == OutputRole.COUNT.value and value.size and np.isfinite(value.ravel()[0]):
-            return max(0, int(np.rint(value.ravel()[0])))
+    for t in tensors:
+        if t.role == OutputRole.COUNT.value and t.value.size and np.isfinite(t.value.ravel()[0]):
+            return max(0, int(np.rint(t.value.ravel()[0])))
     return None
 
 
 def measure_tensors(desktop: dict[str, DesktopOutput], delegate: dict[str, Any],
                     inputs: Sequence[PreparedInput]) -> dict[str, Any]:
-    """Per output role: max_abs / mean_abs over the tensor inputs; mismatches listed."""
-    from liteship.device.apprunner import decode_tensor
+    """Per output role: max_abs / mean_abs over the tensor inputs; mismatches listed.
+    Device tensors are matched to the desktop's by tensor index (by position when the
+    indices do not match at all)."""
+    from liteship.device.protocol import decode_tensor
 
     by_id = {o["input_id"]: o for o in delegate.get("outputs", [])}
     acc: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
-    compared = 0
+    compared = not_applicable = 0
     for item in inputs:
         if item.kind != "tensor":
             continue
         got = by_id.get(item.id)
+        if got is not None and "not_applicable" in got:
+            not_applicable += 1
+            continue
         if got is None or "error" in got:
             problems.append(f"{item.id}: " + (got["error"]["message"] if got else "no output from the device"))
             continue
@@ -174,11 +156,20 @@ def measure_tensors(desktop: dict[str, DesktopOutput], delegate: dict[str, Any],
         if len(device_tensors) != len(want):
             problems.append(f"{item.id}: {len(device_tensors)} output tensors, the desktop has {len(want)}")
             continue
+        theirs_by_index = {t["index"]: t for t in device_tensors}
+        pairs = [(w, theirs_by_index.get(w.index)) for w in want]
+        if all(t is None for _, t in pairs):
+            pairs = list(zip(want, device_tensors))
         compared += 1
         valid = _valid_rows(want)
-        for (role, ours), theirs in zip(want, device_tensors):
-            value = decode_tensor(theirs)
+        for ours_t, theirs in pairs:
+            role, ours = ours_t.role, ours_t.value
             entry = acc.setdefault(role, {"max_abs": 0.0, "sum_mean": 0.0, "n": 0, "shape": list(ours.shape)})
+            if theirs is None:
+                problems.append(f"{item.id}: the device returned no tensor {ours_t.index} ({role!r})")
+                entry["max_abs"] = float("inf")
+                continue
+            value = decode_tensor(theirs)
             if list(value.shape) != list(ours.shape):
                 problems.append(f"{item.id}: output {role!r} has shape {list(value.shape)}, desktop {list(ours.shape)}")
                 entry["max_abs"] = float("inf")
@@ -191,7 +182,7 @@ def measure_tensors(desktop: dict[str, DesktopOutput], delegate: dict[str, Any],
             entry["n"] += 1
     outputs = {role: {"max_abs": e["max_abs"], "mean_abs": e["sum_mean"] / e["n"] if e["n"] else None,
                       "shape": e["shape"], "inputs": e["n"]} for role, e in acc.items()}
-    return {"inputs": compared, "outputs": outputs, "problems": problems}
+    return {"inputs": compared, "not_applicable": not_applicable, "outputs": outputs, "problems": problems}
 
 
 def measure_detections(desktop: dict[str, DesktopOutput], delegate: dict[str, Any],
@@ -210,6 +201,8 @@ def measure_detections(desktop: dict[str, DesktopOutput], delegate: dict[str, An
         got = by_id.get(item.id)
         if got is None or "error" in got:
             problems.append(f"{item.id}: " + (got["error"]["message"] if got else "no output from the device"))
+            continue
+        if "not_applicable" in got:
             continue
         images += 1
         ref = _arrays([d for d in desktop[item.id].detections if d["score"] >= score_threshold])
@@ -238,8 +231,10 @@ def measure_detections(desktop: dict[str, DesktopOutput], delegate: dict[str, An
 
 
 def _arrays(dets: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Boxes clipped to the image ([0, 1]) before matching: what an app draws; the desktop
+    detector clips, the device app does not."""
     return {
-        "boxes": np.asarray([d["box"] for d in dets], np.float64).reshape(-1, 4),
+        "boxes": np.clip(np.asarray([d["box"] for d in dets], np.float64).reshape(-1, 4), 0.0, 1.0),
         "classes": np.asarray([d["class_index"] for d in dets], np.int64),
         "scores": np.asarray([d["score"] for d in dets], np.float64),
     }
@@ -291,9 +286,14 @@ def _slug(role: str) -> str:
     return role.replace(" ", "_")
 
 
+def check_prefix(engine: str, delegate: str) -> str:
+    """``device.<delegate>`` for the interpreter (ids from before engines), else ``device.<engine>.<delegate>``."""
+    return f"device.{delegate}" if engine == "interpreter" else f"device.{engine}.{delegate}"
+
+
 def judge(delegate_name: str, tensors: dict[str, Any], detections: dict[str, Any], lat: dict[str, Any],
-          tol: DeviceTolerance, label: str, iterations: int) -> list[Check]:
-    p = f"device.{delegate_name}"
+          tol: DeviceTolerance, label: str, iterations: int, *, engine: str = "interpreter") -> list[Check]:
+    p = check_prefix(engine, delegate_name)
     checks: list[Check] = []
     numeric = "the device computes different numbers from the same input bytes: check the runtime version " \
               "(result producer.runtime) and the delegate"
@@ -305,7 +305,9 @@ def judge(delegate_name: str, tensors: dict[str, Any], detections: dict[str, Any
         checks.append(Check(f"{p}.tensors.inputs", Verdict.FAIL, "every tensor input answered", tensors["problems"][:5],
                             f"({label})", "see the per-input errors in the device result"))
     if not tensors["inputs"] and not tensors["problems"]:
-        checks.append(Check(f"{p}.tensors", Verdict.NA, "tensor inputs", None, f"no tensor input was sent ({label})"))
+        why = (f"the {engine} engine exposes no tensors; compared at app level only" if tensors.get("not_applicable")
+               else "no tensor input was sent")
+        checks.append(Check(f"{p}.tensors", Verdict.NA, "tensor inputs", None, f"{why} ({label})"))
     app = "the app's image pipeline (decode, resize, normalize) differs from the desktop's: compare the " \
           "preprocessing; or the model itself (see the tensor-level checks)"
     checks += [
@@ -325,10 +327,28 @@ def judge(delegate_name: str, tensors: dict[str, Any], detections: dict[str, Any
     return checks
 
 
+#: the CompiledModel failure of models whose postprocess outputs have no static shapes
+STATIC_SHAPES_WORDS = "Custom allocation is too small"
+
+
+def _status_fix(engine: str, delegate: str, err: dict[str, Any]) -> str:
+    if engine == "compiled" and STATIC_SHAPES_WORDS in err.get("message", ""):
+        return ("CompiledModel sizes its output buffers from the shapes stored in the model, and the "
+                "TFLite_Detection_PostProcess outputs are stored as [] (LiteRT#9518): store their real shapes "
+                "([1,N,4], [1,N], [1,N], [1]; N = max detections) in the model, or run it with the interpreter engine")
+    return f"the model does not run with the {engine} engine on {delegate} on the device: see error.message"
+
+
+def engines_of(result: dict[str, Any]) -> list[str]:
+    return list(dict.fromkeys(dl.get("engine", "interpreter") for dl in result.get("delegates", [])))
+
+
 def compare_run(run: DeviceRun, model: Path, *, options: DeployOptions, variant: str | None = None,
-                score_threshold: float = 0.3) -> dict[str, Any]:
-    """The report.json ``devices[]`` entry for one device run (numbers, tolerances, checks)."""
+                score_threshold: float = 0.3, desktop: dict[str, DesktopRun] | None = None) -> dict[str, Any]:
+    """The report.json ``devices[]`` entry for one device run (numbers, tolerances, checks).
+    ``desktop`` (:func:`desktop.desktop_runs`) is computed here when not given."""
     from liteship.report import sha256
+    from liteship.tflite_inspect import inspect_model
 
     result = run.result
     kind = run.producer_kind
@@ -350,6 +370,8 @@ def compare_run(run: DeviceRun, model: Path, *, options: DeployOptions, variant:
         "delegates": [],
         "checks": [],
     }
+    if options.warnings:
+        entry["warnings"] = list(options.warnings)
     device_sha = (result.get("model") or {}).get("sha256")
     same = device_sha == entry["model"]["sha256"]
     if device_sha is None:
@@ -359,29 +381,55 @@ def compare_run(run: DeviceRun, model: Path, *, options: DeployOptions, variant:
         sha_check = Check("device.model.sha256", Verdict.PASS if same else Verdict.FAIL, entry["model"]["sha256"],
                           device_sha, f"({label})", "" if same else "the device ran a different file: rerun the deploy")
     entry["checks"].append(sha_check.to_dict())
-    desktop, runner = desktop_run(data, run.inputs, threads=options.threads, score_threshold=0.0,
-                                  max_results=options.max_results)
-    chosen = variant or variant_of(model, runner.input_dtype)
+    if desktop is None:
+        desktop = desktop_runs(data, run.inputs, engines_of(result), threads=options.threads,
+                               max_results=options.max_results)
+    entry["desktop"] = {name: d.summary() for name, d in desktop.items()}
+    input_dtype = inspect_model(data).inputs[0].dtype
+    chosen = variant or variant_of(model, input_dtype)
     tol = TOLERANCES[chosen]
     entry["variant"] = chosen
     for dl in result["delegates"]:
-        item: dict[str, Any] = {"delegate": dl["delegate"], "status": dl["status"], "latency": latency(dl)}
+        engine = dl.get("engine", "interpreter")
+        p = check_prefix(engine, dl["delegate"])
+        item: dict[str, Any] = {"engine": engine, "delegate": dl["delegate"], "status": dl["status"],
+                                "latency": latency(dl)}
+        for key in ("accelerator_used", "fallback_reason", "runtime", "warnings"):
+            if key in dl:
+                item[key] = dl[key]
+        checks: list[Check] = []
+        used = dl.get("accelerator_used")
+        if used is not None and used != dl["delegate"]:
+            checks.append(Check(f"{p}.accelerator", Verdict.SKIP, dl["delegate"], used,
+                                f"the {engine} engine fell back from {dl['delegate']} to {used}: "
+                                f"{dl.get('fallback_reason', 'no reason given')} ({label}); the numbers below are {used}'s"))
+        reference = desktop.get(engine)
         if dl["status"] != "ok":
             err = dl.get("error") or {}
             item["error"] = err
             item["parity"] = None
             verdict = Verdict.SKIP if dl["status"] == "unavailable" else Verdict.FAIL
-            item["checks"] = [Check(f"device.{dl['delegate']}.status", verdict, "ok", dl["status"],
-                                    f"{err.get('stage', '?')}: {err.get('message', '')} ({label})",
-                                    "" if verdict == Verdict.SKIP else "the model does not run with this delegate on "
-                                    "the device: see error.message").to_dict()]
+            checks.append(Check(f"{p}.status", verdict, "ok", dl["status"],
+                                f"{err.get('stage', '?')}: {err.get('message', '')} ({label})",
+                                "" if verdict == Verdict.SKIP else _status_fix(engine, dl["delegate"], err)))
+        elif reference is None or reference.error:
+            item["parity"] = None
+            why = reference.error if reference is not None else "no desktop run of this engine"
+            checks.append(Check(f"{p}.desktop", Verdict.SKIP, f"a desktop {engine} run", None,
+                                f"nothing to compare with: {why} ({label})"))
+            lat = item["latency"]
+            ok = lat["count"] == options.iterations
+            checks.append(Check(f"{p}.latency.samples", Verdict.PASS if ok else Verdict.FAIL, options.iterations,
+                                lat["count"], f"median {lat['median_ms']} ms ({label})",
+                                "" if ok else "the app returned fewer timed invokes than requested"))
         else:
-            tensors = measure_tensors(desktop, dl, run.inputs)
-            detections = measure_detections(desktop, dl, run.inputs, score_threshold)
-            checks = judge(dl["delegate"], tensors, detections, item["latency"], tol, label, options.iterations)
-            item["parity"] = json_safe({"tensors": tensors, "detections": detections,
+            tensors = measure_tensors(reference.outputs, dl, run.inputs)
+            detections = measure_detections(reference.outputs, dl, run.inputs, score_threshold)
+            checks += judge(dl["delegate"], tensors, detections, item["latency"], tol, label, options.iterations,
+                            engine=engine)
+            item["parity"] = json_safe({"tensors": tensors, "detections": detections, "desktop": reference.runtime,
                                         "tolerance": {"variant": chosen, **dataclasses.asdict(tol)}})
-            item["checks"] = [c.to_dict() for c in checks]
+        item["checks"] = [c.to_dict() for c in checks]
         entry["delegates"].append(item)
     if any(c["verdict"] == Verdict.FAIL for c in all_checks(entry)):
         entry["status"] = "fail"

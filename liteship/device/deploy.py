@@ -61,11 +61,24 @@ class DeployOptions:
     score_threshold: float = 0.0
     max_results: int = 100
     return_tensors: bool = True
+    #: (engine, accelerators) to run; None = the v1 request (the interpreter with ``delegates``)
+    engines: tuple[tuple[str, tuple[str, ...]], ...] | None = None
 
     def __post_init__(self) -> None:
         bad = [d for d in self.delegates if d not in DELEGATES]
         if bad or not self.delegates:
             raise UsageProblem(f"unknown delegate(s) {bad or '(none)'}; choose from {', '.join(DELEGATES)}")
+        if self.engines is not None:
+            names = [e for e, _ in self.engines]
+            if not names or len(set(names)) != len(names):
+                raise UsageProblem(f"--engines must name each engine once, found {', '.join(names) or '(none)'}")
+            for engine, accelerators in self.engines:
+                allowed = protocol.ENGINE_ACCELERATORS.get(engine)
+                if allowed is None:
+                    raise UsageProblem(f"unknown engine {engine!r}; choose from {', '.join(protocol.ENGINES)}")
+                wrong = [a for a in accelerators if a not in allowed]
+                if wrong or not accelerators:
+                    raise UsageProblem(f"engine {engine} runs on {', '.join(allowed)}; found {', '.join(wrong) or '(none)'}")
         if not 1 <= self.threads <= 64:
             raise UsageProblem(f"--threads must be 1..64, found {self.threads}")
         if not 0 <= self.warmup <= 1000 or not 1 <= self.iterations <= 10000:
@@ -74,6 +87,17 @@ class DeployOptions:
             raise UsageProblem(f"--timeout must be > 0 seconds, found {self.timeout_s}")
         if self.apk is not None and not Path(self.apk).is_file():
             raise UsageProblem(f"--apk {self.apk} is not a file; build it with ./gradlew assembleDebug ({APK_HINT})")
+
+    @property
+    def runs(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """(engine, accelerators) in order, the v1 form included."""
+        return self.engines if self.engines is not None else ((protocol.INTERPRETER, self.delegates),)
+
+    @property
+    def warnings(self) -> list[str]:
+        from liteship.device.apprunner import NNAPI_WARNING
+
+        return [NNAPI_WARNING] if any("nnapi" in accs for _, accs in self.runs) else []
 
 
 @dataclass(frozen=True)
@@ -114,16 +138,17 @@ class DeviceRun:
 
 def prepare_inputs(model: bytes, images: Sequence[Path], work_dir: Path) -> list[PreparedInput]:
     """Per image: the encoded file (app level) and the raw input tensor (tensor level),
-    made with the model's own preprocessing (detect.py, normalization from the metadata)."""
-    from liteship.device.apprunner import ModelRunner, dtype_name
+    made with the desktop's preprocessing (detect.py, normalization from the metadata)."""
+    from liteship.device import desktop
+    from liteship.device.protocol import dtype_name
 
-    runner = ModelRunner(model, threads=1)
+    det = desktop.detector(model)
     work_dir.mkdir(parents=True, exist_ok=True)
     prepared: list[PreparedInput] = []
     for k, image in enumerate(images):
         image = Path(image)
         try:
-            tensor = runner.image_tensor(image)
+            tensor = desktop.image_tensor(det, image)
         except LiteshipError as exc:
             raise UsageProblem(f"cannot use input image {image}: {exc.message}") from None
         suffix = image.suffix.lower() or ".img"
@@ -148,7 +173,6 @@ def build_request(run_id: str, model_sha256: str, inputs: Sequence[PreparedInput
         "model": MODEL_NAME,
         "model_sha256": model_sha256,
         "inputs": [i.request_entry() for i in inputs],
-        "delegates": list(options.delegates),
         "threads": options.threads,
         "warmup": options.warmup,
         "iterations": options.iterations,
@@ -156,6 +180,10 @@ def build_request(run_id: str, model_sha256: str, inputs: Sequence[PreparedInput
         "max_results": options.max_results,
         "return_tensors": options.return_tensors,
     }
+    if options.engines is None:
+        request["delegates"] = list(options.delegates)  # the v1 form: apps older than engines still answer
+    else:
+        request["engines"] = [{"engine": e, "accelerators": list(accs)} for e, accs in options.engines]
     protocol.validate_request(request)
     return request
 
@@ -367,15 +395,16 @@ def deploy_many(model: Path, specs: Sequence[str], *, images: Sequence[Path] = (
 
 
 def summary_table(rows: Sequence[dict[str, Any]]) -> str:
-    """The per-device table the CLI prints (rows are report.json ``devices[]`` entries)."""
-    lines = [f"{'device':<24} {'transport':<10} {'producer':<9} {'delegate':<8} {'status':<11} "
-             f"{'median ms':>9} {'p90 ms':>8}  verdict"]
+    """The per-device table the CLI prints: one line per device, engine and accelerator
+    (rows are report.json ``devices[]`` entries)."""
+    lines = [f"{'device':<24} {'transport':<10} {'producer':<9} {'engine':<11} {'accel':<6} {'used':<5} "
+             f"{'status':<11} {'median ms':>9} {'p90 ms':>8}  verdict"]
     for d in rows:
         label = d.get("producer_kind") or "-"
         if not d.get("delegates"):
             err = d.get("error") or {}
-            lines.append(f"{d['serial']:<24} {d.get('transport') or '-':<10} {label:<9} {'-':<8} {'error':<11} "
-                         f"{'-':>9} {'-':>8}  {err.get('kind', 'error')} (exit {err.get('exit_code', '?')})")
+            lines.append(f"{d['serial']:<24} {d.get('transport') or '-':<10} {label:<9} {'-':<11} {'-':<6} {'-':<5} "
+                         f"{'error':<11} {'-':>9} {'-':>8}  {err.get('kind', 'error')} (exit {err.get('exit_code', '?')})")
             continue
         for dl in d["delegates"]:
             lat = dl.get("latency") or {}
@@ -383,9 +412,14 @@ def summary_table(rows: Sequence[dict[str, Any]]) -> str:
             p90 = f"{lat['p90_ms']:.3f}" if lat.get("p90_ms") is not None else "-"
             fails = [c["id"] for c in dl.get("checks", []) if c["verdict"] == "fail"]
             verdict = ("FAIL " + ",".join(fails)) if fails else ("skip" if dl["status"] != "ok" else "ok")
-            lines.append(f"{d['serial']:<24} {d.get('transport') or '-':<10} {label:<9} {dl['delegate']:<8} "
+            used = dl.get("accelerator_used") or ("-" if dl["status"] != "ok" else dl["delegate"])
+            lines.append(f"{d['serial']:<24} {d.get('transport') or '-':<10} {label:<9} "
+                         f"{dl.get('engine', protocol.INTERPRETER):<11} {dl['delegate']:<6} {used:<5} "
                          f"{dl['status']:<11} {med:>9} {p90:>8}  {verdict}")
+            if dl.get("fallback_reason"):
+                lines.append(f"    {dl['delegate']} fell back to {used}: {dl['fallback_reason'][:300]}")
+            if dl["status"] == "error" and (dl.get("error") or {}).get("message"):
+                lines.append(f"    error: {dl['error']['message'][:400]}")
     if any(d.get("producer_kind") == "emulated" for d in rows):
-        lines.append("emulated — not on-device evidence (the desktop LiteRT runtime behind an emulated adbd)")
+        lines.append("emulated — not on-device evidence (the desktop runtimes behind an emulated adbd)")
     return "\n".join(lines)
-

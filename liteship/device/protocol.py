@@ -6,12 +6,15 @@ the Android app ships the same file as an asset and the emulated app validates w
 
 from __future__ import annotations
 
+import base64
 import json
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 
 from liteship.errors import DeviceResultProblem, UsageProblem
 
@@ -28,6 +31,16 @@ REQUEST_NAME = "request.json"
 RESULT_NAME = "result.json"
 #: the app writes here first, then renames to RESULT_NAME (the host never reads it)
 RESULT_TMP_NAME = "result.json.tmp"
+
+#: the engines the app runs a model with, and the accelerators each accepts (the schema's
+#: engine_run; NNAPI is the interpreter's only, and deprecated since Android 15)
+ENGINE_ACCELERATORS: dict[str, tuple[str, ...]] = {
+    "interpreter": ("cpu", "gpu", "nnapi"),
+    "compiled": ("cpu", "gpu"),
+    "mediapipe": ("cpu", "gpu"),
+}
+ENGINES = tuple(ENGINE_ACCELERATORS)
+INTERPRETER = "interpreter"
 
 REQUEST_SCHEMA = "liteship.device.request"
 RESULT_SCHEMA = "liteship.device.result"
@@ -57,9 +70,27 @@ def _errors(doc: Any, defn: str) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errs[:5]]
 
 
+def request_errors(doc: Any) -> list[str]:
+    """Schema errors, plus what JSON Schema cannot say: each engine at most once."""
+    errs = _errors(doc, "request")
+    if not errs and isinstance(doc, dict) and "engines" in doc:
+        names = [e["engine"] for e in doc["engines"]]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            errs.append(f"engines: {', '.join(twice)} listed more than once")
+    return errs
+
+
+def runs_of(request: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """(engine, accelerators) in request order; a v1 request's delegates are the interpreter's."""
+    if "engines" in request:
+        return [(e["engine"], list(e["accelerators"])) for e in request["engines"]]
+    return [(INTERPRETER, list(request["delegates"]))]
+
+
 def validate_request(doc: Any) -> None:
     """Raise UsageProblem when the request we are about to push breaks the schema."""
-    errs = _errors(doc, "request")
+    errs = request_errors(doc)
     if errs:
         raise UsageProblem("the validation request breaks the protocol schema: " + "; ".join(errs))
 
@@ -82,3 +113,50 @@ def parse_result(raw: bytes, *, source: str = "result.json") -> dict[str, Any]:
             hint="the app may have crashed while writing it; rerun the deploy") from None
     validate_result(doc, source=source)
     return doc
+
+
+# ---------------------------------------------------------------------------- tensors on the wire
+
+#: the protocol's dtype names <-> little-endian numpy dtypes
+DTYPES: dict[str, np.dtype[Any]] = {
+    "float32": np.dtype("<f4"),
+    "float16": np.dtype("<f2"),
+    "int8": np.dtype("i1"),
+    "uint8": np.dtype("u1"),
+    "int32": np.dtype("<i4"),
+    "int64": np.dtype("<i8"),
+    "bool": np.dtype("?"),
+}
+
+
+def dtype_name(dtype: Any) -> str:
+    return np.dtype(dtype).name
+
+
+def tensor_dict(name: str, index: int, value: np.ndarray) -> dict[str, Any]:
+    """A protocol ``tensor`` object: little-endian bytes, base64."""
+    little = value.astype(value.dtype.newbyteorder("<"), copy=False)
+    return {
+        "name": str(name),
+        "index": int(index),
+        "dtype": dtype_name(value.dtype),
+        "shape": [int(x) for x in value.shape],
+        "data_b64": base64.b64encode(little.tobytes()).decode("ascii"),
+    }
+
+
+def decode_tensor(tensor: dict[str, Any]) -> np.ndarray:
+    """A protocol ``tensor`` object back to an array."""
+    dtype = DTYPES[tensor["dtype"]]
+    raw = base64.b64decode(tensor["data_b64"], validate=True)
+    return np.frombuffer(raw, dtype=dtype).reshape(tensor["shape"])
+
+
+def read_tensor_file(path: Path, dtype: str, shape: list[int]) -> np.ndarray:
+    """A ``kind: tensor`` input file (raw little-endian bytes) as an array in native order."""
+    raw = Path(path).read_bytes()
+    dt = DTYPES[dtype]
+    expected = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+    if len(raw) != expected:
+        raise ValueError(f"{Path(path).name} has {len(raw)} bytes, expected {expected} for {dtype} {shape}")
+    return np.frombuffer(raw, dtype=dt).reshape(shape).astype(dt.newbyteorder("="))

@@ -25,6 +25,7 @@ def validate_on_devices(model: Path, specs: Sequence[str], *, images: Sequence[P
                            work_dir=work_dir, open_device=open_device, log=log)
     entries: list[dict[str, Any]] = []
     device_errors: list[LiteshipError] = []
+    desktop = None  # the desktop run per engine, once for every device
     for outcome in outcomes:
         if outcome.run is None:
             assert outcome.error is not None
@@ -45,8 +46,13 @@ def validate_on_devices(model: Path, specs: Sequence[str], *, images: Sequence[P
                          device=result["device"], producer=result["producer"], result_error=err)
             entries.append(entry)
             continue
+        if desktop is None:
+            from liteship.device.desktop import desktop_runs
+
+            desktop = desktop_runs(Path(model).read_bytes(), outcome.run.inputs, [e for e, _ in options.runs],
+                                   threads=options.threads, max_results=options.max_results)
         entries.append(compare.compare_run(outcome.run, model, options=options, variant=variant,
-                                           score_threshold=score_threshold))
+                                           score_threshold=score_threshold, desktop=desktop))
     for outcome, entry in zip(outcomes, entries):
         entry["spec"] = outcome.spec  # as given on the command line; `serial` is what the transport reports
     if device_errors:

@@ -64,7 +64,8 @@ def junit_xml(report: dict[str, Any]) -> str:
 
 
 def _device_groups(report: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
-    """One suite per device and delegate (``liteship.device.<serial>[.emulated].<delegate>``);
+    """One suite per device and delegate (``liteship.device.<serial>[.emulated].<delegate>``;
+    ``...<engine>.<accelerator>`` for the compiled and mediapipe engines);
     a device that returned no result is one failing ``device.result`` testcase."""
     groups: list[tuple[str, list[dict[str, Any]]]] = []
     for device in report.get("devices") or []:
@@ -73,7 +74,9 @@ def _device_groups(report: dict[str, Any]) -> list[tuple[str, list[dict[str, Any
         if device.get("checks"):
             groups.append((base, device["checks"]))
         for delegate in device.get("delegates", []):
-            groups.append((f"{base}.{delegate['delegate']}", delegate.get("checks", [])))
+            engine = delegate.get("engine") or "interpreter"
+            run = delegate["delegate"] if engine == "interpreter" else f"{engine}.{delegate['delegate']}"
+            groups.append((f"{base}.{run}", delegate.get("checks", [])))
         err = device.get("error")
         if err:
             groups.append((base, [{"id": "device.result", "verdict": "fail", "expected": "a result from the app",

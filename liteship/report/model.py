@@ -61,6 +61,11 @@ class Report:
     #: the device stage (`deploy`, `run --device`): one entry per device, see docs/report.md
     devices: list[dict[str, Any]] | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
+    #: where each step came from (liteship/stepcache.py): {"dir", "steps": {step: hit|miss|rebuilt|off}}
+    cache: dict[str, Any] | None = None
+    #: desktop latency (liteship/validation/latency.py): runtime, CPU, thread counts, the note that
+    #: it is not phone latency; each variant's figures are in its ``latency``
+    latency: dict[str, Any] | None = None
     started: float = field(default_factory=time.time)
 
     def add_error(self, exc: LiteshipError) -> None:
@@ -85,6 +90,8 @@ class Report:
             "validation": self.validation,
             "devices": self.devices,
             "errors": self.errors,
+            "cache": self.cache,
+            "latency": self.latency,
         }
 
     def write(self, status: str, exit_code: int = 0, overlays: Any = None) -> dict[str, Any]:

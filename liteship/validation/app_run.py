@@ -116,6 +116,16 @@ def _role_health(detector: TFLiteDetector, health: dict[OutputRole, int]) -> dic
     return {f"{role.value} ({detector.output_name(role)})": bad for role, bad in health.items()}
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def run_models(
     models: dict[str, bytes],
     reference_dir: Path | None,
@@ -123,28 +133,56 @@ def run_models(
     *,
     min_score: float = 0.3,
     keep_images: int = 0,
+    workers: int | None = None,
     raw_nms: Any = None,
 ) -> tuple[dict[str, ModelRun], list[tuple[ValidationImage, np.ndarray]]]:
     """Run every model (and the reference, under :data:`REFERENCE`) on every image;
     ``raw_nms``: how models without the postprocess op are decoded (:func:`detector_for`).
 
     Returns the runs and the first ``keep_images`` images with their decoded pixels (for the
-    report's overlays).
+    report's overlays). The images are split among ``workers`` threads (default: the usable
+    cores), each with its own single-threaded interpreters and one shared reference: the
+    interpreter, TensorFlow and Pillow's decoder release the GIL, and on small models one
+    interpreter with several threads spends most of an invoke synchronising them. The
+    results are merged in image order, so they do not depend on ``workers``.
     """
-    detectors: dict[str, Any] = {name: detector_for(model, raw_nms=raw_nms) for name, model in models.items()}
-    if reference_dir is not None:
-        detectors[REFERENCE] = _ReferenceDetector(reference_dir)
-    runs = {name: ModelRun(name, min_score=min_score) for name in detectors}
+    images = list(images)
+    workers = max(1, min(usable_cores() if workers is None else workers, len(images)))
+    reference = _ReferenceDetector(reference_dir) if reference_dir is not None else None
+    names = [*models, *([REFERENCE] if reference is not None else [])]
+    runs = {name: ModelRun(name, min_score=min_score) for name in names}
+
+    def share(indices: Sequence[int]) -> list[tuple[int, np.ndarray | None, dict[str, Any]]]:
+        threads = 2 if workers == 1 else 1
+        detectors: dict[str, Any] = {name: detector_for(model, threads, raw_nms=raw_nms) for name, model in models.items()}
+        if reference is not None:
+            detectors[REFERENCE] = reference
+        done = []
+        for i in indices:
+            rgb = images[i].load_rgb()
+            found = {}
+            for name, detector in detectors.items():
+                dets, health = detector.detect_checked(rgb)
+                if isinstance(detector, TFLiteDetector):
+                    health = _role_health(detector, health)
+                found[name] = (dets, health)
+            done.append((i, rgb if i < keep_images else None, found))
+        return done
+
+    if workers == 1:
+        results = share(range(len(images)))
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="liteship-validate") as pool:
+            parts = list(pool.map(share, [range(w, len(images), workers) for w in range(workers)]))
+        results = sorted((r for part in parts for r in part), key=lambda r: r[0])
     kept: list[tuple[ValidationImage, np.ndarray]] = []
-    for image in images:
-        rgb = image.load_rgb()
-        if len(kept) < keep_images:
-            kept.append((image, rgb))
-        for name, detector in detectors.items():
-            dets, health = detector.detect_checked(rgb)
-            if isinstance(detector, TFLiteDetector):
-                health = _role_health(detector, health)
-            runs[name].add(image.filename, dets, health)
+    for i, rgb, found in results:
+        if rgb is not None:
+            kept.append((images[i], rgb))
+        for name, (dets, health) in found.items():
+            runs[name].add(images[i].filename, dets, health)
     return runs, kept
 
 

@@ -45,9 +45,9 @@ def attribute(
     """The ``top`` layers with the largest quantization error, worst first."""
     import tensorflow as tf
 
-    from liteship.converter.convert import _make_converter
+    from liteship.converter.convert import make_converter
 
-    converter = _make_converter(export)
+    converter = make_converter(export)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     with nativelog.captured(), warnings.catch_warnings():

@@ -19,12 +19,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from liteship.tflite_inspect import POSTPROCESS_OP_NAME
+from liteship.tflite_metadata import LABELS_TYPE, MetadataView
 from liteship.types import POSTPROCESS_OP, POSTPROCESS_PORT_ORDER, Check
 from liteship.validation import contracts as C
 from liteship.validation.lint import (
-    LABELS_TYPE,
     Facts,
-    MetadataView,
     _fail,
     _na,
     _pass,

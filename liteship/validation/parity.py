@@ -259,17 +259,20 @@ def measure(
 ) -> dict[str, ParityResult]:
     """Stream ``images`` (uint8 HxWx3) once through the reference and every variant.
     ``folded``: variant -> the Normalization folded into its graph (liteship.converter.normfold)."""
+    from liteship.validation import parity_batch
+
     ref = Reference(reference_dir)
     folded = folded or {}
     variants = {name: _Variant(model, unfold=folded.get(name)) for name, model in models.items()}
     acc = {name: _new_accumulator() for name in variants}
+    accs = list(acc.values())
     count = 0
     for rgb in images:
         count += 1
         pre, ref_heads, ref_dets = ref.run(rgb)
         ref_kept = _above(ref_dets, score_threshold)
-        for name, var in variants.items():
-            compare_step(acc[name], var, pre, ref_heads, ref_kept, score_threshold)
+        outs = [parity_batch.run_raw(var, pre) for var in variants.values()]  # all variants compared at once
+        parity_batch.compare_image(accs, [h for h, _ in outs], [r for _, r in outs], ref_heads, ref_kept, score_threshold)
     results = {}
     for name, a in acc.items():
         ious = np.asarray(a["iou"].values)

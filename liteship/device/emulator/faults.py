@@ -22,6 +22,8 @@ class Faults:
     - ``app_crash``: the activity dies without writing a result.
     - ``app_hang``: the activity never writes a result (the host's poll times out).
     - ``corrupt_result``: the activity writes a truncated result.json -> DeviceResultProblem.
+    - ``perturb_result``: the app computes wrong numbers (score tensors +0.01, boxes shifted
+      by 0.2) -> the host's comparison with the desktop fails -> DeviceParityFailed (33).
     """
 
     refuse_auth: bool = False
@@ -31,3 +33,4 @@ class Faults:
     app_crash: bool = False
     app_hang: bool = False
     corrupt_result: bool = False
+    perturb_result: bool = False

@@ -2,8 +2,8 @@
 
 Installed packages are folders ``<root>/data/app/<pkg>/`` holding ``base.apk`` (as
 ``pm path`` reports them). There is no real APK here: the package name is read from a
-binary AndroidManifest.xml when the file is a zip that has one, else the file is taken to
-be the liteship demo app.
+binary AndroidManifest.xml when the file is a zip that has one (``liteship.apk.manifest``),
+else the file is taken to be the liteship demo app.
 """
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import struct
 import threading
 import time
-import zipfile
 from pathlib import Path
 from typing import Callable
 
+from liteship.apk.manifest import manifest_package
 from liteship.device.emulator.faults import Faults
 from liteship.device.emulator.fs import DeviceFS, FsError
 from liteship.device.protocol import APP_PACKAGE, RESULT_NAME, RESULT_TMP_NAME
@@ -26,64 +25,6 @@ log = logging.getLogger(__name__)
 
 #: activities each known package exports (component short names)
 ACTIVITIES = {APP_PACKAGE: (".ValidationActivity", ".MainActivity")}
-
-
-def manifest_package(apk: Path) -> str | None:
-    """The ``package`` attribute of a binary AndroidManifest.xml inside ``apk``, if readable."""
-    try:
-        with zipfile.ZipFile(apk) as z:
-            data = z.read("AndroidManifest.xml")
-    except (OSError, zipfile.BadZipFile, KeyError):
-        return None
-    try:
-        return _axml_package(data)
-    except (struct.error, IndexError, UnicodeDecodeError, ValueError):
-        return None
-
-
-def _axml_package(data: bytes) -> str | None:
-    """Minimal Android binary XML reader: the string pool, then <manifest package=...>."""
-    pos = 8
-    strings: list[str] = []
-    while pos + 8 <= len(data):
-        ctype, hsize, csize = struct.unpack_from("<HHI", data, pos)
-        if csize < 8:
-            return None
-        if ctype == 0x0001:  # RES_STRING_POOL_TYPE
-            count, _styles, flags, str_start, _sty = struct.unpack_from("<IIIII", data, pos + 8)
-            utf8 = bool(flags & 0x100)
-            offsets = struct.unpack_from(f"<{count}I", data, pos + hsize)
-            base = pos + str_start
-            for off in offsets:
-                p = base + off
-                if utf8:
-                    p += 2 if data[p] & 0x80 else 1
-                    n = data[p]
-                    if n & 0x80:
-                        n = ((n & 0x7F) << 8) | data[p + 1]
-                        p += 2
-                    else:
-                        p += 1
-                    strings.append(data[p:p + n].decode("utf-8"))
-                else:
-                    n = struct.unpack_from("<H", data, p)[0]
-                    p += 2
-                    if n & 0x8000:
-                        n = ((n & 0x7FFF) << 16) | struct.unpack_from("<H", data, p)[0]
-                        p += 2
-                    strings.append(data[p:p + 2 * n].decode("utf-16-le"))
-        elif ctype == 0x0102:  # RES_XML_START_ELEMENT_TYPE
-            name_idx = struct.unpack_from("<I", data, pos + hsize + 4)[0]
-            attr_start, attr_size, attr_count = struct.unpack_from("<HHH", data, pos + hsize + 8)
-            if strings[name_idx] == "manifest":
-                a = pos + hsize + attr_start
-                for i in range(attr_count):
-                    _ns, aname, raw = struct.unpack_from("<III", data, a + i * attr_size)
-                    if strings[aname] == "package" and raw != 0xFFFFFFFF:
-                        return strings[raw]
-                return None
-        pos += csize
-    return None
 
 
 class PackageManager:
@@ -214,4 +155,4 @@ class ActivityManager:
         except ImportError as e:  # the app's code is missing: like a crash at launch
             log.error("emulated app cannot start: %s", e)
             return
-        serve(request_file, producer_kind="emulated")
+        serve(request_file, producer_kind="emulated", perturb=f.perturb_result)

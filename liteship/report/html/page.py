@@ -21,6 +21,7 @@ from liteship.report.html.consumers import consumers_section
 from liteship.report.html.overlays import Overlays, overlays_section
 from liteship.report.html.svg import bars, short
 from liteship.report.html.text import checks_of, e, fmt, get, num, variants_of
+from liteship.report.html import ship
 
 STATUS_COLOURS = {"ok": "#1a7f37", "partial": "#b35900", "fail": "#cf222e", "error": "#82071e"}
 VERDICT_COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "skip": "#b35900", "n/a": "#6e7781"}
@@ -249,6 +250,15 @@ def _safe_cell(getter: Callable[[dict[str, Any]], str], variant: dict[str, Any])
         return "?"
 
 
+def _run_name(dl: dict[str, Any]) -> str:
+    """``cpu`` for the interpreter (as before engines), ``compiled gpu -> cpu`` for an engine
+    that fell back: what ran is always shown."""
+    engine = dl.get("engine") or "interpreter"
+    name = str(dl.get("delegate")) if engine == "interpreter" else f"{engine} {dl.get('delegate')}"
+    used = dl.get("accelerator_used")
+    return f"{name} -> {used}" if used and used != dl.get("delegate") else name
+
+
 def _check_counts(checks: Sequence[dict[str, Any]]) -> str:
     counts: dict[str, int] = {}
     for c in checks:
@@ -311,7 +321,7 @@ def _devices_section(report: dict[str, Any]) -> str:
             bad = any(c.get("verdict") == "fail" for c in checks)
             row_class = ' class="bad"' if bad else ""
             rows.append(
-                f"<tr{row_class}>{lead}<td>{e(dl.get('delegate'))}</td><td>{e(dl.get('status'))}</td>"
+                f"<tr{row_class}>{lead}<td>{e(_run_name(dl))}</td><td>{e(dl.get('status'))}</td>"
                 f'<td class="num">{fmt(lat.get("median_ms"))}</td><td class="num">{fmt(lat.get("p90_ms"))}</td>'
                 f'<td class="num">{fmt(lat.get("min_ms"))} / {fmt(lat.get("max_ms"))}</td>'
                 f'<td class="num">{fmt(worst)}</td>'
@@ -321,7 +331,7 @@ def _devices_section(report: dict[str, Any]) -> str:
     out.append(f'<table id="device-table">{head}{"".join(rows)}</table>')
     for d in devices:
         label = f" [{d.get('evidence')}]" if d.get("evidence") else ""
-        groups = [("device", checks_of(d))] + [(str(dl.get("delegate")), checks_of(dl)) for dl in d.get("delegates") or []]
+        groups = [("device", checks_of(d))] + [(_run_name(dl), checks_of(dl)) for dl in d.get("delegates") or []]
         for name, checks in groups:
             if not checks:
                 continue
@@ -427,6 +437,7 @@ def render_html(report: dict[str, Any], overlays: Overlays | None = None) -> str
         _section("header", lambda: _header(report)),
         _section("failing checks", lambda: _failing(report)),
         _section("variants", lambda: _variants_section(report)),
+        _section("which variant to ship", lambda: ship.render(report)),
         _section("consumers", lambda: consumers_section(report)),
         _section("devices", lambda: _devices_section(report)),
         _section("plots", lambda: _plots_section(report)),

@@ -97,7 +97,7 @@ def check(
 
 def _prepare(key: str, path: Path, images: Sequence[np.ndarray], work: Path) -> _Prepared:
     from liteship.tflite_inspect import inspect_model
-    from liteship.validation.lint import read_metadata_view
+    from liteship.tflite_metadata import read_metadata_view
 
     work.mkdir(parents=True)
     data = path.read_bytes()
@@ -108,7 +108,8 @@ def _prepare(key: str, path: Path, images: Sequence[np.ndarray], work: Path) -> 
     resized = np.stack([compare.resize_to_input(img, h, w) for img in images])
     np.save(work / "images.npy", resized)
     meta = read_metadata_view(data, info)
-    mean, std = meta.normalization if meta.readable and meta.normalization else ((127.5,), (127.5,))
+    norm = meta.input_normalization()
+    mean, std = norm.mean, norm.std
     desktop, note, inputs = None, "", None
     try:
         from liteship.validation.runtimes import raw_ssd

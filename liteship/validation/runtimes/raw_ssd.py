@@ -109,7 +109,7 @@ class RawSsdDetector:
 
         from liteship import nativelog
         from liteship.tflite_inspect import inspect_model
-        from liteship.validation.lint import read_metadata_view
+        from liteship.tflite_metadata import read_metadata_view
 
         info = inspect_model(model)
         meta = read_metadata_view(model, info)

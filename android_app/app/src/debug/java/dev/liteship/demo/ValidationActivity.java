@@ -1,6 +1,7 @@
 package dev.liteship.demo;
 
 import android.app.Activity;
+import android.content.Context;
 import android.content.Intent;
 import android.os.Build;
 import android.os.Bundle;
@@ -35,9 +36,10 @@ public final class ValidationActivity extends Activity {
         final String request = intent == null ? null : intent.getStringExtra(Protocol.REQUEST_EXTRA);
         final File filesDir = getExternalFilesDir(null);
         final String schema = readSchemaAsset();
+        final Context context = getApplicationContext();
         Thread worker = new Thread(() -> {
             try {
-                serve(request, filesDir, schema);
+                serve(context, request, filesDir, schema);
             } catch (Throwable t) {
                 Log.e(TAG, "validation failed", t);
             } finally {
@@ -47,7 +49,7 @@ public final class ValidationActivity extends Activity {
         worker.start();
     }
 
-    private static void serve(String request, File filesDir, String schema) throws IOException {
+    private static void serve(Context context, String request, File filesDir, String schema) throws IOException {
         if (request == null || request.isEmpty()) {
             Log.e(TAG, "no request: start with --es " + Protocol.REQUEST_EXTRA + " <absolute path of request.json>");
             return;
@@ -64,7 +66,7 @@ public final class ValidationActivity extends Activity {
         }
         DeviceFacts device = new DeviceFacts(Build.MODEL, Build.MANUFACTURER, Build.VERSION.RELEASE,
                 Build.VERSION.SDK_INT, Build.SUPPORTED_ABIS.length > 0 ? Build.SUPPORTED_ABIS[0] : "");
-        ValidationRunner runner = new ValidationRunner(new AndroidPlatform(), device, BuildConfig.VERSION_NAME, schema,
+        ValidationRunner runner = new ValidationRunner(new AndroidPlatform(context), device, BuildConfig.VERSION_NAME, schema,
                 new ValidationRunner.Log() {
                     @Override
                     public void info(String message) {

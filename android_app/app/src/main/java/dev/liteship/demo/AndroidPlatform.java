@@ -1,20 +1,42 @@
 package dev.liteship.demo;
 
+import android.content.Context;
 import android.graphics.Bitmap;
 import java.io.File;
 import java.nio.ByteBuffer;
-import org.tensorflow.lite.TensorFlowLite;
 
-/** The phone side of {@link Platform}: LiteRT, its metadata reader, BitmapFactory + {@link Preprocessor}. */
+/**
+ * The phone side of {@link Platform}: LiteRT 2.x (Interpreter, CompiledModel), MediaPipe Tasks, the
+ * metadata reader, BitmapFactory + {@link Preprocessor}.
+ */
 public final class AndroidPlatform implements Platform {
+    private final Context context;
+
+    public AndroidPlatform(Context context) {
+        this.context = context;
+    }
+
     @Override
     public ModelSpec readModel(ByteBuffer model) throws Exception {
         return MetadataReader.read(model);
     }
 
     @Override
-    public Session open(ByteBuffer model, String delegate, int threads) throws Exception {
-        return LiteRtSession.open(model, delegate, threads);
+    public Session open(String engine, File modelFile, ByteBuffer model, String accelerator, int threads)
+            throws Exception {
+        if (Protocol.ENGINE_COMPILED.equals(engine)) {
+            return CompiledModelSession.open(modelFile, model, accelerator, threads);
+        }
+        if (Protocol.ENGINE_INTERPRETER.equals(engine)) {
+            return LiteRtSession.open(model, accelerator, threads);
+        }
+        throw new DelegateUnavailableException("no tensor engine '" + engine + "'");
+    }
+
+    @Override
+    public DetectorSession openDetector(File modelFile, ByteBuffer model, ModelSpec spec, String accelerator,
+                                        float scoreThreshold, int maxResults) throws Exception {
+        return MediaPipeSession.open(context, model, spec, accelerator, scoreThreshold, maxResults);
     }
 
     @Override
@@ -32,14 +54,9 @@ public final class AndroidPlatform implements Platform {
         return runtimeName();
     }
 
-    /** "LiteRT 1.4.0 (Android; TFLite runtime 2.x)": the Maven artifact version and the native runtime's own. */
+    /** "LiteRT 2.3.0 (Android; TFLite runtime 2.x)": the Maven artifact version and the native runtime's own. */
     public static String runtimeName() {
-        String native_;
-        try {
-            native_ = TensorFlowLite.runtimeVersion();
-        } catch (Throwable t) {
-            native_ = "unknown";
-        }
-        return "LiteRT " + BuildConfig.LITERT_VERSION + " (Android; TFLite runtime " + native_ + ")";
+        return "LiteRT " + BuildConfig.LITERT_VERSION + " (Android; TFLite runtime " + LiteRtSession.nativeVersion()
+                + "); MediaPipe tasks-vision " + BuildConfig.MEDIAPIPE_VERSION;
     }
 }

@@ -1,6 +1,5 @@
 package dev.liteship.demo;
 
-import android.os.Build;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.HashMap;
@@ -8,73 +7,42 @@ import java.util.Locale;
 import org.tensorflow.lite.DataType;
 import org.tensorflow.lite.Interpreter;
 import org.tensorflow.lite.Tensor;
-import org.tensorflow.lite.gpu.CompatibilityList;
-import org.tensorflow.lite.gpu.GpuDelegate;
-import org.tensorflow.lite.nnapi.NnApiDelegate;
+import org.tensorflow.lite.TensorFlowLite;
 
-/** A LiteRT Interpreter with the requested delegate (CPU = XNNPACK, GPU, NNAPI). Not thread-safe. */
+/**
+ * The "interpreter" engine: LiteRT's Interpreter (org.tensorflow.lite.Interpreter, kept in LiteRT 2.x
+ * for compatibility). In LiteRT 2.x it runs on the CPU only (XNNPACK): its Options have no delegates,
+ * so "gpu" and "nnapi" are unavailable here, said so, never silently run on the CPU. Not thread-safe.
+ */
 public final class LiteRtSession implements Session {
-    private final Interpreter interpreter;
-    private final GpuDelegate gpu;
-    private final NnApiDelegate nnapi;
+    static final String NO_DELEGATES = "LiteRT 2.x's Interpreter runs on the CPU only (it has no GPU or NNAPI "
+            + "delegates); run the compiled engine (CompiledModel) on gpu instead";
 
-    private LiteRtSession(Interpreter interpreter, GpuDelegate gpu, NnApiDelegate nnapi) {
+    private final Interpreter interpreter;
+
+    private LiteRtSession(Interpreter interpreter) {
         this.interpreter = interpreter;
-        this.gpu = gpu;
-        this.nnapi = nnapi;
     }
 
     /**
      * @param model a MappedByteBuffer or a direct ByteBuffer in native order; must stay unchanged
      *     while the session lives
-     * @throws DelegateUnavailableException when the delegate cannot be created here
+     * @throws DelegateUnavailableException for "gpu" and "nnapi"
      */
     public static LiteRtSession open(ByteBuffer model, String delegate, int threads) throws Exception {
+        if (!"cpu".equals(delegate)) {
+            throw new DelegateUnavailableException(NO_DELEGATES + " (asked for " + delegate + ")");
+        }
         Interpreter.Options options = new Interpreter.Options();
         options.setNumThreads(threads);
-        GpuDelegate gpu = null;
-        NnApiDelegate nnapi = null;
+        Interpreter interpreter = new Interpreter(model, options);
         try {
-            if ("gpu".equals(delegate)) {
-                CompatibilityList compatibility = new CompatibilityList();
-                try {
-                    if (!compatibility.isDelegateSupportedOnThisDevice()) {
-                        throw new DelegateUnavailableException(
-                                "the LiteRT GPU delegate does not support this device (CompatibilityList)");
-                    }
-                } finally {
-                    compatibility.close();
-                }
-                gpu = new GpuDelegate();
-                options.addDelegate(gpu);
-            } else if ("nnapi".equals(delegate)) {
-                if (Build.VERSION.SDK_INT < 27) {
-                    throw new DelegateUnavailableException("NNAPI needs Android 8.1 (API 27); this device has API "
-                            + Build.VERSION.SDK_INT);
-                }
-                nnapi = new NnApiDelegate();
-                options.addDelegate(nnapi);
-            } else if (!"cpu".equals(delegate)) {
-                throw new DelegateUnavailableException("unknown delegate '" + delegate + "'");
-            }
-        } catch (DelegateUnavailableException e) {
-            closeQuietly(gpu, nnapi);
-            throw e;
-        } catch (Throwable t) {   // missing native library (UnsatisfiedLinkError), driver errors, ...
-            closeQuietly(gpu, nnapi);
-            throw new DelegateUnavailableException("the " + delegate + " delegate cannot be created: " + t, t);
-        }
-        try {
-            Interpreter interpreter = new Interpreter(model, options);
             interpreter.allocateTensors();
-            return new LiteRtSession(interpreter, gpu, nnapi);
-        } catch (Throwable t) {
-            closeQuietly(gpu, nnapi);
-            if (t instanceof Exception) {
-                throw (Exception) t;
-            }
-            throw new RuntimeException(t.toString(), t);
+        } catch (RuntimeException e) {
+            interpreter.close();
+            throw e;
         }
+        return new LiteRtSession(interpreter);
     }
 
     @Override
@@ -85,6 +53,11 @@ public final class LiteRtSession implements Session {
     @Override
     public int outputCount() {
         return interpreter.getOutputTensorCount();
+    }
+
+    /** Bytes the Interpreter allocated for output i (after allocateTensors: the op's real size). */
+    long outputBytes(int i) {
+        return interpreter.getOutputTensor(i).numBytes();
     }
 
     @Override
@@ -110,9 +83,13 @@ public final class LiteRtSession implements Session {
     }
 
     @Override
+    public String runtime() {
+        return "LiteRT " + BuildConfig.LITERT_VERSION + " Interpreter";
+    }
+
+    @Override
     public void close() {
         interpreter.close();
-        closeQuietly(gpu, nnapi);
     }
 
     /** Lower-cased DataType name: FLOAT32 -> float32, UINT8 -> uint8 (the protocol's dtype names). */
@@ -120,26 +97,18 @@ public final class LiteRtSession implements Session {
         return type.toString().toLowerCase(Locale.ROOT);
     }
 
-    private static TensorSpec spec(Tensor t) {
+    static TensorSpec spec(Tensor t) {
         Tensor.QuantizationParams q = t.quantizationParams();
         return new TensorSpec(t.name(), t.index(), dtype(t.dataType()), t.shape(),
                 q == null ? 0f : q.getScale(), q == null ? 0 : q.getZeroPoint());
     }
 
-    private static void closeQuietly(GpuDelegate gpu, NnApiDelegate nnapi) {
+    /** The native runtime's own version string, or "unknown". */
+    static String nativeVersion() {
         try {
-            if (gpu != null) {
-                gpu.close();
-            }
-        } catch (Throwable ignored) {
-            // closing is best effort
-        }
-        try {
-            if (nnapi != null) {
-                nnapi.close();
-            }
-        } catch (Throwable ignored) {
-            // closing is best effort
+            return TensorFlowLite.runtimeVersion();
+        } catch (Throwable t) {
+            return "unknown";
         }
     }
 }

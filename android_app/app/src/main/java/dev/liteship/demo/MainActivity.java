@@ -8,6 +8,7 @@ import android.util.Log;
 import android.widget.Button;
 import android.widget.RadioGroup;
 import android.widget.SeekBar;
+import android.widget.LinearLayout;
 import android.widget.TextView;
 import androidx.activity.ComponentActivity;
 import androidx.activity.result.ActivityResultLauncher;
@@ -21,8 +22,13 @@ import androidx.camera.core.resolutionselector.ResolutionSelector;
 import androidx.camera.lifecycle.ProcessCameraProvider;
 import androidx.camera.view.PreviewView;
 import androidx.core.content.ContextCompat;
+import androidx.core.graphics.Insets;
+import androidx.core.view.ViewCompat;
+import androidx.core.view.WindowInsetsCompat;
 import com.google.common.util.concurrent.ListenableFuture;
 import java.io.ByteArrayOutputStream;
+import java.io.File;
+import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
@@ -34,33 +40,37 @@ import java.util.concurrent.Executors;
 /**
  * Live detection: CameraX preview + ImageAnalysis, the bundled model (assets/model.tflite, see
  * README), boxes with labels from the model's metadata, inference time, and settings for score
- * threshold, threads and delegate.
+ * threshold, threads, engine (LiteRT Interpreter, LiteRT CompiledModel, MediaPipe ObjectDetector)
+ * and accelerator (CPU, GPU). Edge-to-edge (Android 15 enforces it at targetSdk 35): the control
+ * panel is padded by the system bars' insets so it never sits under the navigation bar.
  */
 public final class MainActivity extends ComponentActivity {
     private static final String TAG = "liteship";
     static final String MODEL_ASSET = "model.tflite";
     /** The Task Library app's default (3) is too few for a demo with several objects. */
     private static final int MAX_RESULTS = 10;
-    private static final String[] DELEGATE_NAMES = {"cpu", "gpu", "nnapi"};
 
     /** Immutable settings snapshot, swapped on the UI thread, read on the analysis thread. */
     private static final class Settings {
         final float threshold;
         final int threads;
-        final String delegate;
+        final String engine;
+        final String accelerator;
 
-        Settings(float threshold, int threads, String delegate) {
+        Settings(float threshold, int threads, String engine, String accelerator) {
             this.threshold = threshold;
             this.threads = threads;
-            this.delegate = delegate;
+            this.engine = engine;
+            this.accelerator = accelerator;
         }
     }
 
     private final ExecutorService analysisExecutor = Executors.newSingleThreadExecutor();
-    private volatile Settings settings = new Settings(0.5f, 2, "cpu");
+    private volatile Settings settings = new Settings(0.5f, 2, Protocol.ENGINE_INTERPRETER, "cpu");
 
     // Touched only on analysisExecutor:
     private ByteBuffer model;
+    private File modelFile;
     private ModelSpec spec;
     private Detector detector;
     private String loadProblem;
@@ -85,7 +95,18 @@ public final class MainActivity extends ComponentActivity {
         SeekBar threshold = findViewById(R.id.threshold);
         Button threadsMinus = findViewById(R.id.threads_minus);
         Button threadsPlus = findViewById(R.id.threads_plus);
-        RadioGroup delegates = findViewById(R.id.delegates);
+        RadioGroup engines = findViewById(R.id.engines);
+        RadioGroup accelerators = findViewById(R.id.accelerators);
+        LinearLayout controls = findViewById(R.id.controls);
+        final int padLeft = controls.getPaddingLeft();
+        final int padTop = controls.getPaddingTop();
+        final int padRight = controls.getPaddingRight();
+        final int padBottom = controls.getPaddingBottom();
+        ViewCompat.setOnApplyWindowInsetsListener(controls, (v, insets) -> {
+            Insets bars = insets.getInsets(WindowInsetsCompat.Type.systemBars());
+            v.setPadding(padLeft + bars.left, padTop, padRight + bars.right, padBottom + bars.bottom);
+            return insets;
+        });
 
         threshold.setMax(100);
         threshold.setProgress(Math.round(settings.threshold * 100));
@@ -93,7 +114,7 @@ public final class MainActivity extends ComponentActivity {
             @Override
             public void onProgressChanged(SeekBar bar, int progress, boolean fromUser) {
                 Settings s = settings;
-                settings = new Settings(progress / 100f, s.threads, s.delegate);
+                settings = new Settings(progress / 100f, s.threads, s.engine, s.accelerator);
                 showSettings();
             }
 
@@ -107,12 +128,19 @@ public final class MainActivity extends ComponentActivity {
         });
         threadsMinus.setOnClickListener(v -> changeThreads(-1));
         threadsPlus.setOnClickListener(v -> changeThreads(+1));
-        delegates.check(R.id.delegate_cpu);
-        delegates.setOnCheckedChangeListener((group, checkedId) -> {
-            String d = checkedId == R.id.delegate_gpu ? DELEGATE_NAMES[1]
-                    : checkedId == R.id.delegate_nnapi ? DELEGATE_NAMES[2] : DELEGATE_NAMES[0];
+        engines.check(R.id.engine_interpreter);
+        engines.setOnCheckedChangeListener((group, checkedId) -> {
+            String e = checkedId == R.id.engine_compiled ? Protocol.ENGINE_COMPILED
+                    : checkedId == R.id.engine_mediapipe ? Protocol.ENGINE_MEDIAPIPE : Protocol.ENGINE_INTERPRETER;
             Settings s = settings;
-            settings = new Settings(s.threshold, s.threads, d);
+            settings = new Settings(s.threshold, s.threads, e, s.accelerator);
+            showSettings();
+        });
+        accelerators.check(R.id.accelerator_cpu);
+        accelerators.setOnCheckedChangeListener((group, checkedId) -> {
+            String a = checkedId == R.id.accelerator_gpu ? "gpu" : "cpu";
+            Settings s = settings;
+            settings = new Settings(s.threshold, s.threads, s.engine, a);
             showSettings();
         });
         showSettings();
@@ -134,7 +162,7 @@ public final class MainActivity extends ComponentActivity {
     private void changeThreads(int delta) {
         Settings s = settings;
         int threads = Math.max(1, Math.min(8, s.threads + delta));
-        settings = new Settings(s.threshold, threads, s.delegate);
+        settings = new Settings(s.threshold, threads, s.engine, s.accelerator);
         showSettings();
     }
 
@@ -185,8 +213,9 @@ public final class MainActivity extends ComponentActivity {
             Bitmap upright = Preprocessor.rotate(image.toBitmap(), image.getImageInfo().getRotationDegrees());
             final Detector.Result r = d.detect(upright, s.threshold, MAX_RESULTS);
             upright.recycle();
-            final String line = String.format(Locale.US, "%s · %d threads · %.1f ms · %d objects",
-                    d.delegate.toUpperCase(Locale.US), d.threads, r.inferenceMs, r.detections.size());
+            final String line = String.format(Locale.US, "%s · %s · %d threads · %.1f ms · %d objects",
+                    d.engine, d.acceleratorShown().toUpperCase(Locale.US), d.threads, r.inferenceMs,
+                    r.detections.size());
             overlay.post(() -> {
                 overlay.show(r.detections, r.frameWidth, r.frameHeight);
                 status.setText(line);
@@ -202,7 +231,8 @@ public final class MainActivity extends ComponentActivity {
 
     /** The detector for the current settings, recreated when they change; null with loadProblem set. */
     private Detector detectorFor(Settings s) {
-        if (detector != null && detector.delegate.equals(s.delegate) && detector.threads == s.threads) {
+        if (detector != null && detector.engine.equals(s.engine) && detector.accelerator.equals(s.accelerator)
+                && detector.threads == s.threads) {
             return detector;
         }
         if (s == failedSettings) {
@@ -220,11 +250,14 @@ public final class MainActivity extends ComponentActivity {
                     throw new ProtocolException(getString(R.string.no_model), e);
                 }
                 spec = MetadataReader.read(model);
+                modelFile = copyToCache(model);
             }
-            detector = Detector.open(model, spec, s.delegate, s.threads);
+            detector = Detector.open(getApplicationContext(), modelFile, model, spec, s.engine, s.accelerator, s.threads,
+                    MAX_RESULTS);
             loadProblem = null;
         } catch (DelegateUnavailableException e) {
-            loadProblem = getString(R.string.delegate_unavailable, s.delegate, String.valueOf(e.getMessage()));
+            loadProblem = getString(R.string.delegate_unavailable, s.engine + " " + s.accelerator,
+                    String.valueOf(e.getMessage()));
         } catch (ProtocolException e) {
             loadProblem = e.getMessage();
         } catch (Throwable t) {
@@ -255,6 +288,22 @@ public final class MainActivity extends ComponentActivity {
         } finally {
             in.close();
         }
+    }
+
+    /** CompiledModel opens a file: the model once in the cache folder. */
+    private File copyToCache(ByteBuffer data) throws IOException {
+        File file = new File(getCacheDir(), MODEL_ASSET);
+        ByteBuffer b = data.duplicate();
+        b.rewind();
+        byte[] bytes = new byte[b.remaining()];
+        b.get(bytes);
+        FileOutputStream out = new FileOutputStream(file);
+        try {
+            out.write(bytes);
+        } finally {
+            out.close();
+        }
+        return file;
     }
 
     @Override

@@ -36,6 +36,13 @@ public final class Protocol {
     public static final String SCHEMA_ASSET = "validation-protocol.schema.json";
 
     public static final String[] DELEGATES = {"cpu", "gpu", "nnapi"};
+    /** Engines a request may name ({@code engines[].engine}), each with the accelerators it accepts. */
+    public static final String[] ENGINES = {"interpreter", "compiled", "mediapipe"};
+    public static final String[] INTERPRETER_ACCELERATORS = {"cpu", "gpu", "nnapi"};
+    public static final String[] COMPILED_ACCELERATORS = {"cpu", "gpu"};
+    public static final String[] MEDIAPIPE_ACCELERATORS = {"cpu", "gpu"};
+    /** What {@code accelerator_used} may say. */
+    public static final String[] ACCELERATORS_USED = {"cpu", "gpu", "nnapi", "npu"};
     public static final String[] DTYPES = {"float32", "float16", "int8", "uint8", "int32", "int64", "bool"};
     public static final String[] ERROR_STAGES = {"request", "load", "delegate", "preprocess", "run", "write"};
 
@@ -45,6 +52,27 @@ public final class Protocol {
     public static final String STAGE_PREPROCESS = "preprocess";
     public static final String STAGE_RUN = "run";
     public static final String STAGE_WRITE = "write";
+
+    public static final String ENGINE_INTERPRETER = "interpreter";
+    public static final String ENGINE_COMPILED = "compiled";
+    public static final String ENGINE_MEDIAPIPE = "mediapipe";
+
+    public static final String NNAPI_WARNING = "NNAPI is deprecated since Android 15 (API 35); prefer the compiled engine (CompiledModel) on gpu";
+    public static final String MEDIAPIPE_IMAGES_ONLY = "MediaPipe Tasks takes images and exposes no tensors: tensor inputs do not apply";
+
+    /** The accelerators {@code engine} accepts, or null for an unknown engine. */
+    static String[] acceleratorsOf(String engine) {
+        if (ENGINE_INTERPRETER.equals(engine)) {
+            return INTERPRETER_ACCELERATORS;
+        }
+        if (ENGINE_COMPILED.equals(engine)) {
+            return COMPILED_ACCELERATORS;
+        }
+        if (ENGINE_MEDIAPIPE.equals(engine)) {
+            return MEDIAPIPE_ACCELERATORS;
+        }
+        return null;
+    }
 
     static boolean contains(String[] values, String value) {
         for (String v : values) {

@@ -30,6 +30,23 @@ public final class SchemaCheck {
             sameEnum(out, "dtype", defs.getJSONObject("dtype").getJSONArray("enum"), Protocol.DTYPES);
             sameEnum(out, "error stage", defs.getJSONObject("error").getJSONObject("properties")
                     .getJSONObject("stage").getJSONArray("enum"), Protocol.ERROR_STAGES);
+            sameEnum(out, "engine", defs.getJSONObject("engine").getJSONArray("enum"), Protocol.ENGINES);
+            sameEnum(out, "accelerator used", defs.getJSONObject("accelerator").getJSONArray("enum"),
+                    Protocol.ACCELERATORS_USED);
+            JSONArray perEngine = defs.getJSONObject("engine_run").getJSONArray("allOf");
+            for (int i = 0; i < perEngine.length(); i++) {
+                JSONObject rule = perEngine.getJSONObject(i);
+                String engine = String.valueOf(rule.getJSONObject("if").getJSONObject("properties")
+                        .getJSONObject("engine").opt("const"));
+                String[] mine = Protocol.acceleratorsOf(engine);
+                JSONArray theirs = rule.getJSONObject("then").getJSONObject("properties").getJSONObject("accelerators")
+                        .getJSONObject("items").getJSONArray("enum");
+                if (mine == null) {
+                    out.add("engine_run: the schema restricts an engine this app does not know: " + engine);
+                } else {
+                    sameEnum(out, engine + " accelerators", theirs, mine);
+                }
+            }
             sameEnum(out, "delegate status", defs.getJSONObject("delegate_result").getJSONObject("properties")
                     .getJSONObject("status").getJSONArray("enum"), new String[] {"ok", "error", "unavailable"});
             JSONArray kinds = res.getJSONObject("producer").getJSONObject("properties")

@@ -24,7 +24,7 @@ public final class ValidationRequest {
     static final Pattern RUN_ID = Pattern.compile("^[A-Za-z0-9._-]{1,64}$");
     static final Pattern SHA256 = Pattern.compile("^[0-9a-f]{64}$");
     private static final Set<String> KEYS = new HashSet<>(java.util.Arrays.asList(
-            "schema", "version", "run_id", "model", "model_sha256", "inputs", "delegates", "threads",
+            "schema", "version", "run_id", "model", "model_sha256", "inputs", "delegates", "engines", "threads",
             "warmup", "iterations", "score_threshold", "max_results", "return_tensors"));
     private static final Set<String> INPUT_KEYS = new HashSet<>(java.util.Arrays.asList(
             "id", "kind", "file", "dtype", "shape"));
@@ -48,12 +48,28 @@ public final class ValidationRequest {
         }
     }
 
+    /** One engine and the accelerators to run it with (an entry of engines[], or the v1 delegates). */
+    public static final class EngineRun {
+        public final String engine;
+        public final List<String> accelerators;
+
+        EngineRun(String engine, List<String> accelerators) {
+            this.engine = engine;
+            this.accelerators = Collections.unmodifiableList(accelerators);
+        }
+    }
+
     public final String runId;
     public final String model;
     /** Lower-case hex or null. */
     public final String modelSha256;
     public final List<Input> inputs;
+    /** The interpreter's delegates of a v1 request; empty when the request names engines. */
     public final List<String> delegates;
+    /** What to run, in order: engines[] as given, or the interpreter with delegates. */
+    public final List<EngineRun> runs;
+    /** True when the request named engines: the result then carries engine, accelerator_used, runtime. */
+    public final boolean enginesForm;
     public final int threads;
     public final int warmup;
     public final int iterations;
@@ -62,13 +78,16 @@ public final class ValidationRequest {
     public final boolean returnTensors;
 
     private ValidationRequest(String runId, String model, String modelSha256, List<Input> inputs,
-                              List<String> delegates, int threads, int warmup, int iterations,
-                              float scoreThreshold, int maxResults, boolean returnTensors) {
+                              List<String> delegates, List<EngineRun> runs, boolean enginesForm, int threads,
+                              int warmup, int iterations, float scoreThreshold, int maxResults,
+                              boolean returnTensors) {
         this.runId = runId;
         this.model = model;
         this.modelSha256 = modelSha256;
         this.inputs = Collections.unmodifiableList(inputs);
         this.delegates = Collections.unmodifiableList(delegates);
+        this.runs = Collections.unmodifiableList(runs);
+        this.enginesForm = enginesForm;
         this.threads = threads;
         this.warmup = warmup;
         this.iterations = iterations;
@@ -123,20 +142,33 @@ public final class ValidationRequest {
             }
             inputs.add(input((JSONObject) item, i));
         }
-        JSONArray rawDelegates = array(o, "delegates");
-        if (rawDelegates.length() < 1) {
-            throw new ProtocolException("request: delegates must name at least one of cpu, gpu, nnapi");
+        boolean enginesForm = o.has("engines");
+        if (enginesForm == o.has("delegates")) {
+            throw new ProtocolException("request: give either 'delegates' (the interpreter's) or 'engines', "
+                    + (enginesForm ? "not both" : "found neither"));
         }
         List<String> delegates = new ArrayList<>();
-        for (int i = 0; i < rawDelegates.length(); i++) {
-            Object d = rawDelegates.opt(i);
-            if (!(d instanceof String) || !Protocol.contains(Protocol.DELEGATES, (String) d)) {
-                throw new ProtocolException("request: delegates[" + i + "] = " + d + " is not one of cpu, gpu, nnapi");
+        List<EngineRun> runs = new ArrayList<>();
+        if (enginesForm) {
+            JSONArray rawEngines = array(o, "engines");
+            if (rawEngines.length() < 1 || rawEngines.length() > Protocol.ENGINES.length) {
+                throw new ProtocolException("request: engines must name 1 to " + Protocol.ENGINES.length + " engines");
             }
-            if (delegates.contains(d)) {
-                throw new ProtocolException("request: delegate '" + d + "' is listed twice");
+            Set<String> seen = new HashSet<>();
+            for (int i = 0; i < rawEngines.length(); i++) {
+                Object item = rawEngines.opt(i);
+                if (!(item instanceof JSONObject)) {
+                    throw new ProtocolException("request: engines[" + i + "] is not an object");
+                }
+                EngineRun run = engineRun((JSONObject) item, i);
+                if (!seen.add(run.engine)) {
+                    throw new ProtocolException("request: engine '" + run.engine + "' is listed more than once");
+                }
+                runs.add(run);
             }
-            delegates.add((String) d);
+        } else {
+            delegates = accelerators(array(o, "delegates"), "delegates", Protocol.DELEGATES);
+            runs.add(new EngineRun(Protocol.ENGINE_INTERPRETER, delegates));
         }
         int threads = integer(o, "threads", 1, 64, -1);
         int warmup = integer(o, "warmup", 0, 1000, -1);
@@ -158,8 +190,45 @@ public final class ValidationRequest {
             }
             returnTensors = (Boolean) r;
         }
-        return new ValidationRequest(runId, model, sha, inputs, delegates, threads, warmup, iterations,
-                threshold, maxResults, returnTensors);
+        return new ValidationRequest(runId, model, sha, inputs, delegates, runs, enginesForm, threads, warmup,
+                iterations, threshold, maxResults, returnTensors);
+    }
+
+    private static EngineRun engineRun(JSONObject o, int i) throws ProtocolException {
+        Iterator<String> keys = o.keys();
+        while (keys.hasNext()) {
+            String k = keys.next();
+            if (!"engine".equals(k) && !"accelerators".equals(k)) {
+                throw new ProtocolException("request: engines[" + i + "] has unknown property '" + k + "'");
+            }
+        }
+        String engine = string(o, "engine");
+        String[] allowed = Protocol.acceleratorsOf(engine);
+        if (allowed == null) {
+            throw new ProtocolException("request: engines[" + i + "].engine '" + engine + "' is not one of "
+                    + java.util.Arrays.toString(Protocol.ENGINES));
+        }
+        return new EngineRun(engine, accelerators(array(o, "accelerators"), "engines[" + i + "].accelerators", allowed));
+    }
+
+    private static List<String> accelerators(JSONArray raw, String where, String[] allowed) throws ProtocolException {
+        if (raw.length() < 1) {
+            throw new ProtocolException("request: " + where + " must name at least one of "
+                    + java.util.Arrays.toString(allowed));
+        }
+        List<String> out = new ArrayList<>();
+        for (int i = 0; i < raw.length(); i++) {
+            Object d = raw.opt(i);
+            if (!(d instanceof String) || !Protocol.contains(allowed, (String) d)) {
+                throw new ProtocolException("request: " + where + "[" + i + "] = " + d + " is not one of "
+                        + java.util.Arrays.toString(allowed));
+            }
+            if (out.contains(d)) {
+                throw new ProtocolException("request: " + where + " lists '" + d + "' twice");
+            }
+            out.add((String) d);
+        }
+        return out;
     }
 
     /** A request file name resolved inside the run folder; refuses anything that escapes it. */

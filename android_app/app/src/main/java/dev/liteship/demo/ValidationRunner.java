@@ -161,9 +161,10 @@ public final class ValidationRunner {
     private void execute(ValidationRequest request, File runDir, JSONObject doc) throws Exception {
         ByteBuffer model;
         ModelSpec spec;
+        File modelFile;
         JSONObject modelInfo = new JSONObject();
         try {
-            File modelFile = ValidationRequest.resolve(runDir, request.model);
+            modelFile = ValidationRequest.resolve(runDir, request.model);
             String sha = sha256(modelFile);
             modelInfo.put("sha256", sha);
             if (request.modelSha256 != null && !request.modelSha256.equals(sha)) {
@@ -178,19 +179,56 @@ public final class ValidationRunner {
         doc.put("model", modelInfo);
         ModelRoles roles = ModelRoles.fromNames(spec.outputNames);
         JSONArray delegates = doc.getJSONArray("delegates");
-        for (String delegate : request.delegates) {
-            log.info("delegate " + delegate + ": " + request.inputs.size() + " inputs");
-            delegates.put(runDelegate(request, runDir, model, spec, roles, delegate, modelInfo));
+        for (ValidationRequest.EngineRun run : request.runs) {
+            for (String accelerator : run.accelerators) {
+                log.info(run.engine + " on " + accelerator + ": " + request.inputs.size() + " inputs");
+                JSONObject result = Protocol.ENGINE_MEDIAPIPE.equals(run.engine)
+                        ? runDetector(request, runDir, modelFile, model, spec, accelerator)
+                        : runSession(request, runDir, run.engine, modelFile, model, spec, roles, accelerator, modelInfo);
+                delegates.put(result);
+            }
         }
     }
 
-    private JSONObject runDelegate(ValidationRequest request, File runDir, ByteBuffer model, ModelSpec spec,
-                                   ModelRoles roles, String delegate, JSONObject modelInfo) throws JSONException {
+    /** The engines form tags every run with its engine (a v1 request's result stays v1). */
+    private static JSONObject runEntry(ValidationRequest request, String engine, String accelerator)
+            throws JSONException {
         JSONObject result = new JSONObject();
-        result.put("delegate", delegate);
+        result.put("delegate", accelerator);
+        if (request.enginesForm) {
+            result.put("engine", engine);
+            if ("nnapi".equals(accelerator)) {
+                JSONArray warnings = new JSONArray();
+                warnings.put(Protocol.NNAPI_WARNING);
+                result.put("warnings", warnings);
+            }
+        }
+        return result;
+    }
+
+    private static void putAccelerator(ValidationRequest request, JSONObject result, String used, String fallback,
+                                       String runtime) throws JSONException {
+        if (!request.enginesForm) {
+            return;
+        }
+        if (used != null && Protocol.contains(Protocol.ACCELERATORS_USED, used)) {
+            result.put("accelerator_used", used);
+        }
+        if (fallback != null) {
+            result.put("fallback_reason", fallback);
+        }
+        if (runtime != null && !runtime.isEmpty()) {
+            result.put("runtime", runtime);
+        }
+    }
+
+    private JSONObject runSession(ValidationRequest request, File runDir, String engine, File modelFile,
+                                  ByteBuffer model, ModelSpec spec, ModelRoles roles, String delegate,
+                                  JSONObject modelInfo) throws JSONException {
+        JSONObject result = runEntry(request, engine, delegate);
         Session session;
         try {
-            session = platform.open(model, delegate, request.threads);
+            session = platform.open(engine, modelFile, model, delegate, request.threads);
         } catch (DelegateUnavailableException e) {
             result.put("status", "unavailable");
             result.put("error", ResultWriter.error(Protocol.STAGE_DELEGATE, e));
@@ -201,6 +239,7 @@ public final class ValidationRunner {
             return result;
         }
         try {
+            putAccelerator(request, result, session.acceleratorUsed(), session.fallbackReason(), session.runtime());
             TensorSpec input = session.input();
             if (!modelInfo.has("input")) {
                 JSONObject in = new JSONObject();
@@ -230,7 +269,90 @@ public final class ValidationRunner {
             try {
                 session.close();
             } catch (Throwable t) {
-                log.error("closing the " + delegate + " session failed", t);
+                log.error("closing the " + engine + " " + delegate + " session failed", t);
+            }
+        }
+        return result;
+    }
+
+    /** The mediapipe engine: image inputs only (tensor inputs are not_applicable), detections, no tensors. */
+    private JSONObject runDetector(ValidationRequest request, File runDir, File modelFile, ByteBuffer model,
+                                   ModelSpec spec, String accelerator) throws JSONException {
+        JSONObject result = runEntry(request, Protocol.ENGINE_MEDIAPIPE, accelerator);
+        DetectorSession detector;
+        try {
+            detector = platform.openDetector(modelFile, model, spec, accelerator, request.scoreThreshold,
+                    request.maxResults);
+        } catch (DelegateUnavailableException e) {
+            result.put("status", "unavailable");
+            result.put("error", ResultWriter.error(Protocol.STAGE_DELEGATE, e));
+            return result;
+        } catch (Throwable t) {
+            result.put("status", "error");
+            result.put("error", ResultWriter.error(Protocol.STAGE_LOAD, t));
+            return result;
+        }
+        try {
+            putAccelerator(request, result, detector.acceleratorUsed(), detector.fallbackReason(), detector.runtime());
+            JSONArray warmupMs = new JSONArray();
+            JSONArray latencyMs = new JSONArray();
+            JSONArray outputs = new JSONArray();
+            boolean first = true;
+            for (ValidationRequest.Input input : request.inputs) {
+                JSONObject out = new JSONObject();
+                out.put("input_id", input.id);
+                if (!"image".equals(input.kind)) {
+                    out.put("not_applicable", Protocol.MEDIAPIPE_IMAGES_ONLY);
+                    outputs.put(out);
+                    continue;
+                }
+                boolean timed = first;
+                first = false;
+                try {
+                    detector.load(ValidationRequest.resolve(runDir, input.file));
+                } catch (Throwable t) {
+                    out.put("error", ResultWriter.error(Protocol.STAGE_PREPROCESS, t));
+                    outputs.put(out);
+                    continue;
+                }
+                try {
+                    List<Detection> found = null;
+                    double firstMs = -1;
+                    int runs = timed ? request.warmup + request.iterations : 1;
+                    for (int k = 0; k < runs; k++) {
+                        long t0 = System.nanoTime();
+                        found = detector.detect();
+                        double ms = ResultWriter.millis(System.nanoTime() - t0);
+                        if (timed && k < request.warmup) {
+                            warmupMs.put(ms);
+                            continue;
+                        }
+                        if (timed) {
+                            latencyMs.put(ms);
+                        }
+                        if (firstMs < 0) {
+                            firstMs = ms;
+                        }
+                    }
+                    out.put("latency_ms", firstMs);
+                    out.put("detections", ResultWriter.detections(found));
+                } catch (Throwable t) {
+                    out.put("error", ResultWriter.error(Protocol.STAGE_RUN, t));
+                }
+                outputs.put(out);
+            }
+            result.put("status", "ok");
+            result.put("warmup_ms", warmupMs);
+            result.put("latency_ms", latencyMs);
+            result.put("outputs", outputs);
+        } catch (Throwable t) {
+            result.put("status", "error");
+            result.put("error", ResultWriter.error(Protocol.STAGE_RUN, t));
+        } finally {
+            try {
+                detector.close();
+            } catch (Throwable t) {
+                log.error("closing the mediapipe " + accelerator + " detector failed", t);
             }
         }
         return result;
