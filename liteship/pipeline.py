@@ -456,9 +456,9 @@ def _device_stage(req: Request, report: Report, progress: Progress) -> LiteshipE
     if wanted not in names:
         return UsageProblem(f"--device-variant {wanted} was not converted in this run (converted: {', '.join(names)})")
     if wanted == Variant.GPU.value:
-        from liteship.converter.gpu_variant import interpreter_deploy_refused
+        from liteship.converter.gpu_variant import deploy_refused
 
-        return interpreter_deploy_refused("--device-variant gpu")
+        return deploy_refused("--device-variant gpu")
     variant = next(v for v in report.variants if v["name"] == wanted)
     from liteship.converter import calibration
 

@@ -239,21 +239,27 @@ def test_fpn_gpu_entry_has_every_key_of_the_other_variants_and_says_who_can_load
     section = page[page.index('<section id="consumers">'):]
     section = section[: section.index("</section>")]
     assert ">gpu</th>" in section and "outputs.form: not for this app" in section
+    ship = page[page.index('<section id="ship"'):]
+    ship = ship[: ship.index("</section>")]
+    assert "<strong>gpu</strong>" in ship and '<span class="pass" title="mediapipe.load' in ship
+    assert by_name["gpu"]["latency"]["threads"]  # desktop latency measured like the others'
     # the phone: the engines it is for, and no silent Interpreter deploy
     assert by_name["gpu"]["deploy"]["engines"] == [{"engine": "mediapipe", "accelerators": ["gpu"]},
                                                  {"engine": "compiled", "accelerators": ["cpu", "gpu"]}]
-    assert by_name["gpu"]["deploy"]["command"].endswith("--engines mediapipe:gpu,compiled:cpu+gpu")
+    assert by_name["gpu"]["deploy"]["liteship_deploy"] is False
 
 
 @pytest.mark.tf
 @pytest.mark.slow
-def test_fpn_gpu_deploy_through_the_interpreter_is_refused_naming_its_engines(
-        fpn_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("engines", [[], ["--engines", "mediapipe,compiled:cpu+gpu"]])
+def test_fpn_gpu_deploy_is_refused_up_front_naming_its_engines(
+        fpn_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], engines: list[str]) -> None:
+    """Before any device is contacted (port 9: nothing listens), whatever the engines."""
     code = run_cli(["deploy", str(fpn_run / "models" / "gpu.tflite"), "--device", "tcp:127.0.0.1:9",
-                    "--out", str(tmp_path / "deploy")])
+                    "--out", str(tmp_path / "deploy"), *engines])
     err = capsys.readouterr().err
     assert code == 2, err
-    assert "gpu variant" in err and "--engines mediapipe:gpu,compiled:cpu+gpu" in err
+    assert "is the gpu variant" in err and "mediapipe:gpu,compiled:cpu+gpu" in err and "deploy fp32" in err
 
 
 @pytest.mark.tf

@@ -282,8 +282,9 @@ def variant_entry(
             "detector_metadata": spec.options.summary(),
             "consumers": CONSUMERS,
         },
+        # the engines it is for on a phone; `liteship deploy` cannot validate it yet (deploy_refused)
         "deploy": {"engines": [{"engine": e, "accelerators": list(a)} for e, a in DEPLOY_ENGINES],
-                   "command": f"liteship deploy {rel.as_posix()} --engines {deploy_engines_arg()}"},
+                   "liteship_deploy": False},
     }
 
 
@@ -327,11 +328,13 @@ def is_gpu_form(model: bytes) -> bool:
     return is_raw_ssd(info, read_metadata_view(model, info))
 
 
-def interpreter_deploy_refused(what: str) -> UsageProblem:
-    """The validation app's Interpreter engine reads the postprocess op's 4 outputs: deploying
-    the gpu variant through it would measure nothing."""
+def deploy_refused(what: str) -> UsageProblem:
+    """``liteship deploy`` prepares every engine's inputs and desktop side from the postprocess
+    op's outputs (liteship/device/: ModelRunner, desktop.py, the validation app): the gpu
+    variant would fail there with a misleading message, so it is refused up front."""
     return UsageProblem(
-        f"{what} is the gpu variant (outputs location and score + DETECTOR_METADATA, no {POSTPROCESS_OP}): the "
-        "validation app's Interpreter engine reads the postprocess op's 4 outputs and cannot run it",
-        hint=f"validate it with the engines it is for: `liteship deploy MODEL --engines {deploy_engines_arg()}` "
-             "(MediaPipe ObjectDetector and CompiledModel, GPU accelerator), or deploy fp32/fp16/dynamic/int8")
+        f"{what} is the gpu variant (outputs location and score + DETECTOR_METADATA, no {POSTPROCESS_OP}): "
+        "liteship's on-device validation reads the postprocess op's outputs in every engine and cannot run it yet; "
+        f"on a phone it is for the engines {deploy_engines_arg()} (MediaPipe ObjectDetector, CompiledModel on GPU)",
+        hint="its desktop checks are `liteship run --variants ...,gpu` (MediaPipe and CompiledModel parity, the "
+             "GPU-delegate analysis); deploy fp32/fp16/dynamic/int8 to validate on a device")
