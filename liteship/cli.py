@@ -14,9 +14,11 @@ from liteship import __version__
 from liteship.errors import Interrupted, LiteshipError, UsageProblem
 from liteship.types import (
     DEFAULT_FROZEN_INPUT_SIZE,
+    DEFAULT_VARIANTS,
     ConvertOptions,
     ExportOptions,
     FrozenGraphOptions,
+    GpuPrecision,
     InputKind,
     Int8Input,
     Normalization,
@@ -134,8 +136,11 @@ def _export_options(p: argparse.ArgumentParser) -> None:
 
 def _convert_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("convert")
-    g.add_argument("--variants", type=_variants, default=tuple(Variant), metavar="LIST",
-                   help="comma-separated: fp32,fp16,dynamic,int8 (default all)")
+    g.add_argument("--variants", type=_variants, default=DEFAULT_VARIANTS, metavar="LIST",
+                   help="comma-separated: fp32,fp16,dynamic,int8,gpu (default fp32,fp16,dynamic,int8; gpu = raw "
+                        "heads + MediaPipe DETECTOR_METADATA, no postprocess op, for MediaPipe and the GPU delegate)")
+    g.add_argument("--gpu-precision", choices=[p.value for p in GpuPrecision], default=GpuPrecision.FP16.value,
+                   help="weights of the gpu variant (default fp16)")
     g.add_argument("--int8-input", choices=[v.value for v in Int8Input], default=Int8Input.UINT8.value,
                    help="input type of the int8 variant (default uint8; the Task Library rejects int8)")
     g.add_argument("--calibration-images", type=_positive, default=100, metavar="N",
@@ -243,14 +248,22 @@ def _lint_parser(sub: Any) -> None:
 
     text = ("check a built APK or App Bundle before Google Play: every .tflite stored uncompressed and "
             "4-byte aligned and linted against the app contracts, every 64-bit native library 16 KB-aligned, "
-            "the ML runtimes found and their known problems (exit 30 when a check fails, 15 on an unreadable file)")
+            "the ML runtimes found and their known problems (exit 30 when a check fails, 3 when one could not run, "
+            "15 on an unreadable file)")
     p = sub.add_parser("apk", help=text, description=text, epilog="contracts:\n" + contracts_help + "\n\n" +
                        EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("apk", type=Path, metavar="APP.apk|APP.aab")
     p.add_argument("--contract", action="append", choices=[c.name for c in CONTRACTS], metavar="NAME",
                    help="contract every model must pass (repeatable; default: inferred from the runtime libraries "
-                        "in the APK: Task Library -> task-library, LiteRT/TFLite -> litert-sample, liteship's own "
+                        "in the APK: Task Library -> task-library, LiteRT 2.x -> litert-sample + litert-compiled, "
+                        "LiteRT 1.x/TFLite -> litert-sample, MediaPipe Tasks -> mediapipe, liteship's own "
                         "app -> bundled-app)")
+    p.add_argument("--runtime", action="store_true",
+                   help="also load and run every model in the real runtimes of its contracts (Task Library, "
+                        "MediaPipe, CompiledModel; child processes), as `liteship lint` does")
+    p.add_argument("--allow-skip", action="append", metavar="CHECK_ID", dest="allow_skip", default=[],
+                   help="a check that may be skipped when it cannot run here, e.g. 'apk.model.*.lint' "
+                        "(repeatable; without it such a skip exits 3)")
     p.add_argument("--out", type=Path, metavar="DIR", help="also write DIR/apk-report.json")
     _common(p)
 
@@ -551,9 +564,12 @@ def _apk(args: argparse.Namespace) -> int:
     from liteship import atomic
     from liteship.apk.check import check_apk, format_report
     from liteship.errors import ApkCheckFailed
+    from liteship.validation import judge
 
-    result = check_apk(args.apk, args.contract or None)
+    result = check_apk(args.apk, args.contract or None, runtime=args.runtime)
     doc = result.to_dict()
+    groups = {str(args.apk): doc["checks"]}
+    judge.mark_allowed_skips(groups, args.allow_skip)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         atomic.write_json(args.out / "apk-report.json", doc)
@@ -567,6 +583,11 @@ def _apk(args: argparse.Namespace) -> int:
                              f"{' ...' if len(failed) > 6 else ''}")
         exc.printed = args.json  # type: ignore[attr-defined] # the JSON report is already on stdout
         raise exc
+    # no check failed: the judge's skip policy decides (a check that could not run is exit 3 unless allowed)
+    decision = judge.decide({str(args.apk): [c for c in doc["checks"] if c["verdict"] == "skip"]}, args.allow_skip)
+    if decision is not None:
+        decision.printed = args.json  # type: ignore[attr-defined]
+        raise decision
     return 0
 
 
@@ -658,6 +679,7 @@ def request_from_args(args: argparse.Namespace, command: Sequence[str] | None = 
             int8_input=Int8Input(args.int8_input),
             calibration_images=args.calibration_images,
             output_order=OutputOrder(args.output_order),
+            gpu_precision=GpuPrecision(args.gpu_precision),
             fold_normalization=args.fold_normalization,
         )
     until = {

@@ -222,6 +222,9 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
     config = None
     tf1_facts = None  # input (d): a TF1 config + checkpoint (liteship/converter/tf1_export.py)
     with progress.step("pre-flight checks"):
+        from liteship.converter import gpu_variant
+
+        gpu_variant.require_input_a(req.kind, req.convert.variants)
         if req.kind is InputKind.CHECKPOINT:
             assert req.pipeline_config is not None and req.checkpoint_dir is not None
             config = preflight.read_pipeline_config(req.pipeline_config)
@@ -263,6 +266,7 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
             "int8_input": req.convert.int8_input.value,
             "calibration_images": req.convert.calibration_images,
             "output_order": req.convert.output_order.value,
+            "gpu_precision": req.convert.gpu_precision.value,
             "fold_normalization": req.convert.fold_normalization,
         },
     }
@@ -347,7 +351,8 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
 
     # ---- convert + metadata + checks per variant -----------------------------------------
     converting = None  # variant -> Future of Converted, when the workers convert
-    to_convert = steps.to_convert(variants)
+    pooled = [v for v in variants if v is not Variant.GPU]  # the gpu variant is made from the reference
+    to_convert = steps.to_convert(pooled)
     if pool is not None and len(to_convert) > 1:
         calibration = representative.calibration if representative is not None else None
         converting = pool.submit(exported, to_convert, calibration, req.convert.int8_input)
@@ -358,7 +363,12 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
     steps.save_export(exported)
     for variant in variants:
         with progress.step(f"convert {variant.value}"):
-            entry = _variant(req, exported, variant, representative, labels_txt, converting, steps)
+            if variant is Variant.GPU:
+                entry = gpu_variant.variant_entry(req.out, exported, labels_txt, req.convert.gpu_precision,
+                                                  with_metadata=req.until in (Stage.METADATA, Stage.RUN),
+                                                  fold_normalization=req.convert.fold_normalization)
+            else:
+                entry = _variant(req, exported, variant, representative, labels_txt, converting, steps)
         report.variants.append(entry)
         if representative is not None and variant is Variant.INT8:
             from liteship.validation import judge
@@ -488,6 +498,7 @@ def _lint(req: Request, report: Report, images: list[Any] | None = None) -> None
     """Lint every variant against every contract (measured), the real runtimes loading all
     variants at once (one child per runtime) on ``images``; the gating contracts' checks go to
     the variant's checks, the others stay in its ``lint`` summary."""
+    from liteship.converter.gpu_variant import gating_contracts
     from liteship.validation import consumers, contracts, judge, lint, runtimes
 
     gating = _gates(req).contracts
@@ -500,9 +511,10 @@ def _lint(req: Request, report: Report, images: list[Any] | None = None) -> None
             (req.out / v["path"]).read_bytes(), contracts.NAMES, source=v["path"], gpu=True,
             path=req.out / v["path"], runtime=req.runtime_checks, runtime_runs=runs.get(v["name"]),
         )
-        v["lint"] = {name: {**consumers.lint_summary(r), "gating": name in gating} for name, r in result.contracts.items()}
+        gated = gating_contracts(v["name"], gating)
+        v["lint"] = {name: {**consumers.lint_summary(r), "gating": name in gated} for name, r in result.contracts.items()}
         v["runtimes"] = {str(k): run.to_dict() for k, run in result.runtimes.items()}
-        v["checks"] += [c.to_dict() for c in judge.lint_checks(result.contracts, gating)]
+        v["checks"] += [c.to_dict() for c in judge.lint_checks(result.contracts, gated)]
 
 
 def _validate(req: Request, exported: Any, report: Report, labels_txt: str | None, state: _Run,
@@ -534,8 +546,14 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
                                      "not validated: the variant failed its conversion checks").to_dict())
     models = {name: (req.out / v["path"]).read_bytes() for name, v in runnable.items()}
     images = _validation_images(req, gt)
+    raw_nms = None
+    if Variant.GPU.value in models:  # its app decodes the heads: with the config's NMS, like the op
+        from liteship.validation.runtimes.raw_ssd import Nms
+
+        raw_nms = Nms(float(exported.score_threshold), float(exported.iou_threshold),
+                      int(exported.max_detections), bool(exported.use_regular_nms))
     runs, kept = app_run.run_models(models, exported.reference_dir, images, min_score=gates.min_score,
-                                    keep_images=6 if gt is not None else 0)
+                                    keep_images=6 if gt is not None else 0, raw_nms=raw_nms)
     report.validation["images"] = {"count": len(images), "source": "ground truth" if gt is not None else "--images"}
     reference: dict[str, Any] | None = None
     if app_run.REFERENCE in runs:
@@ -558,11 +576,18 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
     elif runnable:
         folded = {name: exported.normalization for name, v in runnable.items()
                   if (v.get("input_normalization") or {}).get("folded_into_graph")}
+        plain = {name: m for name, m in models.items() if name != Variant.GPU.value}
+
         def measure(todo: dict[str, bytes]) -> dict[str, Any]:
             return parity.measure(exported.reference_dir, todo, (load() for load in loaders),
                                   folded={n: f for n, f in folded.items() if n in todo})
 
-        results = steps.parity(models, measure) if steps is not None else measure(models)
+        results = (steps.parity(plain, measure) if steps is not None else measure(plain)) if plain else {}
+        if Variant.GPU.value in runnable:  # no postprocess op: parity in MediaPipe and CompiledModel
+            from liteship.validation import gpu_parity
+
+            gpu_parity.validate_entry(runnable[Variant.GPU.value], req.out, exported, (load() for load in loaders),
+                                      names or [], gates.tolerances, req.convert.gpu_precision)
         for name, result in results.items():
             tolerance = gates.tolerances[Variant(name)]
             runnable[name]["parity"] = {**result.to_dict(), "tolerance": dataclasses.asdict(tolerance)}

@@ -55,8 +55,11 @@ class MetadataView:
     output_content: dict[int, ContentView] = field(default_factory=dict)
     #: SubGraphMetadata.custom_metadata names (MediaPipe's DETECTOR_METADATA)
     custom_metadata: tuple[str, ...] = ()
-    #: lines of the first TENSOR_VALUE_LABELS file on the category output (desktop labels)
+    #: lines of the first TENSOR_VALUE_LABELS file on the category output (desktop labels);
+    #: for the 2-output form, of the first TENSOR_AXIS_LABELS file on the ``score`` output
     category_labels: tuple[str, ...] = ()
+    #: custom metadata name -> its data (the DETECTOR_METADATA flatbuffer)
+    custom_data: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def readable(self) -> bool:
@@ -167,6 +170,15 @@ def _metadata_view(model: bytes, info: ModelInfo) -> MetadataView:
             if lf.type == LABELS_TYPE and lf.name in packed:
                 category_labels = tuple(packed[lf.name].decode("utf-8", errors="replace").splitlines())
                 break
+    elif "score" in names:  # the 2-output form: labels name the score tensor's columns
+        for lf in files.get(names.index("score"), ()):
+            if lf.type == "TENSOR_AXIS_LABELS" and lf.name in packed:
+                category_labels = tuple(packed[lf.name].decode("utf-8", errors="replace").splitlines())
+                break
+    custom_data = {}
+    for k in range(sub.CustomMetadataLength()):
+        entry = sub.CustomMetadata(k)
+        custom_data[text(entry.Name())] = b"" if entry.DataIsNone() else entry.DataAsNumpy().tobytes()
     return MetadataView(
         present=True,
         output_names=tuple(names),
@@ -179,6 +191,7 @@ def _metadata_view(model: bytes, info: ModelInfo) -> MetadataView:
         output_content=contents,
         custom_metadata=tuple(text(sub.CustomMetadata(k).Name()) for k in range(sub.CustomMetadataLength())),
         category_labels=category_labels,
+        custom_data=custom_data,
     )
 
 

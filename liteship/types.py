@@ -8,12 +8,26 @@ from typing import Any
 
 
 class Variant(str, enum.Enum):
-    """The four TFLite variants made from one export (file name = value + ``.tflite``)."""
+    """The TFLite variants made from one export (file name = value + ``.tflite``)."""
 
     FP32 = "fp32"
     FP16 = "fp16"
     DYNAMIC = "dynamic"  # dynamic-range: int8 weights, float activations
     INT8 = "int8"  # full integer: int8 weights and activations, uint8 (or int8) input
+    #: optional: raw heads (location [1,A,4], score [1,A,C]) + MediaPipe DETECTOR_METADATA,
+    #: no TFLite_Detection_PostProcess, so the whole graph runs on the GPU delegate
+    GPU = "gpu"
+
+
+#: what ``--variants`` gives when not set: the four TFLite_Detection_PostProcess variants
+DEFAULT_VARIANTS: tuple[Variant, ...] = (Variant.FP32, Variant.FP16, Variant.DYNAMIC, Variant.INT8)
+
+
+class GpuPrecision(str, enum.Enum):
+    """Weights of the ``gpu`` variant (its input and outputs are float32 either way)."""
+
+    FP16 = "fp16"  # half the size; what the GPU delegate computes in by default anyway
+    FP32 = "fp32"
 
 
 class OutputOrder(str, enum.Enum):
@@ -158,10 +172,11 @@ class FrozenGraphOptions:
 
 @dataclass(frozen=True)
 class ConvertOptions:
-    variants: tuple[Variant, ...] = tuple(Variant)
+    variants: tuple[Variant, ...] = DEFAULT_VARIANTS
     int8_input: Int8Input = Int8Input.UINT8
     calibration_images: int = 100
     output_order: OutputOrder = OutputOrder.PORT
+    gpu_precision: GpuPrecision = GpuPrecision.FP16
     #: per-channel normalization: fold it into the float variants (their input takes 0-255)
     fold_normalization: bool = True
 

@@ -301,9 +301,9 @@ def test_the_apk_is_16_kb_ready_and_keeps_models_uncompressed() -> None:
 def test_readme_wrapper_step_names_a_gradle_agp_accepts() -> None:
     """AGP 8.9.1 refuses Gradle < 8.11.1 before `gradle wrapper` runs; without --gradle-version the
     wrapper would pin whatever Gradle ran it."""
-    readme = (APP / "README.md").read_text(encoding="utf-8")
-    assert "gradle wrapper --gradle-version 8.11.1" in readme
-    assert "any Gradle 8.x" not in readme
+    for readme in ((APP / "README.md").read_text(encoding="utf-8"), (APP.parent / "README.md").read_text(encoding="utf-8")):
+        assert "gradle wrapper --gradle-version 8.11.1" in readme and "Gradle >= 8.11.1" in readme
+        assert "any Gradle 8.x" not in readme
     wrapper = (APP / "gradle/wrapper/gradle-wrapper.properties").read_text(encoding="utf-8")
     assert "gradle-8.11.1-bin.zip" in wrapper and "--gradle-version 8.11.1" in wrapper
 

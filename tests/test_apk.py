@@ -153,12 +153,28 @@ def test_a_model_that_breaks_its_contract_fails_the_apk(tiny_models, tmp_path, c
         Member("lib/arm64-v8a/liblitert_jni.so", minimal_elf("arm64-v8a", (16384,)), align=16384),
     ])
     code, doc = run_cli(path, capsys=capsys)
-    assert code == 30 and doc["contracts"] == ["litert-sample"]
+    assert code == 30 and doc["contracts"] == ["litert-sample", "litert-compiled"]
     lint = next(c for c in doc["checks"] if c["id"] == "apk.model.assets/fp32.tflite.lint.litert-sample")
     assert lint["verdict"] == "fail" and "input.dtype" in " ".join(lint["found"])
     model = doc["models"][0]
     assert model["lint"]["contracts"]["litert-sample"]["verdict"] == "fail"  # the whole lint result is kept
     assert [r["runtime"] for r in doc["runtimes"]] == ["LiteRT 2.x"]
+
+
+def test_a_litert2_apk_fails_a_model_without_static_output_shapes(tiny_models, tmp_path, capsys) -> None:
+    """LiteRT 2.x means CompiledModel: the model whose postprocess outputs are stored as [] fails
+    litert-compiled (its buffers would be 1 value each, LiteRT#9518); under LiteRT 1.x it is not asked."""
+    model = Member("assets/m.tflite", tiny_models["no_static_shapes"].read_bytes(), align=4)
+    litert2 = apk(tmp_path / "2.apk", [model, Member("lib/arm64-v8a/libLiteRt.so", minimal_elf("arm64-v8a", (16384,)),
+                                                     align=16384)])
+    code, doc = run_cli(litert2, capsys=capsys)
+    assert code == 30 and "litert-compiled" in doc["contracts"]
+    lint = doc["models"][0]["lint"]["contracts"]["litert-compiled"]
+    static = next(c for c in lint["checks"] if c["id"] == "outputs.static_shape")
+    assert static["verdict"] == "fail" and "TFLite_Detection_PostProcess" in static["message"]
+    litert1 = apk(tmp_path / "1.apk", [model, Member("lib/arm64-v8a/libtensorflowlite_jni.so",
+                                                     minimal_elf("arm64-v8a", (16384,)), align=16384)])
+    assert check_apk(litert1).facts.contracts == ("litert-sample",)
 
 
 def test_liteships_own_app_is_linted_as_the_bundled_app(tiny_models, tmp_path) -> None:
@@ -169,12 +185,32 @@ def test_liteships_own_app_is_linted_as_the_bundled_app(tiny_models, tmp_path) -
     assert "apk.model.assets/model.tflite.lint.bundled-app" in checks_of(result)
 
 
-def test_no_runtime_and_no_contract_is_a_skip_not_a_pass(tiny_models, tmp_path) -> None:
+def test_no_runtime_and_no_contract_is_a_skip_not_a_pass(tiny_models, tmp_path, capsys) -> None:
     path = apk(tmp_path / "n.apk", [Member("assets/m.tflite", tiny_models["int8"].read_bytes(), align=4)])
     result = check_apk(path)
     lint = checks_of(result)["apk.model.assets/m.tflite.lint"]
     assert lint.verdict == "skip" and "--contract" in lint.message
     assert result.facts.contracts == ()
+    code, doc = run_cli(path, capsys=capsys)
+    assert code == 3 and doc["status"] == "skip"  # the judge's skip policy: could not run is never a pass
+    assert main(["apk", str(path), "--allow-skip", "apk.model.*.lint", "--quiet"]) == 0
+
+
+def test_runtime_loads_the_model_in_the_contracts_runtimes(tiny_models, tmp_path, capsys) -> None:
+    """--runtime: a LiteRT 2.x app's model without static output shapes, run in the real CompiledModel
+    (a child process), fails compiled_model.load naming the too-small buffers; MediaPipe loads it."""
+    path = apk(tmp_path / "r.apk", [
+        Member("assets/m.tflite", tiny_models["no_static_shapes"].read_bytes(), align=4),
+        Member("lib/arm64-v8a/libLiteRt.so", minimal_elf("arm64-v8a", (16384,)), align=16384)])
+    code, doc = run_cli(path, "--contract", "litert-compiled", "--contract", "mediapipe", "--runtime", capsys=capsys)
+    assert code == 30
+    lint = doc["models"][0]["lint"]["contracts"]
+    load = next(c for c in lint["litert-compiled"]["checks"] if c["id"] == "compiled_model.load")
+    assert load["verdict"] == "fail" and "TFLite_Detection_PostProcess" in load["message"]
+    assert next(c for c in lint["mediapipe"]["checks"] if c["id"] == "mediapipe.load")["verdict"] == "pass"
+    without = check_apk(path, ["litert-compiled"])  # without --runtime the load is n/a, never a pass
+    assert next(c for c in without.facts.models[0].lint["contracts"]["litert-compiled"]["checks"]
+                if c["id"] == "compiled_model.load")["verdict"] == "n/a"
 
 
 def test_an_app_bundle_uses_bundletools_uncompressed_globs(tiny_models, tmp_path) -> None:

@@ -301,3 +301,16 @@ def test_converted_models_detections_equal_detect_py(run_a: Path, tmp_path: Path
         np.testing.assert_allclose(pixel_boxes(got, rgb.shape[1], rgb.shape[0]), expected.boxes, rtol=1e-5, atol=1e-3)
         assert [d["class_index"] for d in got] == expected.classes.tolist()
         assert outs[f"tensor-{k}"]["detections"] == got
+
+
+def test_the_app_takes_no_default_normalization_for_a_float_input(tiny_models) -> None:
+    """Like PixelPacker.java, the app refuses to guess the normalization of a float input whose
+    metadata has none (lint assumes the default; the app does not)."""
+    from tests.fixtures import consumer_models as M
+
+    bare = apprunner.AppModel(M.edit_metadata(M.good("float32"), M.normalization(None, None)))
+    assert bare.facts.mean == () and bare.roles_problem is None
+    image = next(iter(sorted(tiny_models["images"].iterdir())))
+    with pytest.raises(ValueError, match="no NormalizationOptions"):
+        bare.image_tensor(image)
+    assert apprunner.AppModel(tiny_models["fp32"].read_bytes()).image_tensor(image).dtype == np.float32

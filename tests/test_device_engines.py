@@ -215,3 +215,21 @@ def test_deploy_every_engine_on_the_converted_int8_model(run_a: Path, make_emula
     assert compiled["status"] == "ok" and compiled["parity"]["tensors"]["inputs"] > 0
     for role, stats in compiled["parity"]["tensors"]["outputs"].items():
         assert stats["max_abs"] == 0.0, role  # the same runtime on the same bytes
+
+
+def test_runtime_words_are_the_runtimes_lines_without_log_noise() -> None:
+    from liteship.device.appengines import PHASE, one_line, runtime_words
+
+    stderr = "\n".join([
+        f"{PHASE} create-gpu",
+        "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
+        "ERROR: [delegate_webgpu.cc:359] Failed to initialize WebGPU environment: INTERNAL: No adapters found",
+        "E0000 00:00:1796141445.662088    8046 delegate_webgpu.cc:736] Failed to get or create delegate WebGPU environment",
+        f"{PHASE} run image-0",
+        "ERROR: Custom allocation is too small for tensor idx: 3",
+    ])
+    assert runtime_words(stderr, "create-gpu") == [
+        "ERROR: [delegate_webgpu.cc:359] Failed to initialize WebGPU environment: INTERNAL: No adapters found",
+        "delegate_webgpu.cc:736] Failed to get or create delegate WebGPU environment"]
+    assert runtime_words(stderr, "run image-0") == ["ERROR: Custom allocation is too small for tensor idx: 3"]
+    assert one_line("ERROR: [a.cc:1]\n└ ERROR: too small\n") == "ERROR: [a.cc:1] / ERROR: too small"

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from liteship.types import POSTPROCESS_PORT_ORDER, Variant
+from liteship.types import DEFAULT_VARIANTS, POSTPROCESS_PORT_ORDER, Variant
 from tests.conftest import read_report, run_cli
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
-VARIANTS = [v.value for v in Variant]
+VARIANTS = [v.value for v in DEFAULT_VARIANTS]
 PORT_ROLES = [r.value for r in POSTPROCESS_PORT_ORDER]
 
 

@@ -113,9 +113,10 @@ def _model_stored(archive: Archive, entry: Entry) -> bool:
     return entry.stored
 
 
-def inspect_archive(path: Path, contracts: Sequence[str] | None = None) -> ApkFacts:
+def inspect_archive(path: Path, contracts: Sequence[str] | None = None, *, runtime: bool = False) -> ApkFacts:
     """Everything ``liteship apk`` measures. Raises ApkFileProblem for an unreadable archive,
-    UsageProblem for an unknown contract."""
+    UsageProblem for an unknown contract. ``runtime``: also load and run each model in the
+    real runtimes of its contracts (lint's child processes), as ``liteship lint`` does."""
     from liteship.apk.manifest import package_of
     from liteship.errors import LiteshipError, UsageProblem
     from liteship.validation import contracts as C
@@ -177,7 +178,7 @@ def inspect_archive(path: Path, contracts: Sequence[str] | None = None) -> ApkFa
         lint = error = None
         if chosen:
             try:
-                lint = lint_bytes(archive.read(entry), chosen, source=entry.name, gpu=False).to_dict()
+                lint = lint_bytes(archive.read(entry), chosen, source=entry.name, gpu=False, runtime=runtime).to_dict()
             except LiteshipError as exc:
                 error = exc.message
         models.append(ModelFacts(entry.name, entry.size, stored, offset, lint, error))
@@ -220,12 +221,18 @@ def _model_checks(facts: ApkFacts, m: ModelFacts) -> list[Check]:
         return checks
     for name, result in m.lint["contracts"].items():
         failed = [c for c in result["checks"] if c["verdict"] == Verdict.FAIL]
-        ok = result["verdict"] == Verdict.PASS
-        checks.append(Check(f"{p}.lint.{name}", Verdict.PASS if ok else Verdict.FAIL, "every check passes",
-                            [c["id"] for c in failed] or "pass",
-                            f"contract {name} ({facts.contracts_source})" if ok else
-                            "; ".join(f"{c['id']}: {c['message']}" for c in failed[:4]),
-                            "" if ok else "; ".join(dict.fromkeys(c["fix"] for c in failed if c.get("fix")))[:600]))
+        skipped = [c for c in result["checks"] if c["verdict"] == Verdict.SKIP]
+        if failed:
+            checks.append(Check(f"{p}.lint.{name}", Verdict.FAIL, "every check passes", [c["id"] for c in failed],
+                                "; ".join(f"{c['id']}: {c['message']}" for c in failed[:4]),
+                                "; ".join(dict.fromkeys(c["fix"] for c in failed if c.get("fix")))[:600]))
+        elif skipped or result["verdict"] != Verdict.PASS:  # a check that could not run is never a pass
+            checks.append(Check(f"{p}.lint.{name}", Verdict.SKIP, "every check passes", [c["id"] for c in skipped],
+                                "; ".join(f"{c['id']}: {c['message']}" for c in skipped[:4]) or
+                                f"contract {name}: {result['verdict']}"))
+        else:
+            checks.append(Check(f"{p}.lint.{name}", Verdict.PASS, "every check passes", "pass",
+                                f"contract {name} ({facts.contracts_source})"))
     return checks
 
 
@@ -292,12 +299,14 @@ class ApkResult:
         return [c.id for c in self.checks if c.verdict == Verdict.FAIL]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": "liteship.apk", "version": 1, "status": "pass" if self.ok else "fail",
+        skipped = any(c.verdict == Verdict.SKIP for c in self.checks)
+        status = "fail" if not self.ok else ("skip" if skipped else "pass")  # a check that could not run is no pass
+        return {"schema": "liteship.apk", "version": 1, "status": status,
                 **self.facts.to_dict(), "checks": [c.to_dict() for c in self.checks]}
 
 
-def check_apk(path: Path, contracts: Sequence[str] | None = None) -> ApkResult:
-    facts = inspect_archive(path, contracts)
+def check_apk(path: Path, contracts: Sequence[str] | None = None, *, runtime: bool = False) -> ApkResult:
+    facts = inspect_archive(path, contracts, runtime=runtime)
     return ApkResult(facts, tuple(judge(facts)))
 
 

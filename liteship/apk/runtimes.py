@@ -54,7 +54,8 @@ BUNDLED_APP_PACKAGE = "dev.liteship.demo"
 RUNTIME_CONTRACTS: dict[str, tuple[str, ...]] = {
     TASK_LIBRARY: ("task-library",),
     MEDIAPIPE: ("mediapipe",),
-    LITERT_2: ("litert-sample",),
+    # LiteRT 2.x ships CompiledModel: its buffers come from the stored output shapes (LiteRT#9518)
+    LITERT_2: ("litert-sample", "litert-compiled"),
     LITERT_1: ("litert-sample",),
 }
 

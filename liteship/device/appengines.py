@@ -51,6 +51,8 @@ MEDIAPIPE_IMAGES_ONLY = "MediaPipe Tasks takes images and exposes no tensors: te
 _RUNTIME_WORDS = re.compile(r"(ERROR|Error|error:|Failed|failed|abort|corrupt|double free|free\(\)|"
                             r"malloc|Check failed|not supported|No adapters)")
 _NOISE = re.compile(r"^\s*(INFO|I0000|W0000|WARNING: \[(npu|compiler))")
+#: absl's log prefix ("E0000 00:00:1796141445.662088    8046 "): a time and a thread id, not words
+_ABSL_PREFIX = re.compile(r"^[EF]\d{4} [\d:.]+\s+\d+ ")
 
 
 def package_version(name: str) -> str:
@@ -74,6 +76,7 @@ def runtime_words(stderr: str, phase: str | None = None, limit: int = 4) -> list
         text = ln.strip()
         if not text or text.startswith(("===", "└", "Traceback", "File ", "^")) or _NOISE.match(text):
             continue
+        text = _ABSL_PREFIX.sub("", text)
         if _RUNTIME_WORDS.search(text) and text[:300] not in out:
             out.append(text[:300])
     return out[:limit]

@@ -23,12 +23,10 @@ has nothing to compare against and says so.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import sys
 import tempfile
 import time
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +37,7 @@ import numpy as np
 from liteship import child
 from liteship.device.protocol import DTYPES, read_tensor_file
 from liteship.tflite_inspect import ModelInfo, inspect_model
+from liteship.tflite_metadata import read_metadata_view
 from liteship.types import DEFAULT_NORMALIZATION, OutputRole
 
 MARKER = "LITESHIP_DESKTOP_ENGINE"
@@ -81,9 +80,7 @@ class DesktopRun:
 
 
 def normalization(data: bytes, info: ModelInfo) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The model's metadata normalization (lint's metadata view), else the default."""
-    from liteship.validation.lint import read_metadata_view
-
+    """The model's metadata normalization, else the default."""
     view = read_metadata_view(data, info)
     if view.readable and view.normalization:
         mean, std = view.normalization
@@ -109,24 +106,6 @@ def image_tensor(det: Any, path: Path) -> np.ndarray:
 
 def _roles(info: ModelInfo) -> list[str]:
     return [role.value if role is not None else t.name for role, t in zip(info.output_roles, info.outputs)]
-
-
-def labels_of(data: bytes, info: ModelInfo) -> tuple[str, ...]:
-    """The TENSOR_VALUE_LABELS file packed in the model (MediaPipe answers with label names)."""
-    from liteship.validation.lint import read_metadata_view
-
-    view = read_metadata_view(data, info)
-    names = [f.name for files in view.output_files.values() for f in files if f.type == "TENSOR_VALUE_LABELS"]
-    if not names:
-        return ()
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            lines = archive.read(names[0]).decode("utf-8", "replace").splitlines()
-    except (zipfile.BadZipFile, KeyError):
-        return ()
-    while lines and not lines[-1].strip():
-        lines.pop()
-    return tuple(lines)
 
 
 def desktop_runs(data: bytes, inputs: Sequence[Input], engines: Sequence[str], *, threads: int = 1,
@@ -293,7 +272,7 @@ def _mediapipe(model_path: Path, data: bytes, info: ModelInfo, inputs: Sequence[
     if outcome.payload is None or "error" in outcome.payload:
         run.error = _child_failure("MediaPipe ObjectDetector", outcome)
         return run
-    labels = labels_of(data, info)
+    labels = read_metadata_view(data, info).category_labels  # MediaPipe answers with these names
     for answer in outcome.payload["inputs"]:
         dets = []
         for d in answer["detections"]:

@@ -74,7 +74,17 @@ def metadata_normalization(model: bytes) -> Normalization:
     return Normalization(tuple(float(m) for m in md.norm_mean), tuple(float(s) for s in md.norm_std))
 
 
-def detector_for(model: bytes, num_threads: int = 2) -> TFLiteDetector:
+def detector_for(model: bytes, num_threads: int = 2, raw_nms: Any = None) -> Any:
+    """The model's app run: the postprocess op's outputs, or (the 2-output ``gpu`` variant,
+    with ``raw_nms``: :class:`~liteship.validation.runtimes.raw_ssd.Nms`) its heads decoded
+    and suppressed as an app that decodes them itself does."""
+    if raw_nms is not None:
+        from liteship.tflite_inspect import inspect_model
+
+        if not inspect_model(model).postprocess:
+            from liteship.validation.runtimes.raw_ssd import RawSsdDetector
+
+            return RawSsdDetector(model, raw_nms, num_threads=num_threads)
     norm = metadata_normalization(model)
     return TFLiteDetector(model, num_threads=num_threads, mean=norm.mean, std=norm.std)
 
@@ -124,8 +134,10 @@ def run_models(
     min_score: float = 0.3,
     keep_images: int = 0,
     workers: int | None = None,
+    raw_nms: Any = None,
 ) -> tuple[dict[str, ModelRun], list[tuple[ValidationImage, np.ndarray]]]:
-    """Run every model (and the reference, under :data:`REFERENCE`) on every image.
+    """Run every model (and the reference, under :data:`REFERENCE`) on every image;
+    ``raw_nms``: how models without the postprocess op are decoded (:func:`detector_for`).
 
     Returns the runs and the first ``keep_images`` images with their decoded pixels (for the
     report's overlays). The images are split among ``workers`` threads (default: the usable
@@ -142,7 +154,7 @@ def run_models(
 
     def share(indices: Sequence[int]) -> list[tuple[int, np.ndarray | None, dict[str, Any]]]:
         threads = 2 if workers == 1 else 1
-        detectors: dict[str, Any] = {name: detector_for(model, threads) for name, model in models.items()}
+        detectors: dict[str, Any] = {name: detector_for(model, threads, raw_nms=raw_nms) for name, model in models.items()}
         if reference is not None:
             detectors[REFERENCE] = reference
         done = []

@@ -131,8 +131,7 @@ class OutputForm(enum.StrEnum):
     #: MediaPipe's second form: 2 raw outputs ``location`` [1,A,4] and ``score`` [1,A,C], with
     #: a ``DETECTOR_METADATA`` custom metadata entry (anchors, box decoding) -- MediaPipe
     #: decodes and runs NMS itself (detection_postprocessing_graph.cc, out-of-model NMS).
-    #: Extension point: add it to a contract's ``output_forms`` together with its rules in
-    #: ``lint_mediapipe.FORM_RULES``; until then lint reports such a model as not checked.
+    #: liteship's ``gpu`` variant; the mediapipe contract accepts it (``lint_mediapipe.FORM_RULES``).
     RAW_SSD = "raw-ssd"
 
 
@@ -264,6 +263,7 @@ CONTRACTS: tuple[Contract, ...] = (
         runtime_note="tasks-vision bundles its own current TFLite runtime; the real MediaPipe run decides",
         runtime_check=Runtime.MEDIAPIPE,
         rules=RuleSet.MEDIAPIPE,
+        output_forms=(OutputForm.POSTPROCESS, OutputForm.RAW_SSD),
         name_fallback_to_index=True,
         source="google-ai-edge/mediapipe mediapipe/tasks/cc/vision/object_detector/object_detector_graph.cc, "
                "tasks/cc/components/processors/detection_postprocessing_graph.cc, "
@@ -392,6 +392,10 @@ POSTPROCESS_BOX_INDEX = (1, 0, 3, 2)
 DETECTION_OUTPUT_NAMES = tuple(r.value for r in POSTPROCESS_PORT_ORDER)
 #: the 2-output form's names and custom metadata entry (_POST)
 RAW_SSD_OUTPUT_NAMES = ("location", "score")
+#: the NMS IoU MediaPipe's ObjectDetector applies to the 2-output form: min_suppression_threshold
+#: is a C++-only option (object_detector.h: ``= 0.3f``; object_detector_options.proto:
+#: ``[default = 0.3]``), absent from the Java, Python and C APIs, so apps get this value
+MEDIAPIPE_RAW_NMS_IOU = 0.3
 DETECTOR_METADATA_NAME = "DETECTOR_METADATA"
 
 #: what TFLite (in every runtime: LiteRT, MediaPipe, the Task Library) says about a Flex op

@@ -168,6 +168,16 @@ def _app_checks(c: C.Contract, f: Facts, max_results: int | None = None) -> list
     checks: list[Check] = []
     add = checks.append
 
+    from liteship.validation.runtimes.raw_ssd import is_raw_ssd
+
+    if is_raw_ssd(info, meta):  # first: the one-line reason of the consumer matrix
+        add(_fail("outputs.form", str(C.OutputForm.POSTPROCESS), str(C.OutputForm.RAW_SSD),
+                  f"{c.name} reads the 4 {POSTPROCESS_OP} outputs; this model has the 2 raw outputs (location, score) "
+                  "+ DETECTOR_METADATA of liteship's gpu variant",
+                  f"not for this app: it needs the {POSTPROCESS_OP} outputs, the gpu variant has raw heads only; "
+                  "ship fp32/fp16/dynamic/int8 to it (the gpu variant is for MediaPipe's ObjectDetector and apps "
+                  "that decode the heads themselves, e.g. CompiledModel on GPU)"))
+
     # -- input
     if len(info.inputs) != 1:
         add(_fail("input.count", 1, len(info.inputs), "the app feeds exactly one image tensor",

@@ -9,9 +9,9 @@ computes something else (box index order, labels): they say so.
 Model forms (:class:`~liteship.validation.contracts.OutputForm`): MediaPipe reads either the
 4 outputs of ``TFLite_Detection_PostProcess`` or 2 raw outputs with a ``DETECTOR_METADATA``
 entry. :data:`FORM_RULES` maps each form to its rules; a contract accepts the forms in its
-``output_forms``. Only the 4-output form has rules today (it is what liteship writes); to
-accept the 2-output form, add its rule function here and ``OutputForm.RAW_SSD`` to the
-contract -- the input rules and the runtime run are shared already.
+``output_forms``: the 4-output form (what liteship writes by default) and the 2-output form
+(liteship's ``gpu`` variant, :func:`_raw_ssd_form`); the input rules and the runtime run are
+shared.
 """
 
 from __future__ import annotations
@@ -313,7 +313,92 @@ def _max_detections(c: C.Contract, f: Facts, max_results: int | None) -> Check:
                  f"re-export with `liteship run --max-detections {want_n}` (or lower the app's maxResults)")
 
 
-#: the rules of each output form; add OutputForm.RAW_SSD here to accept MediaPipe's 2-output form
+def _raw_ssd_form(c: C.Contract, f: Facts, max_results: int | None) -> list[Check]:
+    """The 2-output form: ``location`` [1,A,4] + ``score`` [1,A,C] and DETECTOR_METADATA
+    (``BuildOutModelNmsPostProcessingSpecs``, ``ConfigureOutModelNmsTensorsToDetectionsCalculator``,
+    ``ConfigureSsdAnchorsCalculator``; shapes as ``TensorsToDetectionsCalculator::ProcessCPU``
+    RET_CHECKs them)."""
+    from liteship.converter import mediapipe_metadata as mpmd
+
+    info, meta = f.info, f.meta
+    out: list[Check] = []
+    names = list(meta.output_names)
+    want = list(C.RAW_SSD_OUTPUT_NAMES)
+    if all(n in names for n in want):
+        positions = [names.index(n) for n in want]
+        out.append(_pass("outputs.names", want, names, "found by metadata name"))
+    else:
+        positions = [0, 1]
+        shown = ", ".join(f'"{n}"' for n in want)
+        out.append(_pass("outputs.names", want, names, f"warning: MediaPipe logs \"You don't seem to be matching tensor "
+                                                        f"names in metadata list ... [{shown}]\" and reads outputs 0, 1 "
+                                                        "as location, score"))
+    if info.custom_ops:
+        out.append(_fail("postprocess.op", "no custom op (MediaPipe decodes and runs NMS)", list(info.custom_ops),
+                         "a 2-output model with a custom op", "end the graph at the raw heads (liteship's gpu variant)"))
+    content = meta.output_content.get(positions[0])
+    found_box = None if content is None else {"type": content.type, "box_type": content.box_type,
+                                               "coordinate_type": content.coordinate_type}
+    fix = "write the gpu variant's metadata (`liteship run --variants ...,gpu`)"
+    name = meta.output_names[positions[0]] if positions[0] < len(names) else "#0"
+    if content is None or content.type != "BoundingBoxProperties":
+        key = "location.box_properties.missing" if content is None or content.type == "NONE" else "location.box_properties.type"
+        out.append(_refused("location.box_properties", "BoundingBoxProperties BOUNDARIES, RATIO", found_box, key, fix,
+                            name=name or "#0", type=content.type if content else "NONE"))
+    elif content.box_type != "BOUNDARIES":
+        out.append(_refused("location.box_properties", "BOUNDARIES, RATIO", found_box, "location.box_type", fix,
+                            type=content.box_type))
+    elif content.coordinate_type != "RATIO":
+        out.append(_refused("location.box_properties", "BOUNDARIES, RATIO", found_box, "location.coordinate_type", fix,
+                            type=content.coordinate_type))
+    elif content.box_index is not None and len(content.box_index) != 4:
+        out.append(_refused("location.box_properties", "index of 4 values", list(content.box_index), "location.box_index",
+                            fix, n=len(content.box_index)))
+    else:
+        out.append(_pass("location.box_properties", "BoundingBoxProperties BOUNDARIES, RATIO", found_box,
+                         "MediaPipe decodes the raw encodings itself: the index is not used in this form"))
+    shapes = [list(info.outputs[p].shape) if p < len(info.outputs) else [] for p in positions]
+    detector = None
+    try:
+        detector = mpmd.decode(meta.custom_data.get(C.DETECTOR_METADATA_NAME, b""))
+    except ValueError as exc:
+        out.append(_refused("detector_metadata", "a readable ObjectDetectorOptions (V001)", str(exc),
+                            "outputs.detector_metadata", fix))
+    if detector is not None:
+        a = shapes[0][1] if len(shapes[0]) == 3 else None
+        found = {"num_boxes": detector.num_boxes, "num_coords": detector.num_coords, "num_classes": detector.num_classes,
+                 "num_keypoints": detector.num_keypoints, "num_values_per_keypoint": detector.num_values_per_keypoint}
+        expected = {"num_boxes": a, "num_coords": shapes[0][2] if len(shapes[0]) == 3 else None,
+                    "num_classes": shapes[1][2] if len(shapes[1]) == 3 else None, "num_keypoints": 0,
+                    "num_values_per_keypoint": 2}
+        shapes_ok = len(shapes[0]) == 3 and len(shapes[1]) == 3 and shapes[0][0] == shapes[1][0] == 1 and shapes[1][1] == a
+        if found == expected and shapes_ok:
+            out.append(_pass("detector_metadata", expected, found))
+        else:
+            out.append(_fail("detector_metadata", expected, {**found, "output_shapes": shapes},
+                             "DETECTOR_METADATA does not describe the outputs: TensorsToDetectionsCalculator fails its "
+                             "shape RET_CHECKs, or CHECK-aborts the process (num_values_per_keypoint must be 2 and "
+                             "num_keypoints * 2 + 4 == num_coords)", "write DETECTOR_METADATA from the model's export "
+                             "(`liteship run --variants ...,gpu`)"))
+        scales = [detector.x_scale, detector.y_scale, detector.w_scale, detector.h_scale]
+        if any(v <= 0 for v in scales):
+            out.append(_fail("detector_metadata.scales", "positive x/y/w/h scales", scales,
+                             "MediaPipe divides the encodings by these scales", "write the box coder's scales"))
+    labels = [lf for lf in meta.output_files.get(positions[1], ()) if lf.type == "TENSOR_AXIS_LABELS" and lf.lines is not None]
+    classes = shapes[1][2] if len(shapes[1]) == 3 else None
+    if not labels:
+        out.append(_pass("labels.file", "TENSOR_AXIS_LABELS file on the score tensor (optional)", None,
+                         "warning: no labels: MediaPipe results carry only a class index, no category_name"))
+    elif classes is not None and labels[0].lines < classes:
+        out.append(_pass("labels.file", f">= {classes} labels", labels[0].lines,
+                         f"warning: {labels[0].name} names {labels[0].lines} of {classes} score columns"))
+    else:
+        out.append(_pass("labels.file", "TENSOR_AXIS_LABELS file on the score tensor", labels[0].name))
+    return out
+
+
+#: the rules of each output form
 FORM_RULES: dict[C.OutputForm, Callable[[C.Contract, Facts, int | None], list[Check]]] = {
     C.OutputForm.POSTPROCESS: _postprocess_form,
+    C.OutputForm.RAW_SSD: _raw_ssd_form,
 }

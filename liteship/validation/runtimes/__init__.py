@@ -59,6 +59,7 @@ class _Prepared:
     desktop: compare.DesktopRun | None
     desktop_note: str
     tolerance: Any = EXACT
+    meta: Any = None
 
 
 def check(
@@ -111,11 +112,16 @@ def _prepare(key: str, path: Path, images: Sequence[np.ndarray], work: Path) -> 
     mean, std = norm.mean, norm.std
     desktop, note, inputs = None, "", None
     try:
-        desktop = compare.desktop_run(data, list(resized), mean, std, meta.category_labels)
-        from liteship.validation.detect import TFLiteDetector
+        from liteship.validation.runtimes import raw_ssd
 
-        pre = TFLiteDetector(data, num_threads=1, mean=list(mean), std=list(std))
-        inputs = np.stack([pre.preprocess(img) for img in resized])
+        if raw_ssd.is_raw_ssd(info, meta):  # the 2-output form (gpu variant): no postprocess op to run
+            desktop, inputs = raw_ssd.desktop_run(data, info, meta, list(resized), mean, std)
+        else:
+            desktop = compare.desktop_run(data, list(resized), mean, std, meta.category_labels)
+            from liteship.validation.detect import TFLiteDetector
+
+            pre = TFLiteDetector(data, num_threads=1, mean=list(mean), std=list(std))
+            inputs = np.stack([pre.preprocess(img) for img in resized])
     except Exception as exc:  # noqa: BLE001 - a model the desktop cannot run: no comparison
         note = f"no desktop run to compare with: {type(exc).__name__}: {str(exc)[:200]}"
     if inputs is None and len(info.inputs) == 1 and all(d > 0 for d in info.inputs[0].shape):
@@ -129,7 +135,7 @@ def _prepare(key: str, path: Path, images: Sequence[np.ndarray], work: Path) -> 
         np.save(inputs_path, inputs)
     job = runner.Job(model=path, images=work / "images.npy", inputs=inputs_path)
     tolerance = HYBRID if compare.is_dynamic_range(data) else EXACT
-    return _Prepared(key, data, info, (h, w), job, desktop, note, tolerance)
+    return _Prepared(key, data, info, (h, w), job, desktop, note, tolerance, meta)
 
 
 def _error_text(outcome: runner.JobOutcome) -> str | None:
@@ -208,9 +214,12 @@ def _to_run(runtime: Runtime, outcome: runner.JobOutcome, p: _Prepared) -> Runti
 
 def _compiled_detections(p: _Prepared, payload: dict, image: int, width: int, height: int) -> list[compare.Det]:
     from liteship.validation.detect import decode_outputs
-    from liteship.validation.runtimes import compiled_model
+    from liteship.validation.runtimes import compiled_model, raw_ssd
 
-    boxes, classes, scores = decode_outputs(compiled_model.outputs_by_role(p.info, payload, image))
+    if raw_ssd.is_raw_ssd(p.info, p.meta):
+        boxes, classes, scores = raw_ssd.compiled_detections(p.info, p.meta, payload, image)
+    else:
+        boxes, classes, scores = decode_outputs(compiled_model.outputs_by_role(p.info, payload, image))
     assert p.desktop is not None
     return [compare.Det(compare.to_pixels(b, width, height, "exact"), p.desktop.label(int(round(float(c)))), float(s))
             for b, c, s in zip(boxes, classes, scores)
