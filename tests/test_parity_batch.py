@@ -80,3 +80,20 @@ def test_nothing_to_match_still_counts_detections() -> None:
     assert [a["ref"] for a in accs] == [0, 0]
     assert [a["var"] for a in accs] == [int(((np.arange(10) < r[3]) & (r[2] >= 0.3)).sum()) for r in raws]
     assert all(a["matched"] == 0 and a["heads"]["box_encodings"][2] == 1 for a in accs)
+
+
+def test_a_nan_head_stays_nan_as_in_compare_step() -> None:
+    """max(0.0, nan) is 0.0 in Python: the batched path must not let a NaN head pass either."""
+    rng = np.random.default_rng(3)
+    ref_heads, ref_kept, heads, raws = _image(rng, 2)
+    heads[1]["box_encodings"][0, 5, 2] = np.nan
+    one = [parity._new_accumulator() for _ in range(2)]
+    batched = [parity._new_accumulator() for _ in range(2)]
+    pre = np.zeros((1, 4, 4, 3), np.float32)
+    for _ in range(2):  # a later finite image must not wash the NaN out
+        for acc, h, r in zip(one, heads, raws):
+            parity.compare_step(acc, _Fixed(h, r), pre, ref_heads, ref_kept, 0.3)
+        parity_batch.compare_image(batched, heads, raws, ref_heads, ref_kept, 0.3)
+        heads[1]["box_encodings"][0, 5, 2] = 0.0
+    assert np.isnan(one[1]["heads"]["box_encodings"][0]) and np.isnan(batched[1]["heads"]["box_encodings"][0])
+    assert not np.isnan(batched[0]["heads"]["box_encodings"][0])

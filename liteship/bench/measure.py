@@ -368,9 +368,11 @@ def measure_scale(s: Setup, m: BenchModel) -> tuple[float, float, float, dict[st
         "runs": {str(k): v for k, v in runs.items()},
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "how": "what `liteship run` measures in validation on a ground truth of N images (the demo's val set, "
-               "cycled): parity on the first 50, the desktop reference's and the four variants' mAP on all N "
-               "(evaluate.py: images split among os.cpu_count() threads); a fresh process per N; time per image "
-               "= that wall time / N; cores used = CPU time / wall time at the larger N; peak RSS = wait4 ru_maxrss",
+               "cycled): the four variants and the desktop reference run on all N (app_run.run_models: images "
+               "split among the usable cores' threads) and their mAP, then parity on the first 50; a fresh "
+               "process per N; time per image = the loop's wall time (first image loaded to last image done, "
+               "after loading the reference and the interpreters: setup_s) / N (wall_per_image_ms includes "
+               "setup, mAP and parity); cores used = CPU time / wall time at the larger N; peak RSS = wait4 ru_maxrss",
         "n": 1,
     }
 
