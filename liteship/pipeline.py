@@ -201,7 +201,8 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
                 assert req.pipeline_config is not None and req.checkpoint_dir is not None
                 with nativelog.captured():  # TF's "failed call to cuInit" and similar C++ notices
                     staged = export_mod.export_staged(
-                        req.pipeline_config, req.checkpoint_dir, out / "export", req.export, req.checkpoint, config=config
+                        req.pipeline_config, req.checkpoint_dir, out / "export", req.export, req.checkpoint, config=config,
+                        normalization=req.normalization,
                     )
                     exported = staged.finish() if pool is None else staged.result
             elif req.kind is InputKind.SAVED_MODEL:
@@ -412,7 +413,9 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
             v["checks"].append(Check("parity", "skip", "reference vs variant", None, why).to_dict())
     else:
         images = (load() for load in loaders)  # one image decoded at a time
-        results = parity.measure(exported.reference_dir, models, images)
+        ties = {name: gates.tolerances[Variant(name)].score_tie for name in models}
+        results = parity.measure(exported.reference_dir, models, images, score_ties=ties,
+                                 resize=exported.resize, normalization=exported.normalization)
         for name, result in results.items():
             tolerance = gates.tolerances[Variant(name)]
             checks = parity.judge(result, tolerance)
@@ -423,10 +426,10 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
     if gt is not None and names is not None:
         assert req.ground_truth is not None
         if exported.reference_dir is not None:
-            ref = evaluate.reference_map(exported.reference_dir, req.ground_truth, names)
+            ref = evaluate.reference_map(exported.reference_dir, req.ground_truth, names, resize=exported.resize)
             report.validation["reference"] = {"map50": ref.map50, "map": ref.map}
         for name in models:
-            r = evaluate.evaluate_map(req.out / by_name[name]["path"], req.ground_truth, names)
+            r = evaluate.evaluate_map(req.out / by_name[name]["path"], req.ground_truth, names, resize=exported.resize)
             by_name[name].update(map50=r.map50, map=r.map, map_detail=r.to_dict())
         base = by_name.get(Variant.FP32.value, {}).get("map50")
         for name, v in by_name.items():
@@ -555,7 +558,11 @@ def _variant(
     model = reorder.reorder_outputs(converted.model, req.convert.output_order)
     md_summary = None
     if labels_txt is not None and req.until in (Stage.METADATA, Stage.RUN):
-        model = metadata.write_metadata(model, exported.normalization, labels_txt)
+        letterboxed = exported.resize is not None and exported.resize.letterbox
+        from liteship.converter.letterbox import app_instructions
+
+        note = app_instructions(exported.resize) if letterboxed else None
+        model = metadata.write_metadata(model, exported.normalization, labels_txt, note)
         md_summary = metadata.verify(model, exported.normalization, labels_txt.count("\n"))
     info = inspect_model(model)
     checks = verify.static_checks(info, variant, req.convert.output_order, req.convert.int8_input)

@@ -93,12 +93,22 @@ def _probe(cls: Any) -> Normalization | None:
 
     def pre(value: float) -> np.ndarray:
         out = cls.preprocess(instance, tf.fill([1, 4, 4, 3], value))
-        return np.asarray(out).reshape(-1, 3).mean(axis=0)
+        return channel_means(np.asarray(out))
 
     try:
         return fit_affine(pre)
     except Exception:  # noqa: BLE001 - a preprocess that needs instance state: unknown
         return None
+
+
+def channel_means(image: np.ndarray) -> np.ndarray:
+    """Per-channel mean of an [..., C] float image, accumulated in float64.
+
+    NumPy sums a float32 array along a strided axis (axis 0 of [H*W, C]) one element after
+    the other in float32: at 640x640 the mean of a constant -123.68 comes out -123.934, which
+    breaks the affine fit of every ResNet-FPN and EfficientDet preprocess.
+    """
+    return np.asarray(image, np.float64).reshape(-1, image.shape[-1]).mean(axis=0)
 
 
 def fit_affine(pre: Callable[[float], np.ndarray]) -> Normalization | None:

@@ -4,7 +4,9 @@ The four ``TFLite_Detection_PostProcess`` outputs are found by role (the op's po
 output is), so models in port order and in the TF2 converter's order both work.
 
 Preprocessing: resize to the model's input size with Pillow's bilinear filter (no aspect
-ratio kept, as apps and the OD API's ``fixed_shape_resizer`` do), then
+ratio kept, as apps and the OD API's ``fixed_shape_resizer`` do; a letterboxed model --
+``resize`` with mode letterbox -- gets the letterbox of :mod:`liteship.converter.letterbox`
+instead), then
 
 * float32 input: ``(pixel - mean) / std`` (pass the model's metadata normalization);
 * uint8 input: the raw pixels (what the Task Library and the sample apps feed);
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from liteship.converter.letterbox import ResizeSpec, boxes_to_pixels, letterbox
 from liteship.errors import ModelInputProblem
 from liteship.tflite_inspect import ModelInfo, TensorInfo, inspect_model
 from liteship.types import POSTPROCESS_OP, POSTPROCESS_PORT_ORDER, OutputRole
@@ -83,11 +86,13 @@ class TFLiteDetector:
         *,
         mean: float | Sequence[float] = 127.5,
         std: float | Sequence[float] = 127.5,
+        resize: ResizeSpec | None = None,
     ) -> None:
         data, source = _read_model(model)
         self.info: ModelInfo = inspect_model(data, source=source)
         self.source = source
         self._mean, self._std = _channel_params(mean, std)
+        self.resize = resize if resize is not None and resize.letterbox else None
         image = _image_input(self.info, source)
         self.input_dtype: str = image.dtype
         self.input_height, self.input_width = image.shape[1], image.shape[2]
@@ -113,6 +118,8 @@ class TFLiteDetector:
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
         """uint8 HxWx3 -> the model's input tensor [1, H, W, 3]."""
         rgb = _checked_image(rgb)
+        if self.resize is not None:
+            rgb = letterbox(rgb, self.resize)[0]
         image = Image.fromarray(rgb, "RGB")
         if image.size != (self.input_width, self.input_height):
             image = image.resize((self.input_width, self.input_height), Image.Resampling.BILINEAR)
@@ -140,13 +147,18 @@ class TFLiteDetector:
         raw_count = self._output(OutputRole.COUNT).reshape(-1)
         count = int(np.rint(raw_count[0])) if raw_count.size and np.isfinite(raw_count[0]) else 0
         count = max(0, min(count, len(boxes), len(classes), len(scores)))
+        if self.resize is not None:
+            boxes = boxes_to_pixels(boxes[:count], self.resize, height, width)
+            scale_y = scale_x = 1.0
+        else:
+            scale_y, scale_x = height, width
         ymin, xmin, ymax, xmax = (boxes[:count, k] for k in range(4))
         pixel_boxes = np.stack(
             [
-                np.clip(xmin * width, 0, width),
-                np.clip(ymin * height, 0, height),
-                np.clip(xmax * width, 0, width),
-                np.clip(ymax * height, 0, height),
+                np.clip(xmin * scale_x, 0, width),
+                np.clip(ymin * scale_y, 0, height),
+                np.clip(xmax * scale_x, 0, width),
+                np.clip(ymax * scale_y, 0, height),
             ],
             axis=-1,
         )
