@@ -8,3 +8,7 @@ _os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
+
+from liteship.api import LintReport, RunResult, lint, run  # noqa: E402  (after the environment is set)
+
+__all__ = ["LintReport", "RunResult", "__version__", "lint", "run"]

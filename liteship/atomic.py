@@ -6,6 +6,7 @@ An interrupted run never leaves a file under its final name that is not complete
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -41,12 +42,47 @@ def write_bytes(path: Path, data: bytes) -> Path:
     return path
 
 
+#: what write_bytes and the staging folders name their temporaries: ``.<final name>.<random>.partial``
+TEMP_GLOB = ".*.partial"
+
+
+def remove_stale_temporaries(folder: Path, depth: int = 2) -> list[Path]:
+    """Temporaries a killed run left in ``folder`` (and ``depth`` levels below): no other
+    process writes there, so they are garbage. Returns what was removed."""
+    removed: list[Path] = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    patterns = [TEMP_GLOB] + ["/".join(["*"] * level + [TEMP_GLOB]) for level in range(1, depth + 1)]
+    for pattern in patterns:
+        for path in folder.glob(pattern):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def write_text(path: Path, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: Path, obj: Any) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
+    """Strict JSON: NaN and infinities become the strings "nan", "inf", "-inf" (bare NaN is
+    not JSON and breaks most parsers)."""
+    return write_text(path, json.dumps(json_safe(obj), indent=2, sort_keys=False, ensure_ascii=False,
+                                       allow_nan=False) + "\n")
+
+
+def json_safe(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else str(obj)
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 def replace_dir(src: Path, dst: Path) -> Path:

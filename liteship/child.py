@@ -104,6 +104,22 @@ def emit(marker: str, **payload: Any) -> None:
     print(f"{marker} {json.dumps(payload)}", flush=True)
 
 
+def payloads(stdout: str, marker: str) -> list[dict[str, Any]]:
+    """Every ``<MARKER> {...}`` line of a child's stdout, in order (children that report
+    several results, one line each); unparsable lines are left out."""
+    prefix = marker + " "
+    found = []
+    for line in stdout.splitlines():
+        if line.startswith(prefix):
+            try:
+                value = json.loads(line[len(prefix):])
+            except json.JSONDecodeError:
+                continue
+            if isinstance(value, dict):
+                found.append(value)
+    return found
+
+
 def _payload(stdout: str, marker: str) -> dict[str, Any] | None:
     prefix = marker + " "
     for line in reversed(stdout.splitlines()):

@@ -13,6 +13,7 @@ from typing import Any
 from liteship import __version__
 from liteship.errors import Interrupted, LiteshipError, UsageProblem
 from liteship.types import (
+    DEFAULT_FROZEN_INPUT_SIZE,
     ConvertOptions,
     ExportOptions,
     FrozenGraphOptions,
@@ -23,33 +24,13 @@ from liteship.types import (
     Variant,
 )
 
-EXIT_CODES_HELP = """exit codes:
-  0   success
-  1   internal error (a bug: rerun with --debug and report it)
-  2   usage: bad or conflicting arguments, missing files, unusable --out
-  3   environment: a dependency is missing or broken
-  10  pipeline.config refused (not SSD, not fixed_shape_resizer, syntax...)
-  11  label map refused (ids, duplicates, count != num_classes...)
-  12  checkpoint missing, corrupt or not matching the config
-  13  --saved-model / --frozen-graph is not a TFLite-exportable SSD
-  14  int8 refused: no usable calibration images (other variants were written)
-  15  a .tflite file is unreadable or not a TFLite model
-  16  ground truth (VOC folder / CSV / TFRecord) unreadable or inconsistent
-  20  export failed
-  21  conversion failed or a converted model failed its checks
-  22  metadata could not be written or verified
-  30  lint: the model breaks a named app contract
-  31  parity: a variant differs from the desktop reference beyond its tolerances
-  32  accuracy: mAP below --min-map50, or a variant dropped more than --max-map50-drop below fp32
-  33  device parity: the device's outputs differ from the desktop run of the same model
-  40  device: not found, connection refused or dropped
-  41  device: our adb key was refused (accept the prompt on the phone)
-  42  device: storage full, read-only path or permission denied
-  43  device: app not installed, install failed, or the app died without a result
-  44  device: timed out waiting for the result
-  45  device: the result file is corrupt or breaks the protocol schema
-  130 interrupted
-"""
+def _exit_codes_help() -> str:
+    from liteship.errors import EXIT_CODES
+
+    return "exit codes:\n" + "\n".join(f"  {code:<3} {text.replace('`', '')}" for code, text in EXIT_CODES) + "\n"
+
+
+EXIT_CODES_HELP = _exit_codes_help()
 
 
 def _variants(text: str) -> tuple[Variant, ...]:
@@ -95,14 +76,21 @@ def _unit(text: str) -> float:
     return value
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-        if value <= 0:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, found {text!r}") from None
-    return value
+def _number(kind: type, minimum: float, what: str) -> Any:
+    """An argparse type: a ``kind`` number > ``minimum``, else a message saying what was expected."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+            if not value > minimum:
+                raise ValueError
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, found {text!r}") from None
+        return value
+    return parse
+
+
+_positive = _number(int, 0, "a positive integer")
+_seconds = _number(float, 0.0, "a number of seconds > 0")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -113,6 +101,9 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _model_inputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", nargs="?", type=Path, metavar="PATH",
+                   help="a folder an OD API tool wrote (training folder, exporter / model-zoo folder, "
+                        "export_tflite_graph_tf2 or export_tflite_ssd_graph output): liteship finds the input in it")
     g = p.add_argument_group("model (one of a, b, c; none = the embedded demo)")
     g.add_argument("--pipeline-config", type=Path, metavar="FILE", help="(a) pipeline.config used for training")
     g.add_argument("--checkpoint-dir", type=Path, metavar="DIR", help="(a) model_dir written by model_main_tf2.py")
@@ -121,8 +112,9 @@ def _model_inputs(p: argparse.ArgumentParser) -> None:
     g.add_argument("--frozen-graph", type=Path, metavar="FILE", help="(c) tflite_graph.pb from TF1 export_tflite_ssd_graph.py")
     fg = FrozenGraphOptions()
     g.add_argument("--input-name", default=fg.input_name, help=f"(c) input node (default {fg.input_name})")
-    g.add_argument("--input-size", type=_size, default=(fg.height, fg.width), metavar="HxW",
-                   help=f"(c) input height x width (default {fg.height}x{fg.width})")
+    g.add_argument("--input-size", type=_size, metavar="HxW",
+                   help="(c) input height x width (default: the graph's input placeholder; "
+                        f"{DEFAULT_FROZEN_INPUT_SIZE[0]}x{DEFAULT_FROZEN_INPUT_SIZE[1]} when it has no static shape)")
     g.add_argument("--output-names", default=",".join(fg.output_names),
                    help="(c) comma-separated output arrays (default: the 4 TFLite_Detection_PostProcess ports)")
     g.add_argument("--label-map", type=Path, metavar="FILE", help="OD API label_map.pbtxt (default: the one the config names)")
@@ -151,6 +143,10 @@ def _convert_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--output-order", choices=[o.value for o in OutputOrder], default=OutputOrder.PORT.value,
                    help="port: boxes, classes, scores, count (default; what apps reading by index expect); "
                         "converter: keep the TF2 converter's scores, boxes, count, classes")
+    g.add_argument("--fold-normalization", action=argparse.BooleanOptionalAction, default=True,
+                   help="per-channel mean/std (ResNet-FPN, EfficientDet): fold it into the float variants so they "
+                        "take 0-255 pixels and MediaPipe can load them (default); --no-fold-normalization keeps it "
+                        "in the metadata (MediaPipe then refuses the float variants). int8 is never folded")
 
 
 def _validation_options(p: argparse.ArgumentParser) -> None:
@@ -166,8 +162,14 @@ def _validation_options(p: argparse.ArgumentParser) -> None:
                    help="largest mAP@0.5 drop of a variant below fp32 (default 0.02)")
     g.add_argument("--min-map50", type=_unit, metavar="M", help="minimum mAP@0.5 of every variant (default: none)")
     g.add_argument("--contract", action="append", metavar="NAME", dest="contracts",
-                   help="app contract every variant must pass (repeatable; default: bundled-app and task-library; "
-                        "all four are linted and reported)")
+                   help="app contract every variant must pass (repeatable; default: bundled-app, task-library, "
+                        "mediapipe, litert-compiled; all six are linted and reported)")
+    g.add_argument("--no-runtime", action="store_true",
+                   help="do not load the variants in the real runtimes (Task Library, MediaPipe, CompiledModel); "
+                        "their checks are then n/a (not requested); a runtime that cannot start is a skip (exit 3)")
+    g.add_argument("--allow-skip", action="append", metavar="CHECK_ID", dest="allow_skip", default=[],
+                   help="a gating check that may be skipped when it cannot run here (repeatable; fnmatch patterns "
+                        "such as 'lint.*.task_library.load'); without it such a skip fails the run with exit 3")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -220,8 +222,15 @@ def _lint_parser(sub: Any) -> None:
                    help="the app's max results (default: each contract's own); N of the postprocess op must be >= it")
     p.add_argument("--no-gpu", action="store_true",
                    help="skip the GPU-delegate compatibility analysis (it starts TensorFlow in a child process)")
-    p.add_argument("--task-check", action="store_true",
-                   help="task-library: also load the model with the real Task Library ObjectDetector (child process)")
+    p.add_argument("--no-runtime", action="store_true",
+                   help="skip loading and running the model in the real runtimes of the contracts (Task Library, "
+                        "MediaPipe, CompiledModel; each in a child process, on by default when installed)")
+    p.add_argument("--images", type=Path, metavar="DIR",
+                   help="photos the runtimes detect on, compared with the desktop run (first 5; default: a synthetic one)")
+    p.add_argument("--task-check", action="store_true", help=argparse.SUPPRESS)  # the runtimes run by default now
+    p.add_argument("--allow-skip", action="append", metavar="CHECK_ID", dest="allow_skip", default=[],
+                   help="a check that may be skipped when it cannot run here, e.g. 'lint.*.gpu.compatibility' "
+                        "(repeatable; without it such a skip exits 3)")
     _common(p)
 
 
@@ -240,16 +249,6 @@ def _variant_name(text: str) -> str:
         return Variant(text).value
     except ValueError:
         raise argparse.ArgumentTypeError(f"unknown variant {text!r}; choose from {', '.join(v.value for v in Variant)}") from None
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-        if value <= 0:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, found {text!r}") from None
-    return value
 
 
 def _device_options(p: argparse.ArgumentParser, *, run: bool = False) -> None:
@@ -271,6 +270,10 @@ def _device_options(p: argparse.ArgumentParser, *, run: bool = False) -> None:
     g.add_argument("--timeout", type=_seconds, default=120.0, metavar="S", help="seconds to wait for the app's result (default 120)")
     g.add_argument("--keep", action="store_true", help="keep the run folder on the device (default: removed)")
     g.add_argument("--adb-key", type=Path, metavar="FILE", help="adb private key for adb-shell (default ~/.android/adbkey)")
+    if not run:  # `run` has its own --allow-skip (validation options)
+        g.add_argument("--allow-skip", action="append", metavar="CHECK_ID", dest="allow_skip", default=[],
+                       help="a device check that may be skipped when it cannot run (e.g. 'device.gpu.status' "
+                            "on a phone without GPU support; repeatable)")
     if run:
         g.add_argument("--device-variant", type=_variant_name, metavar="VARIANT",
                        help="variant validated on the device (default int8, else the last converted)")
@@ -367,7 +370,7 @@ def _deploy(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
     from liteship import pipeline
     from liteship.device import deploy as deploy_mod
     from liteship.device.validate import validate_on_devices
-    from liteship.report import Report
+    from liteship.report import Report, status_of
     from liteship.tflite_inspect import inspect_file
 
     pipeline.check_out_dir(args.out)
@@ -385,21 +388,19 @@ def _deploy(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
             f"deploy to {len(args.devices)} device(s)"):
         entries, error = validate_on_devices(args.model, args.devices, images=images, options=options,
                                              work_dir=Path(tmp), transport=args.transport, key_path=args.adb_key,
-                                             variant=args.variant, log=progress.info)
+                                             variant=args.variant, log=progress.info, allow_skip=args.allow_skip)
     report.devices = entries
     if not args.json and not args.quiet:
         progress.info(deploy_mod.summary_table(entries))
-    status = "ok"
     if error is not None:
-        report.errors.append({"kind": error.kind, "exit_code": error.exit_code, "message": error.message})
-        status = "error" if error.exit_code >= 40 else "fail"
-    args.out.mkdir(parents=True, exist_ok=True)
-    report.write(status)
+        report.add_error(error)
+    data = report.write(status_of(error), error.exit_code if error else 0)
     if not args.json and not args.quiet:
         progress.info(f"output: {Path(args.out).resolve()}")
     if error is not None:
+        error.report = data  # type: ignore[attr-defined]
         raise error
-    return report.to_dict(status)
+    return data
 
 
 def _devices(args: argparse.Namespace) -> int:
@@ -456,19 +457,34 @@ def _emulator(args: argparse.Namespace) -> int:
 
 def _lint(args: argparse.Namespace) -> int:
     from liteship.errors import LintFailed
-    from liteship.validation import lint
+    from liteship.validation import judge, lint
     from liteship.validation.contracts import NAMES
 
     names = tuple(dict.fromkeys(args.contract)) if args.contract else NAMES
+    images = None
+    if args.images is not None and not args.no_runtime:
+        from liteship.converter import calibration
+
+        paths = calibration.find_images(args.images)[0][:5]
+        if not paths:
+            raise UsageProblem(f"--images {args.images}: no jpg/png/bmp/webp images found")
+        images = [calibration.load_rgb(p) for p in paths]
     result = lint.lint_file(args.model, names, max_results=args.max_results,
-                            gpu=not args.no_gpu, task_check=args.task_check)
+                            gpu=not args.no_gpu, runtime=not args.no_runtime, images=images)
+    checks = [c.to_dict() for c in judge.lint_checks(result.contracts, names)]
+    groups = {str(args.model): checks}
+    judge.mark_allowed_skips(groups, args.allow_skip)
+    decision = judge.decide(groups, args.allow_skip)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(json.dumps({**result.to_dict(), "exit_code": decision.exit_code if decision else 0}, indent=2))
     elif not args.quiet:
         print(lint.format_table(result))
-    if not result.ok:
+    if isinstance(decision, LintFailed):
         failed = [f"{n} ({', '.join(r.failed())})" for n, r in result.contracts.items() if r.failed()]
-        raise LintFailed(f"{args.model} breaks {len(failed)} contract(s): {'; '.join(failed)}")
+        decision.message = f"{args.model} breaks {len(failed)} contract(s): {'; '.join(failed)}"
+    if decision is not None:
+        decision.printed = True  # type: ignore[attr-defined]
+        raise decision
     return 0
 
 
@@ -500,9 +516,45 @@ def _kind(args: argparse.Namespace) -> InputKind | None:
     return kind
 
 
-def _request(args: argparse.Namespace) -> Any:
+def _discover(args: argparse.Namespace) -> None:
+    """``run PATH``, ``--checkpoint-dir`` of an exporter folder, ``--saved-model`` of an
+    exporter_main_v2 export: fill in the model flags from the folder (liteship/converter/discover.py)."""
+    from liteship.converter import discover
+
+    found = None
+    if args.path is not None:
+        given = [f for f, v in (("--checkpoint-dir", args.checkpoint_dir), ("--saved-model", args.saved_model),
+                                ("--frozen-graph", args.frozen_graph)) if v is not None]
+        if given:
+            raise UsageProblem(f"give the model as PATH or with {', '.join(given)}, not both")
+        found = discover.discover(args.path)
+    elif args.checkpoint_dir is not None and args.pipeline_config is None and args.checkpoint_dir.is_dir():
+        try:  # a folder holding its own pipeline.config (exporter / zoo / TF1 training folder)
+            found = discover.discover(args.checkpoint_dir)
+        except LiteshipError:
+            found = None  # _kind says what is missing
+    elif args.saved_model is not None:
+        found = discover.saved_model_parent(args.saved_model)
+        if found is not None:
+            args.saved_model = None
+    if args.checkpoint_dir is not None:
+        args.checkpoint_dir = discover.checkpoint_dir(args.checkpoint_dir)
+    if found is None:
+        return
+    args.pipeline_config = args.pipeline_config or found.pipeline_config
+    args.checkpoint_dir = found.checkpoint_dir
+    args.checkpoint = args.checkpoint or found.checkpoint
+    args.saved_model, args.frozen_graph = found.saved_model, found.frozen_graph
+    args.label_map = args.label_map or found.label_map
+    if not args.quiet:
+        print(found.describe(), file=sys.stderr)
+
+
+def request_from_args(args: argparse.Namespace, command: Sequence[str] | None = None) -> Any:
+    """The pipeline request the parsed arguments of run/export/convert/metadata describe."""
     from liteship import pipeline
 
+    _discover(args)
     kind = _kind(args)
     norm = None
     if args.norm_mean is not None or args.norm_std is not None:
@@ -524,13 +576,14 @@ def _request(args: argparse.Namespace) -> Any:
             int8_input=Int8Input(args.int8_input),
             calibration_images=args.calibration_images,
             output_order=OutputOrder(args.output_order),
+            fold_normalization=args.fold_normalization,
         )
     until = {
         "export": pipeline.Stage.EXPORT,
         "convert": pipeline.Stage.CONVERT,
         "metadata": pipeline.Stage.METADATA,
     }.get(args.command, pipeline.Stage.RUN)
-    h, w = args.input_size
+    h, w = args.input_size if args.input_size is not None else (None, None)
     validation: dict[str, Any] = {}
     if args.command == "run":
         from liteship.validation.groundtruth import is_tfrecord
@@ -553,7 +606,10 @@ def _request(args: argparse.Namespace) -> Any:
             flags["min_map50"] = args.min_map50
         if args.contracts:
             flags["contracts"] = tuple(dict.fromkeys(args.contracts))
-        validation = dict(parity_images=args.parity_images, gates=dataclasses.replace(resolved, **flags))
+        if args.allow_skip:
+            flags["allow_skip"] = tuple(dict.fromkeys((*resolved.allow_skip, *args.allow_skip)))
+        validation = dict(parity_images=args.parity_images, gates=dataclasses.replace(resolved, **flags),
+                          runtime_checks=not args.no_runtime)
         if args.devices:
             validation.update(devices=tuple(args.devices), device_options=_deploy_options(args),
                               device_transport=args.transport, device_key=args.adb_key,
@@ -566,7 +622,7 @@ def _request(args: argparse.Namespace) -> Any:
         convert=convert,
         until=until,
         normalization=norm,
-        command=tuple(sys.argv),
+        command=tuple(sys.argv if command is None else command),
     )
     if kind is None:
         return pipeline.demo_request(args.out, label_map=args.label_map, images=args.images, **common)
@@ -646,7 +702,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             from liteship import pipeline
 
-            req = _request(args)
+            req = request_from_args(args)
             result = pipeline.run(req, progress)
             if not args.json and not args.quiet:
                 progress.info(_summary(result))
@@ -664,8 +720,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"liteship: error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
-        if args.json and exc.kind != "lint":  # lint already printed its result
-            print(json.dumps({"status": "error", "error": {"kind": exc.kind, "exit_code": exc.exit_code, "message": exc.message}}))
+        if args.json and not getattr(exc, "printed", False):  # lint already printed its result
+            report = getattr(exc, "report", None)  # the run's report, written before raising
+            print(json.dumps(report if report is not None else
+                             {"status": "error", "exit_code": exc.exit_code, "error": exc.to_dict()}, indent=2))
         return exc.exit_code
     except Exception as exc:  # the one boundary: a bug, never a user error
         if args.debug:

@@ -14,6 +14,16 @@ class LiteshipError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        #: ``group:check_id`` of the checks behind this error, when a gate raised it
+        self.failed_checks: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        d: dict[str, object] = {"kind": self.kind, "exit_code": self.exit_code, "message": self.message}
+        if self.hint:
+            d["hint"] = self.hint
+        if self.failed_checks:
+            d["failed_checks"] = list(self.failed_checks)
+        return d
 
 
 class UsageProblem(LiteshipError):
@@ -24,7 +34,8 @@ class UsageProblem(LiteshipError):
 
 
 class EnvironmentProblem(LiteshipError):
-    """The installation is broken (a dependency missing or incompatible)."""
+    """The installation is broken (a dependency missing or incompatible), or a gating check
+    could not run here (a runtime that cannot start, no images to validate with)."""
 
     exit_code = 3
     kind = "environment"
@@ -180,3 +191,40 @@ class DeviceResultProblem(DeviceProblem):
 
     exit_code = 45
     kind = "device_result"
+
+
+class InternalError(LiteshipError):
+    """A bug: an exception that is not a LiteshipError (reported with exit 1)."""
+
+    exit_code = 1
+    kind = "internal"
+
+
+#: every exit code and what it means: the CLI help, the README and docs/ are tested against it
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (0, "success"),
+    (1, "internal error (a bug: rerun with `--debug` and report it)"),
+    (2, "usage: bad or conflicting arguments, missing files, unusable `--out`"),
+    (3, "environment: a dependency is missing or broken, or a gating check could not run here (`--allow-skip` accepts that)"),
+    (10, "pipeline.config refused"),
+    (11, "label map refused"),
+    (12, "checkpoint missing, corrupt or not matching the config"),
+    (13, "`--saved-model` / `--frozen-graph` is not a TFLite-exportable SSD"),
+    (14, "int8 refused: no usable calibration images (the other variants were written)"),
+    (15, "a .tflite file is unreadable or not a TFLite model"),
+    (16, "ground truth (VOC folder / CSV / TFRecord) unreadable or inconsistent"),
+    (20, "export failed"),
+    (21, "conversion failed, or a converted model failed its checks"),
+    (22, "metadata could not be written or verified"),
+    (30, "lint: the model breaks an app contract it must satisfy"),
+    (31, "parity: a variant differs from the desktop reference beyond its tolerances, or outputs NaN/Inf"),
+    (32, "accuracy: a model detects nothing, mAP@0.5 below `--min-map50`, or more than `--max-map50-drop` below fp32"),
+    (33, "device parity: what the device computed differs from the desktop run of the same model"),
+    (40, "device: not found, connection refused or dropped"),
+    (41, "device: our adb key was refused (accept the \"Allow USB debugging?\" prompt on the phone)"),
+    (42, "device: storage full, read-only path or permission denied"),
+    (43, "device: validation app not installed (pass `--apk`), install failed, or the app died without a result"),
+    (44, "device: no result before `--timeout`"),
+    (45, "device: the result file is corrupt or breaks the protocol schema"),
+    (130, "interrupted"),
+)

@@ -1,28 +1,33 @@
-"""``liteship run`` and the stage commands: one thin flow over the stage modules.
+"""``liteship run`` and the stage commands: the stages, called in order.
 
-pre-flight (nothing written) -> export -> calibration -> per variant: convert ->
-reorder outputs -> metadata -> read back + checks -> models/<variant>.tflite ->
-labelmap.txt -> report.json. Every file is written atomically.
+pre-flight (no model written) -> export -> calibration -> per variant: convert -> reorder
+outputs -> metadata -> read back + checks -> models/<variant>.tflite -> labelmap.txt ->
+validation (lint, app runs, parity, mAP: measured) -> the judge (verdicts and the exit
+code, :mod:`liteship.validation.judge`) -> device stage -> report.json / junit.xml /
+report.html. Every file is written atomically; whatever stage fails, the reports are
+written and agree with the exit code (except when ``--out`` itself is unusable).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from liteship import atomic
-from liteship.errors import CalibrationProblem, ConversionProblem, ExportProblem, LiteshipError, UsageProblem
+from liteship.errors import CalibrationProblem, InternalError, LiteshipError, UsageProblem
 from liteship.progress import Progress
-from liteship.report import Report, sha256
+from liteship.report import Report, sha256, status_of
 from liteship.types import (
     ConvertOptions,
     ExportOptions,
     FrozenGraphOptions,
     InputKind,
     Normalization,
+    Check,
     Variant,
     Verdict,
 )
@@ -30,7 +35,7 @@ from liteship.types import (
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 
 
-class Stage:
+class Stage(enum.StrEnum):
     EXPORT = "export"
     CONVERT = "convert"
     METADATA = "metadata"
@@ -56,6 +61,8 @@ class Request:
     command: tuple[str, ...] = ()
     ground_truth: Path | None = None
     parity_images: int = 50
+    #: load every variant in the real runtimes of the contracts (Task Library, MediaPipe, CompiledModel)
+    runtime_checks: bool = True
     #: mAP gates, gating contracts and parity tolerances (liteship/validation/gates.py)
     gates: Any = None
     #: the device stage (`run --device`): specs, liteship.device.deploy.DeployOptions, ...
@@ -111,14 +118,53 @@ def _resolve_label_map(req: Request, config: Any | None) -> Path | None:
     return None
 
 
+@dataclass
+class _Run:
+    """What the stages leave for the end of the run."""
+
+    report: Report
+    overlays: Any = None
+    refused: CalibrationProblem | None = None  # int8 refused: the other variants are written
+    writable: bool = False  # --out is usable: reports can be written
+
+
 def run(req: Request, progress: Progress | None = None) -> dict[str, Any]:
-    """Run the flow; returns the report dict. Raises LiteshipError (with exit code)."""
+    """Run the flow; returns the report dict. Raises LiteshipError (with its exit code), after
+    writing the reports; a bug (any other exception) is reported as an internal error and
+    re-raised."""
+    progress = progress or Progress(quiet=True)
+    state = _Run(report=Report(command=list(req.command), out_dir=Path(req.out)))
     pools: list[Any] = []  # conversion worker processes, stopped whatever happens
+    error: LiteshipError | None = None
+    bug: Exception | None = None
     try:
-        return _run(req, progress, pools)
+        check_out_dir(Path(req.out))
+        state.writable = True
+        error = _run(req, progress, pools, state)
+    except LiteshipError as exc:
+        error = exc
+    except Exception as exc:  # a bug: still reported, then re-raised for the CLI's boundary
+        bug = exc
+        error = InternalError(f"{type(exc).__name__}: {exc}")
     finally:
         for pool in pools:
             pool.close()
+    if error is None and state.refused is not None:
+        error = state.refused
+    report = state.report
+    if error is not None:
+        report.add_error(error)
+    if state.refused is not None and error is not state.refused:
+        report.add_error(state.refused)
+    status = status_of(error, partial=state.refused is not None)
+    exit_code = error.exit_code if error is not None else 0
+    data = report.write(status, exit_code, state.overlays) if state.writable else report.to_dict(status, exit_code)
+    if bug is not None:
+        raise bug
+    if error is not None:
+        error.report = data  # type: ignore[attr-defined]  (the CLI prints it with --json)
+        raise error
+    return data
 
 
 def _conversion_pool(req: Request, pools: list[Any]) -> Any:
@@ -138,14 +184,22 @@ def _conversion_pool(req: Request, pools: list[Any]) -> Any:
     return pool
 
 
-def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str, Any]:
+def _check_request(req: Request) -> None:
+    gates = _gates(req)
+    if req.until == Stage.RUN and gates.min_map50 is not None and req.ground_truth is None:
+        raise UsageProblem(
+            f"--min-map50 {gates.min_map50} needs ground truth to measure mAP: pass --ground-truth "
+            "(a VOC folder, a CSV or an OD API TFRecord), or drop the gate")
+
+
+def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> LiteshipError | None:
     from liteship.converter import export as export_mod
     from liteship.converter import labels as labels_mod
     from liteship.converter import preflight
 
-    progress = progress or Progress(quiet=True)
+    report = state.report
     out = Path(req.out)
-    check_out_dir(out)
+    _check_request(req)
     # conversion workers (when it pays off) import TensorFlow while this process does
     pool = _conversion_pool(req, pools)
     from liteship import nativelog
@@ -155,14 +209,15 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
 
         tensorflow.config.list_physical_devices("GPU")  # the "failed call to cuInit" notice, here
 
-    # ---- pre-flight: nothing is written before all of this passes --------------------
+    # ---- pre-flight: no model is written before all of this passes -------------------
     config = None
+    tf1_facts = None  # input (d): a TF1 config + checkpoint (liteship/converter/tf1_export.py)
     with progress.step("pre-flight checks"):
         if req.kind is InputKind.CHECKPOINT:
             assert req.pipeline_config is not None and req.checkpoint_dir is not None
             config = preflight.read_pipeline_config(req.pipeline_config)
             facts = preflight.check_config(config, req.pipeline_config)
-            preflight.resolve_checkpoint(req.checkpoint_dir, req.checkpoint)
+            prefix = preflight.resolve_checkpoint(req.checkpoint_dir, req.checkpoint)
         label_map_path = _resolve_label_map(req, config)
         label_map = None
         if label_map_path is not None:
@@ -173,8 +228,17 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
             raise UsageProblem(
                 "metadata needs labels: pass --label-map label_map.pbtxt (the OD API label map used for training)"
             )
+        if config is not None:
+            from liteship.converter import tf1_export
 
-    report = Report(command=list(req.command), out_dir=out)
+            tf1_facts = tf1_export.check(config, req.pipeline_config, prefix)
+        forecast = None
+        if config is not None and req.until != Stage.EXPORT:
+            from liteship.converter import extractor_norm
+
+            model_norm = req.normalization or extractor_norm.for_type(config.model.ssd.feature_extractor.type)
+            forecast = _forecast(req, model_norm, progress)
+
     report.inputs = {
         "kind": req.kind.value if req.kind else None,
         "demo": req.pipeline_config is not None and DEMO_DIR in req.pipeline_config.resolve().parents,
@@ -190,45 +254,56 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
             "int8_input": req.convert.int8_input.value,
             "calibration_images": req.convert.calibration_images,
             "output_order": req.convert.output_order.value,
+            "fold_normalization": req.convert.fold_normalization,
         },
     }
 
     # ---- export ------------------------------------------------------------------------
     staged = None  # input (a): the desktop reference is written while the workers convert
-    try:
-        with progress.step("export"):
-            if req.kind is InputKind.CHECKPOINT:
-                assert req.pipeline_config is not None and req.checkpoint_dir is not None
-                with nativelog.captured():  # TF's "failed call to cuInit" and similar C++ notices
-                    staged = export_mod.export_staged(
-                        req.pipeline_config, req.checkpoint_dir, out / "export", req.export, req.checkpoint, config=config,
-                        normalization=req.normalization,
-                    )
-                    exported = staged.finish() if pool is None else staged.result
-            elif req.kind is InputKind.SAVED_MODEL:
-                assert req.saved_model is not None
-                exported = export_mod.inspect_saved_model(req.saved_model, req.normalization, "cli")
-            else:
-                assert req.frozen_graph is not None
-                exported = export_mod.inspect_frozen_graph(
-                    req.frozen_graph, req.frozen_graph_options, req.normalization, "cli"
+    with progress.step("export"):
+        if tf1_facts is not None:
+            from liteship.converter import tf1_export
+
+            with nativelog.captured():
+                exported = tf1_export.export_tf1(config, req.pipeline_config, prefix, out / "export", req.export, tf1_facts)
+        elif req.kind is InputKind.CHECKPOINT:
+            assert req.pipeline_config is not None and req.checkpoint_dir is not None
+            with nativelog.captured():  # TF's "failed call to cuInit" and similar C++ notices
+                staged = export_mod.export_staged(
+                    req.pipeline_config, req.checkpoint_dir, out / "export", req.export, req.checkpoint, config=config,
+                    normalization=req.normalization,
                 )
-            if req.normalization is not None and exported.normalization != req.normalization:
-                if req.kind is InputKind.CHECKPOINT:
-                    raise UsageProblem(
-                        f"--norm-mean/--norm-std {_norm_text(req.normalization)} contradict the model's own preprocess "
-                        f"({exported.feature_extractor}: {_norm_text(exported.normalization)}); with "
-                        "--pipeline-config/--checkpoint-dir the normalization is read from the model: drop the flags"
-                    )
-                exported = dataclasses.replace(exported, normalization=req.normalization, normalization_source="cli")
-        if label_map is not None and config is None and exported.num_classes:
-            labels_mod.check_num_classes(label_map, exported.num_classes, None)
-    except ExportProblem as exc:  # refusals (config, labels, checkpoint, input) write nothing
-        if out.exists():
-            report.errors.append(_error(exc))
-            report.write("error")
-        raise
+                exported = staged.finish() if pool is None else staged.result
+        elif req.kind is InputKind.SAVED_MODEL:
+            assert req.saved_model is not None
+            exported = export_mod.inspect_saved_model(req.saved_model, req.normalization, "cli")
+        else:
+            assert req.frozen_graph is not None
+            exported = export_mod.inspect_frozen_graph(
+                req.frozen_graph, req.frozen_graph_options, req.normalization, "cli"
+            )
+        if req.normalization is not None and exported.normalization != req.normalization:
+            if req.kind is InputKind.CHECKPOINT:
+                from liteship.validation.judge import normalization_text
+
+                raise UsageProblem(
+                    f"--norm-mean/--norm-std {normalization_text(req.normalization)} contradict the model's own "
+                    f"preprocess ({exported.feature_extractor}: {normalization_text(exported.normalization)}); with "
+                    "--pipeline-config/--checkpoint-dir the normalization is read from the model: drop the flags"
+                )
+            exported = dataclasses.replace(exported, normalization=req.normalization, normalization_source="cli")
+        if req.kind is InputKind.FROZEN_GRAPH:  # the reference comes from the graph's own raw heads
+            from liteship.converter import graph_reference
+
+            with nativelog.captured():
+                exported = graph_reference.attach_reference(exported, out / "export" / "reference")
+    if label_map is not None and config is None and exported.num_classes:
+        labels_mod.check_num_classes(label_map, exported.num_classes, None)
+    if forecast is None and req.until != Stage.EXPORT:  # inputs (b)/(c): known once inspected
+        forecast = _forecast(req, exported.normalization, progress)
+    report.inputs["consumer_forecast"] = forecast
     out.mkdir(parents=True, exist_ok=True)
+    atomic.remove_stale_temporaries(out)  # what a killed earlier run left behind
     # From here on files are replaced: a report of an earlier run would describe other models
     # if this run is interrupted. It goes now; this run writes its own at the end.
     for name in ("report.json", "junit.xml", "report.html"):
@@ -239,65 +314,58 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
         atomic.write_text(out / "labelmap.txt", labels_txt)
         report.labels = {"path": "labelmap.txt", "count": labels_txt.count("\n"), "source": str(label_map_path)}
     if req.until == Stage.EXPORT:
-        report.write("ok")
-        return report.to_dict("ok")
+        return None
 
     # ---- calibration ---------------------------------------------------------------------
     variants = list(req.convert.variants)
     representative = None
-    refused: CalibrationProblem | None = None
-    if Variant.INT8 in variants:
+    if Variant.INT8 in variants and not exported.quantization_aware:  # QAT: int8 from the graph's ranges
         with progress.step("calibration images"):
             try:
                 representative = _calibration(req, exported, staged.preprocess if staged is not None else None)
                 report.calibration = {"images_dir": _s(req.images), **representative.stats_dict()}
             except CalibrationProblem as exc:
-                refused = exc
+                state.refused = exc
                 variants.remove(Variant.INT8)
                 report.calibration = {"images_dir": _s(req.images), "refused": exc.message}
                 progress.warn(f"int8 refused: {exc.message}")
 
     # ---- convert + metadata + checks per variant -----------------------------------------
-    failed: list[str] = []
     converting = None  # variant -> Future of Converted, when the workers convert
     if pool is not None and len(variants) > 1:
         calibration = representative.calibration if representative is not None else None
         converting = pool.submit(exported, variants, calibration, req.convert.int8_input)
     if staged is not None and not staged.done:
-        try:
-            with progress.step("desktop reference"), nativelog.captured():
-                exported = staged.finish()
-        except ExportProblem as exc:
-            report.errors.append(_error(exc))
-            report.write("error")
-            raise
+        with progress.step("desktop reference"), nativelog.captured():
+            exported = staged.finish()
         report.export = exported.to_dict()
     for variant in variants:
         with progress.step(f"convert {variant.value}"):
             entry = _variant(req, exported, variant, representative, labels_txt, converting)
         report.variants.append(entry)
-        failed += [f"{variant.value}:{c['id']}" for c in entry["checks"] if c["verdict"] == Verdict.FAIL]
         if representative is not None and variant is Variant.INT8:
+            from liteship.validation import judge
+
             report.calibration = {"images_dir": _s(req.images), **representative.stats_dict()}
-            entry["checks"].append(_calibration_check(representative, exported))
-            if entry["checks"][-1]["verdict"] == Verdict.FAIL:
-                failed.append(f"{variant.value}:calibration.input_range")
+            entry["checks"].append(judge.calibration_check(
+                representative.calibration.stats(), exported.normalization, exported.normalization_source,
+                exported.model_normalization, exported.feature_extractor).to_dict())
     if pool is not None:
         pool.close()  # the workers' memory is not needed for validation
     for stale in set(Variant) - set(variants):  # from an earlier run into the same --out
         (out / "models" / f"{stale.value}.tflite").unlink(missing_ok=True)
-    gate_error: LiteshipError | None = None
+
+    # ---- validation (measure), then the judge ---------------------------------------------
+    gates = _gates(req)
     if req.until == Stage.RUN and report.variants:
         with progress.step("parity and mAP"):
-            gate_error = _validate(req, exported, report, labels_txt)
-    if refused is not None:
-        report.errors.append(_error(refused))
-    if failed:
-        err = ConversionProblem(f"converted models failed checks: {', '.join(failed)} (see report.json)")
-        report.errors.append(_error(err))
-        report.write("fail")
-        raise err
-    if gate_error is not None and representative is not None:
+            _validate(req, exported, report, labels_txt, state)
+    from liteship.validation import judge
+
+    groups = _check_groups(report)
+    judge.mark_allowed_skips(groups, gates.allow_skip)
+    decision = judge.decide(groups, gates.allow_skip)
+    if decision is not None and representative is not None:
         int8 = next((v for v in report.variants if v["name"] == Variant.INT8.value), None)
         if int8 is not None and any(c["verdict"] == Verdict.FAIL for c in int8["checks"]):
             with progress.step("int8 per-layer error attribution"):
@@ -305,22 +373,39 @@ def _run(req: Request, progress: Progress | None, pools: list[Any]) -> dict[str,
 
                 layers = attribution.attribute(exported, representative)
                 int8["attribution"] = [layer.to_dict() for layer in layers]
-    if gate_error is not None:
-        report.errors.append(_error(gate_error))
-        report.write("fail")
-        raise gate_error
+    if decision is not None:
+        return decision
     if req.devices and report.variants:
         with progress.step(f"device stage ({len(req.devices)} device(s))"):
             device_error = _device_stage(req, report, progress)
         if device_error is not None:
-            report.errors.append(_error(device_error))
-            report.write("error" if device_error.exit_code >= 40 else "fail")
-            raise device_error
-    status = "ok" if refused is None else "partial"
-    report.write(status)
-    if refused is not None:
-        raise refused
-    return report.to_dict(status)
+            return device_error
+    return None
+
+
+def _check_groups(report: Report) -> dict[str, list[dict[str, Any]]]:
+    """Every gating check of the run, by what was checked (the judge decides on these)."""
+    groups = {v["name"]: v["checks"] for v in report.variants}
+    reference = (report.validation or {}).get("reference") or {}
+    if reference.get("checks"):
+        groups["reference"] = reference["checks"]
+    return groups
+
+
+def _forecast(req: Request, normalization: Normalization | None, progress: Progress) -> list[str]:
+    """Which consumers the options and the model's normalization will fail (told up front)."""
+    from liteship.validation.consumers import forecast
+
+    lines = forecast(
+        normalization, fold_normalization=req.convert.fold_normalization, int8_input=req.convert.int8_input.value,
+        output_order=req.convert.output_order.value, max_detections=req.export.max_detections,
+        float_variants=any(v is not Variant.INT8 for v in req.convert.variants))
+    for line in lines:
+        if " fail" in line:
+            progress.warn(line)
+        else:
+            progress.info(line)
+    return lines
 
 
 def _device_stage(req: Request, report: Report, progress: Progress) -> LiteshipError | None:
@@ -345,24 +430,28 @@ def _device_stage(req: Request, report: Report, progress: Progress) -> LiteshipE
         entries, error = validate_on_devices(
             req.out / variant["path"], req.devices, images=images[: req.device_images],
             options=req.device_options or DeployOptions(), work_dir=Path(tmp), transport=req.device_transport,
-            key_path=req.device_key, variant=wanted, log=progress.info)
+            key_path=req.device_key, variant=wanted, log=progress.info, allow_skip=_gates(req).allow_skip)
     report.devices = entries
     return error
 
 
-def _parity_images(req: Request, gt: list[Any] | None) -> list[Any] | None:
-    """Loaders (``() -> uint8 RGB``) of the first ``--parity-images`` images: the ground-truth
-    images (decoded as annotated), else the calibration folder's."""
-    import functools
-
+def _validation_images(req: Request, gt: list[Any] | None) -> list[Any]:
+    """The images every model runs on: all ground-truth images (mAP needs them all), else the
+    first ``--parity-images`` calibration images."""
     from liteship.converter import calibration
+    from liteship.validation import app_run
 
     if gt is not None:
-        return [g.load_rgb for g in gt][: req.parity_images]
+        return app_run.images_from_ground_truth(gt)
     if req.images is not None:
-        paths = calibration.find_images(req.images)[0][: req.parity_images]
-        return [functools.partial(calibration.load_rgb, p) for p in paths]
-    return None
+        return app_run.images_from_folder(calibration.find_images(req.images)[0][: req.parity_images])
+    return []
+
+
+def _parity_images(req: Request, gt: list[Any] | None) -> list[Any] | None:
+    """Loaders (``() -> uint8 RGB``) of the first ``--parity-images`` validation images."""
+    images = _validation_images(req, gt)[: req.parity_images]
+    return [image.load_rgb for image in images] or None
 
 
 def _gates(req: Request) -> Any:
@@ -371,91 +460,106 @@ def _gates(req: Request) -> Any:
     return req.gates if req.gates is not None else Gates()
 
 
-def _lint(req: Request, report: Report) -> list[str]:
-    """Lint every variant against every contract; the gating ones come from the gates."""
-    from liteship.validation import contracts, lint
+def _lint(req: Request, report: Report, images: list[Any] | None = None) -> None:
+    """Lint every variant against every contract (measured), the real runtimes loading all
+    variants at once (one child per runtime) on ``images``; the gating contracts' checks go to
+    the variant's checks, the others stay in its ``lint`` summary."""
+    from liteship.validation import consumers, contracts, judge, lint, runtimes
 
-    failed: list[str] = []
+    gating = _gates(req).contracts
+    runs: dict[str, Any] = {}
+    if req.runtime_checks:
+        wanted = [c.runtime_check for c in contracts.CONTRACTS if c.runtime_check is not None]
+        runs = runtimes.check({v["name"]: req.out / v["path"] for v in report.variants}, wanted, images)
     for v in report.variants:
         result = lint.lint_bytes(
-            (req.out / v["path"]).read_bytes(), contracts.NAMES, source=v["path"], task_check=True, gpu=True,
-            path=req.out / v["path"],
+            (req.out / v["path"]).read_bytes(), contracts.NAMES, source=v["path"], gpu=True,
+            path=req.out / v["path"], runtime=req.runtime_checks, runtime_runs=runs.get(v["name"]),
         )
-        v["lint"] = {name: {"verdict": r.verdict, "failed": r.failed()} for name, r in result.contracts.items()}
-        for name in _gates(req).contracts:
-            for check in result.contracts[name].checks:
-                v["checks"].append({**check.to_dict(), "id": f"lint.{name}.{check.id}"})
-            failed += [f"{v['name']}:{name}:{cid}" for cid in result.contracts[name].failed()]
-    return failed
+        v["lint"] = {name: {**consumers.lint_summary(r), "gating": name in gating} for name, r in result.contracts.items()}
+        v["runtimes"] = {str(k): run.to_dict() for k, run in result.runtimes.items()}
+        v["checks"] += [c.to_dict() for c in judge.lint_checks(result.contracts, gating)]
 
 
-def _validate(req: Request, exported: Any, report: Report, labels_txt: str | None) -> LiteshipError | None:
-    """Parity against the desktop reference and mAP per variant; returns the gate failure."""
-    from liteship.errors import AccuracyGateFailed, ParityFailed
-    from liteship.types import Check
-    from liteship.validation import evaluate, parity
+def _validate(req: Request, exported: Any, report: Report, labels_txt: str | None, state: _Run) -> None:
+    """Measure: lint, every model's run on the validation images (sanity, mAP, overlays),
+    parity against the desktop reference. Each measurement is judged into checks."""
+    from liteship.report.html.overlays import OverlayImage, Overlays
+    from liteship.validation import app_run, judge, parity
     from liteship.validation.groundtruth import load_ground_truth
+    from liteship.validation.metrics import coco_map
 
     gates = _gates(req)
-    report.validation = {"gates": gates.to_dict()}
-    lint_failed = _lint(req, report)
+    report.validation = {"gates": gates.to_dict(), "ground_truth": _s(req.ground_truth), "reference": None}
     names = labels_txt.splitlines() if labels_txt else None
     gt = load_ground_truth(req.ground_truth, names) if req.ground_truth is not None and names else None
-    models = {v["name"]: (req.out / v["path"]).read_bytes() for v in report.variants}
+    _lint(req, report, [g.load_rgb() for g in gt[: req.parity_images]] if gt else None)
+    from liteship.validation import consumers
+
+    report.validation["consumers"] = consumers.matrix(report.variants)
     by_name = {v["name"]: v for v in report.variants}
-    parity_failed: list[str] = []
-    report.validation.update(ground_truth=_s(req.ground_truth), reference=None)
+    # only variants that passed their conversion checks run: a broken model fails with 21, not here
+    runnable = {name: v for name, v in by_name.items()
+                if not any(c["verdict"] == Verdict.FAIL and judge.gate_of(c["id"]) is judge.Gate.CONVERSION
+                           for c in v["checks"])}
+    for v in by_name.values():
+        if v["name"] not in runnable:
+            v["parity"] = None
+            v["checks"].append(Check("parity", Verdict.SKIP, "reference vs variant", None,
+                                     "not validated: the variant failed its conversion checks").to_dict())
+    models = {name: (req.out / v["path"]).read_bytes() for name, v in runnable.items()}
+    images = _validation_images(req, gt)
+    runs, kept = app_run.run_models(models, exported.reference_dir, images, min_score=gates.min_score,
+                                    keep_images=6 if gt is not None else 0, resize=exported.resize)
+    report.validation["images"] = {"count": len(images), "source": "ground truth" if gt is not None else "--images"}
+    reference: dict[str, Any] | None = None
+    if app_run.REFERENCE in runs:
+        ref_run = runs[app_run.REFERENCE]
+        reference = {"run": ref_run.to_dict(), "checks": [c.to_dict() for c in judge.sanity_checks(
+            ref_run, model="the desktop reference")]}
+        report.validation["reference"] = reference
+    for name, v in runnable.items():
+        v["sanity"] = runs[name].to_dict()
+        v["checks"] += [c.to_dict() for c in judge.sanity_checks(runs[name], model=f"{name}.tflite")]
+
     loaders = _parity_images(req, gt)
     if exported.reference_dir is None or not loaders:
-        why = "no desktop reference (inputs b/c)" if exported.reference_dir is None else "no images (--ground-truth or --images)"
-        for v in report.variants:
+        verdict, why = ((Verdict.NA, "no desktop reference for this input kind (inputs b/c): parity not measured")
+                        if exported.reference_dir is None else
+                        (Verdict.SKIP, "no images to compare on: pass --ground-truth or --images"))
+        for v in runnable.values():
             v["parity"] = None
-            v["checks"].append(Check("parity", "skip", "reference vs variant", None, why).to_dict())
-    else:
-        images = (load() for load in loaders)  # one image decoded at a time
+            v["checks"].append(Check("parity", verdict, "reference vs variant", None, why).to_dict())
+    elif runnable:
+        folded = {name: exported.normalization for name, v in runnable.items()
+                  if (v.get("input_normalization") or {}).get("folded_into_graph")}
         ties = {name: gates.tolerances[Variant(name)].score_tie for name in models}
-        results = parity.measure(exported.reference_dir, models, images, score_ties=ties,
-                                 resize=exported.resize, normalization=exported.normalization)
+        results = parity.measure(exported.reference_dir, models, (load() for load in loaders), folded=folded,
+                                 score_ties=ties, resize=exported.resize, normalization=exported.normalization)
         for name, result in results.items():
             tolerance = gates.tolerances[Variant(name)]
-            checks = parity.judge(result, tolerance)
-            by_name[name]["parity"] = {**result.to_dict(), "tolerance": dataclasses.asdict(tolerance)}
-            by_name[name]["checks"] += [c.to_dict() for c in checks]
-            parity_failed += [f"{name}:{c.id}" for c in checks if c.verdict == Verdict.FAIL]
-    accuracy_failed: list[str] = []
-    if gt is not None and names is not None:
-        assert req.ground_truth is not None
-        if exported.reference_dir is not None:
-            ref = evaluate.reference_map(exported.reference_dir, req.ground_truth, names, resize=exported.resize)
-            report.validation["reference"] = {"map50": ref.map50, "map": ref.map}
-        for name in models:
-            r = evaluate.evaluate_map(req.out / by_name[name]["path"], req.ground_truth, names, resize=exported.resize)
-            by_name[name].update(map50=r.map50, map=r.map, map_detail=r.to_dict())
-        base = by_name.get(Variant.FP32.value, {}).get("map50")
-        for name, v in by_name.items():
-            if base is not None and name != Variant.FP32.value and v["map50"] is not None:
-                drop = base - v["map50"]
-                ok = drop <= gates.max_map50_drop
-                v["checks"].append(Check("accuracy.map50_drop_vs_fp32", Verdict.PASS if ok else Verdict.FAIL,
-                                         f"<= {gates.max_map50_drop}", round(drop, 6), "",
-                                         "" if ok else "quantization costs accuracy: more/better calibration images").to_dict())
-                if not ok:
-                    accuracy_failed.append(f"{name}:map50_drop")
-            if gates.min_map50 is not None and v["map50"] is not None:
-                ok = v["map50"] >= gates.min_map50
-                v["checks"].append(Check("accuracy.min_map50", Verdict.PASS if ok else Verdict.FAIL, f">= {gates.min_map50}",
-                                         round(v["map50"], 6), "", "" if ok else "the model is not accurate enough").to_dict())
-                if not ok:
-                    accuracy_failed.append(f"{name}:min_map50")
-    if lint_failed:
-        from liteship.errors import LintFailed
+            runnable[name]["parity"] = {**result.to_dict(), "tolerance": dataclasses.asdict(tolerance)}
+            runnable[name]["checks"] += [c.to_dict() for c in judge.parity_checks(result, tolerance)]
 
-        return LintFailed(f"variants break the app contracts they must satisfy: {', '.join(lint_failed)} (see report.json)")
-    if parity_failed:
-        return ParityFailed(f"parity with the desktop reference failed: {', '.join(parity_failed)} (see report.json)")
-    if accuracy_failed:
-        return AccuracyGateFailed(f"accuracy gates failed: {', '.join(accuracy_failed)} (see report.json)")
-    return None
+    if gt is not None and names is not None:
+        maps = {name: coco_map(gt, runs[name].detections, names) for name in runnable}
+        for name, r in maps.items():
+            runnable[name].update(map50=r.map50, map=r.map, map_detail=r.to_dict())
+        ref_map50 = None
+        if reference is not None:
+            ref = coco_map(gt, runs[app_run.REFERENCE].detections, names)
+            reference.update(map50=ref.map50, map=ref.map)
+            ref_map50 = ref.map50
+        per, ref_checks = judge.accuracy_checks({n: runnable[n]["map50"] for n in runnable}, ref_map50, gates)
+        for name, checks in per.items():
+            runnable[name]["checks"] += [c.to_dict() for c in checks]
+        if reference is not None:
+            reference["checks"] += [c.to_dict() for c in ref_checks]
+        state.overlays = Overlays(tuple(names), tuple(
+            OverlayImage(image.filename, rgb, image.gt_boxes or (),
+                         {name: run.detections[image.filename] for name, run in runs.items()
+                          if name != app_run.REFERENCE and image.filename in run.detections})
+            for image, rgb in kept))
 
 
 class _Representative:
@@ -489,46 +593,13 @@ def _calibration(req: Request, exported: Any, preprocess: Any = None) -> _Repres
     # the range the model was trained on (its feature extractor's preprocess) when known:
     # calibrating with other --norm-mean/--norm-std fails the calibration check
     expected = exported.model_normalization or exported.normalization
-    ds = calibration.representative_dataset(
+    ds = calibration.Calibration(
         paths, preprocess, req.convert.calibration_images, expected.range(),
         source=req.images, already_skipped=skipped,
     )
     rep = _Representative(ds)
     next(iter(ds()))  # fail now (typed) when no image is usable
     return rep
-
-
-def _calibration_check(representative: _Representative, exported: Any) -> dict[str, Any]:
-    """Calibration sanity: the representative inputs must span the model's input range."""
-    from liteship.converter.calibration import check_stats_against_range
-    from liteship.types import Check
-
-    stats = representative.calibration.stats()
-    problems = check_stats_against_range(stats)
-    found = [round(stats.min, 4), round(stats.max, 4)]
-    expected = [round(x, 4) for x in stats.expected_range]
-    if problems:
-        model_norm = exported.model_normalization
-        if model_norm is not None and model_norm != exported.normalization:
-            problems.append(
-                f"the calibration images were normalized with {exported.normalization_source} {_norm_text(exported.normalization)} "
-                f"but the model's feature extractor {exported.feature_extractor} expects {_norm_text(model_norm)}")
-            fix = (f"drop --norm-mean/--norm-std (the feature extractor's normalization is then used) or pass "
-                   f"--norm-mean {_csv(model_norm.mean)} --norm-std {_csv(model_norm.std)}")
-        else:
-            fix = (f"preprocess calibration images like the model ({exported.normalization_source} "
-                   f"normalization mean {list(exported.normalization.mean)}, std {list(exported.normalization.std)})")
-        return Check("calibration.input_range", Verdict.FAIL, expected, found, "; ".join(problems), fix).to_dict()
-    return Check("calibration.input_range", Verdict.PASS, expected, found).to_dict()
-
-
-def _norm_text(n: Normalization) -> str:
-    return f"mean {_csv(n.mean)} std {_csv(n.std)}"
-
-
-def _csv(values: Any) -> str:
-    vals = [f"{v:g}" for v in values]
-    return vals[0] if len(set(vals)) == 1 else ",".join(vals)
 
 
 def _reference_preprocess(reference_dir: Path) -> Any:
@@ -548,22 +619,25 @@ def _variant(
     req: Request, exported: Any, variant: Variant, representative: Any, labels_txt: str | None,
     converting: dict[Variant, Any] | None = None,
 ) -> dict[str, Any]:
-    from liteship.converter import convert, metadata, reorder, verify
+    from liteship.converter import convert, letterbox, metadata, normfold, reorder, static_shapes, verify
     from liteship.tflite_inspect import inspect_model
 
     if converting is not None:
         converted = convert.pooled_result(converting[variant], exported, variant, representative, req.convert.int8_input)
     else:
         converted = convert.convert_variant(exported, variant, representative, req.convert.int8_input)
-    model = reorder.reorder_outputs(converted.model, req.convert.output_order)
+    model, norm = converted.model, exported.normalization
+    folded = variant is not Variant.INT8 and req.convert.fold_normalization and normfold.is_per_channel(norm)
+    if folded:  # MediaPipe cannot apply a per-channel mean/std: the graph does, the input is 0-255
+        model, norm = normfold.fold_normalization(model, norm), normfold.FOLDED_NORMALIZATION
+    model = reorder.reorder_outputs(model, req.convert.output_order)
+    model = static_shapes.static_output_shapes(model)  # CompiledModel sizes its buffers from them
     md_summary = None
     if labels_txt is not None and req.until in (Stage.METADATA, Stage.RUN):
-        letterboxed = exported.resize is not None and exported.resize.letterbox
-        from liteship.converter.letterbox import app_instructions
-
-        note = app_instructions(exported.resize) if letterboxed else None
-        model = metadata.write_metadata(model, exported.normalization, labels_txt, note)
-        md_summary = metadata.verify(model, exported.normalization, labels_txt.count("\n"))
+        resize = exported.resize
+        note = letterbox.app_instructions(resize) if resize is not None and resize.letterbox else None
+        model = metadata.write_metadata(model, norm, labels_txt, note)
+        md_summary = metadata.verify(model, norm, labels_txt.count("\n"))
     info = inspect_model(model)
     checks = verify.static_checks(info, variant, req.convert.output_order, req.convert.int8_input)
     run_check, run_facts = verify.runtime_check(model, exported.max_detections)
@@ -583,6 +657,9 @@ def _variant(
             for o, r in zip(info.outputs, info.output_roles)
         ],
         "output_order": req.convert.output_order.value,
+        "input_normalization": {"folded_into_graph": folded, "mean": list(exported.normalization.mean),
+                                "std": list(exported.normalization.std), "metadata_mean": list(norm.mean),
+                                "metadata_std": list(norm.std)},
         "ops": dict(sorted(info.op_counts.items())),
         "postprocess": info_d["postprocess"][0]["options"] if info_d["postprocess"] else None,
         "op_versions": [list(p) for p in info.op_versions],
@@ -595,7 +672,3 @@ def _variant(
 
 def _s(p: Path | None) -> str | None:
     return str(p) if p is not None else None
-
-
-def _error(exc: LiteshipError) -> dict[str, Any]:
-    return {"kind": exc.kind, "exit_code": exc.exit_code, "message": exc.message}

@@ -36,6 +36,9 @@ class InputKind(str, enum.Enum):
     CHECKPOINT = "checkpoint"  # pipeline.config + checkpoint dir (model_main_tf2.py output)
     SAVED_MODEL = "saved_model"  # export_tflite_graph_tf2.py output
     FROZEN_GRAPH = "frozen_graph"  # export_tflite_ssd_graph.py (TF1) tflite_graph.pb
+    #: TF1 pipeline.config (slim feature extractor) + model.ckpt-N, exported in-process to a
+    #: tflite_graph.pb by the OD API's TF1 exporter (liteship.converter.tf1_export)
+    TF1_CHECKPOINT = "tf1_checkpoint"
 
 
 class OutputRole(str, enum.Enum):
@@ -67,6 +70,19 @@ class Normalization:
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
+
+    def channel_arrays(self) -> tuple[Any, Any]:
+        """(mean, std) as float32 arrays of 1 or 3 values; ValueError for other counts or a 0 std."""
+        import numpy as np
+
+        mean = np.asarray(self.mean, dtype=np.float32).reshape(-1)
+        std = np.asarray(self.std, dtype=np.float32).reshape(-1)
+        for name, values in (("mean", mean), ("std", std)):
+            if values.shape not in {(1,), (3,)}:
+                raise ValueError(f"normalization {name} needs 1 or 3 values, got {values.tolist()}")
+        if np.any(std == 0):
+            raise ValueError(f"normalization std must not be 0, got {std.tolist()}")
+        return mean, std
 
     def range(self) -> tuple[float, float]:
         lo = min((0.0 - m) / s for m, s in zip(self.mean, self.std))
@@ -120,13 +136,18 @@ class ExportOptions:
     iou_threshold: float | None = None
 
 
+#: the input size of a frozen graph whose placeholder has no static shape
+DEFAULT_FROZEN_INPUT_SIZE = (300, 300)
+
+
 @dataclass(frozen=True)
 class FrozenGraphOptions:
-    """Defaults match the TF1 ``export_tflite_ssd_graph.py`` exporter."""
+    """Defaults match the TF1 ``export_tflite_ssd_graph.py`` exporter. ``height``/``width``
+    None: the graph's placeholder shape (:data:`DEFAULT_FROZEN_INPUT_SIZE` when it has none)."""
 
     input_name: str = "normalized_input_image_tensor"
-    height: int = 300
-    width: int = 300
+    height: int | None = None
+    width: int | None = None
     output_names: tuple[str, ...] = (
         "TFLite_Detection_PostProcess",
         "TFLite_Detection_PostProcess:1",
@@ -141,6 +162,8 @@ class ConvertOptions:
     int8_input: Int8Input = Int8Input.UINT8
     calibration_images: int = 100
     output_order: OutputOrder = OutputOrder.PORT
+    #: per-channel normalization: fold it into the float variants (their input takes 0-255)
+    fold_normalization: bool = True
 
 
 @dataclass(frozen=True)

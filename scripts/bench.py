@@ -260,10 +260,11 @@ def child_harness(p: dict[str, Any]) -> dict[str, Any]:
     from ai_edge_litert.interpreter import Interpreter
 
     from liteship.validation import parity
+    from liteship.validation.reference import Reference
 
     _quiet_native()
     models = {v: (Path(p["models"]) / f"{v}.tflite").read_bytes() for v in p["variants"]}
-    ref = parity._Reference(Path(p["reference"]))
+    ref = Reference(Path(p["reference"]))
     variants = {v: parity._Variant(m) for v, m in models.items()}
     bare = {}
     for v, m in models.items():

@@ -91,7 +91,7 @@ class Target:
         except self.TFLiteFileProblem:
             reader = "TFLiteFileProblem"
         try:
-            result = self.lint.lint_bytes(data, source="fuzz.tflite", gpu=False, task_check=False)
+            result = self.lint.lint_bytes(data, source="fuzz.tflite", gpu=False, runtime=False)
             json.dumps(result.to_dict())
             self.lint.format_table(result)
             linted = "lint ok"

@@ -35,7 +35,7 @@ def test_debugger_names_real_layers_of_the_tiny_model(run_a: Path, calib_images:
     exported = inspect_saved_model(run_a / "export" / "saved_model")
     paths, _ = calibration.find_images(calib_images)
     _, h, w, _ = exported.input_shape
-    ds = calibration.representative_dataset(paths, calibration.resize_normalize(h, w, exported.normalization), 4,
+    ds = calibration.Calibration(paths, calibration.resize_normalize(h, w, exported.normalization), 4,
                                              exported.normalization.range())
     layers = attribution.attribute(exported, ds, top=3)
     assert len(layers) == 3

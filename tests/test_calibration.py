@@ -18,7 +18,6 @@ from liteship.converter.calibration import (
     check_stats_against_range,
     find_images,
     load_rgb,
-    representative_dataset,
     resize_normalize,
 )
 from liteship.errors import CalibrationProblem
@@ -287,7 +286,7 @@ def make_images(folder: Path, count: int, size: int = 8) -> list[Path]:
 
 def test_dataset_yields_single_array_lists_and_respects_limit(tmp_path: Path) -> None:
     paths = make_images(tmp_path, 5)
-    dataset = representative_dataset(paths, scale_minus_one_one, limit=3, expected_range=(-1.0, 1.0))
+    dataset = Calibration(paths, scale_minus_one_one, limit=3, expected_range=(-1.0, 1.0))
     samples = list(dataset())
     assert len(samples) == 3
     for sample in samples:
@@ -301,7 +300,7 @@ def test_dataset_loads_lazily_one_image_at_a_time(tmp_path: Path, monkeypatch: p
     loads: list[Path] = []
     real_load = calibration.load_rgb
     monkeypatch.setattr(calibration, "load_rgb", lambda p: loads.append(p) or real_load(p))
-    generator = representative_dataset(paths, scale_minus_one_one, 10, (-1.0, 1.0))()
+    generator = Calibration(paths, scale_minus_one_one, 10, (-1.0, 1.0))()
     assert loads == []
     next(generator)
     assert loads == paths[:1]
@@ -312,7 +311,7 @@ def test_dataset_loads_lazily_one_image_at_a_time(tmp_path: Path, monkeypatch: p
 def test_dataset_skips_unreadable_and_records_reason(tmp_path: Path) -> None:
     good = make_images(tmp_path, 2)
     cut = truncated_jpeg(tmp_path / "cut.jpg")
-    dataset = representative_dataset([good[0], cut, good[1]], scale_minus_one_one, 2, (-1.0, 1.0))
+    dataset = Calibration([good[0], cut, good[1]], scale_minus_one_one, 2, (-1.0, 1.0))
     assert len(list(dataset())) == 2, "the limit counts usable images"
     assert [(Path(p).name, "truncated" in r) for p, r in dataset.skipped] == [("cut.jpg", True)]
     stats = dataset.stats()
@@ -322,7 +321,7 @@ def test_dataset_skips_unreadable_and_records_reason(tmp_path: Path) -> None:
 
 def test_dataset_stats_match_numpy_over_all_values(tmp_path: Path) -> None:
     paths = make_images(tmp_path, 4, size=6)
-    dataset = representative_dataset(paths, scale_minus_one_one, 10, (-1.0, 1.0))
+    dataset = Calibration(paths, scale_minus_one_one, 10, (-1.0, 1.0))
     samples = [s[0] for s in dataset()]
     everything = np.concatenate([s.ravel() for s in samples]).astype(np.float64)
     stats = dataset.stats()
@@ -335,7 +334,7 @@ def test_dataset_stats_match_numpy_over_all_values(tmp_path: Path) -> None:
 
 
 def test_dataset_second_pass_does_not_double_count(tmp_path: Path) -> None:
-    dataset = representative_dataset(make_images(tmp_path, 3), scale_minus_one_one, 10, (-1.0, 1.0))
+    dataset = Calibration(make_images(tmp_path, 3), scale_minus_one_one, 10, (-1.0, 1.0))
     list(dataset())
     list(dataset())
     assert dataset.stats().count == 3
@@ -343,7 +342,7 @@ def test_dataset_second_pass_does_not_double_count(tmp_path: Path) -> None:
 
 def test_dataset_without_usable_images_explains_fix(tmp_path: Path) -> None:
     (tmp_path / "bad.jpg").write_bytes(b"nope")
-    dataset = representative_dataset([tmp_path / "bad.jpg"], scale_minus_one_one, 10, (-1.0, 1.0))
+    dataset = Calibration([tmp_path / "bad.jpg"], scale_minus_one_one, 10, (-1.0, 1.0))
     with pytest.raises(CalibrationProblem) as info:
         list(dataset())
     message = info.value.message
@@ -357,7 +356,7 @@ def test_dataset_with_no_paths_fails_immediately_and_lists_find_images_skips(tmp
     (tmp_path / "readme.txt").write_text("x")
     usable, skipped = find_images(tmp_path)
     with pytest.raises(CalibrationProblem, match="readme.txt") as info:
-        representative_dataset(usable, scale_minus_one_one, 10, (-1.0, 1.0), source=tmp_path, already_skipped=skipped)
+        Calibration(usable, scale_minus_one_one, 10, (-1.0, 1.0), source=tmp_path, already_skipped=skipped)
     assert f"no usable calibration images in {tmp_path}" in info.value.message
 
 
@@ -372,7 +371,7 @@ def test_dataset_drives_the_tflite_converter(tmp_path: Path) -> None:
     import tensorflow as tf
 
     paths = make_images(tmp_path, 3, size=12)
-    dataset = representative_dataset(paths, resize_normalize(8, 8, MINUS_ONE_ONE), 2, (-1.0, 1.0))
+    dataset = Calibration(paths, resize_normalize(8, 8, MINUS_ONE_ONE), 2, (-1.0, 1.0))
 
     @tf.function(input_signature=[tf.TensorSpec([1, 8, 8, 3], tf.float32)])
     def model(x: tf.Tensor) -> tf.Tensor:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
+from tests.fixtures.reports import assert_only_reports
 
 
 def _usage(args: list[str], capsys: pytest.CaptureFixture[str], *needles: str) -> None:
@@ -92,10 +93,31 @@ def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) 
     assert "usage: liteship" in capsys.readouterr().err
 
 
-def test_help_documents_exit_codes() -> None:
-    out = subprocess.run([sys.executable, "-m", "liteship", "run", "--help"], capture_output=True, text=True, check=True).stdout
-    for code in ("10 ", "11 ", "12 ", "14 ", "21 "):
-        assert f"  {code}" in out
+@pytest.mark.parametrize("command", ["run", "convert", "lint", "deploy"])
+def test_help_documents_every_exit_code(command: str) -> None:
+    """The help text is generated from liteship.errors.EXIT_CODES: every code, its meaning."""
+    from liteship.errors import EXIT_CODES
+
+    out = subprocess.run([sys.executable, "-m", "liteship", command, "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    text = " ".join(out.split())
+    for code, meaning in EXIT_CODES:
+        assert f"{code} {' '.join(meaning.replace('`', '').split())}" in text, code
+
+
+def test_readme_and_docs_exit_code_tables_match_the_code() -> None:
+    """README's exit-code table lists exactly liteship.errors.EXIT_CODES, same words."""
+    import re
+
+    from liteship.errors import EXIT_CODES, LiteshipError
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| (\d+) \| (.+?) \|$", table, re.M))
+    assert rows == {str(code): text for code, text in EXIT_CODES}
+    def classes(base: type) -> list[type]:
+        return [base, *[c for sub in base.__subclasses__() for c in classes(sub)]]
+    assert {c.exit_code for c in classes(LiteshipError)} <= {code for code, _ in EXIT_CODES}
 
 
 def test_saved_model_without_postprocess_composite_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -107,4 +129,4 @@ def test_saved_model_without_postprocess_composite_is_refused(tmp_path: Path, ca
     assert run_cli(["run", "--saved-model", str(sm), "--label-map", str(lm), "--out", str(tmp_path / "o"), "--quiet"]) == 13
     err = capsys.readouterr().err
     assert "exporter_main_v2" in err and "Traceback" not in err
-    assert not (tmp_path / "o").exists()
+    assert_only_reports(tmp_path / "o", 13)

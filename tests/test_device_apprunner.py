@@ -254,13 +254,14 @@ def test_model_facts_read_without_tensorflow_match_the_metadata_reader(tiny_mode
 def test_converted_models_detections_equal_detect_py(run_a: Path, tmp_path: Path, calib_images: Path, variant: str) -> None:
     """The session's real conversions (tiny OD API SSD, metadata by the pipeline)."""
     from liteship.converter.calibration import find_images, load_rgb
-    from liteship.validation.evaluate import _normalization
+    from liteship.validation.app_run import metadata_normalization
 
     model = run_a / "models" / f"{variant}.tflite"
     images = find_images(calib_images)[0][:3]
     result = serve(make_run(tmp_path / "r", model, images))
     cpu = next(d for d in result["delegates"] if d["delegate"] == "cpu")
-    mean, std = _normalization(model.read_bytes())
+    norm = metadata_normalization(model.read_bytes())
+    mean, std = norm.mean, norm.std
     detector = TFLiteDetector(model, num_threads=1, mean=mean, std=std)
     outs = {o["input_id"]: o for o in cpu["outputs"]}
     for k, image in enumerate(images):

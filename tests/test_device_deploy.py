@@ -61,8 +61,9 @@ def assert_no_partial_model(emu: Any, model: Path) -> None:
 def test_deploy_two_emulated_devices_in_parallel_over_adb_shell(tiny_models, make_emulator, key_path, tmp_path) -> None:
     a, b = make_emulator(installed=APP, name="phone-a"), make_emulator(installed=APP, name="phone-b")
     out = tmp_path / "out"
+    # the emulated device has no GPU: that check cannot run there, so it is allowed to skip
     code = deploy_cli(tiny_models["int8"], [a.spec, b.spec], out, key_path, "--delegates", "cpu,gpu",
-                      images=tiny_models["images"])
+                      "--allow-skip", "device.gpu.status", images=tiny_models["images"])
     assert code == 0
     report = report_of(out)
     assert report["status"] == "ok" and report["errors"] == []
@@ -78,6 +79,7 @@ def test_deploy_two_emulated_devices_in_parallel_over_adb_shell(tiny_models, mak
         assert all(c["verdict"] == "pass" for c in cpu["checks"]), cpu["checks"]
         assert all("emulated — not on-device evidence" in c["message"] for c in cpu["checks"])
         assert gpu["status"] == "unavailable" and gpu["checks"][0]["verdict"] == "skip"
+        assert gpu["checks"][0]["allowed"] is True
         ids = {c["id"] for c in cpu["checks"]}
         assert {"device.cpu.tensors.location.max_abs", "device.cpu.detections.recall", "device.cpu.latency.samples"} <= ids
     for emu in (a, b):  # the run folders were removed
@@ -484,15 +486,15 @@ def test_run_device_stage_adds_the_devices_section(run_a: Path, make_emulator, k
 
 
 def test_run_device_flags_reach_the_pipeline_request() -> None:
-    from liteship.cli import _request, build_parser
+    from liteship.cli import request_from_args, build_parser
 
     args = build_parser().parse_args(["run", "--device", "tcp:127.0.0.1:5555", "--device", "R58M", "--iterations", "3",
                                       "--delegates", "cpu,gpu", "--device-variant", "fp16", "--transport", "adb-shell"])
-    req = _request(args)
+    req = request_from_args(args)
     assert req.devices == ("tcp:127.0.0.1:5555", "R58M") and req.device_variant == "fp16"
     assert req.device_options.iterations == 3 and req.device_options.delegates == ("cpu", "gpu")
     assert req.device_transport == "adb-shell"
-    assert _request(build_parser().parse_args(["run"])).devices == ()
+    assert request_from_args(build_parser().parse_args(["run"])).devices == ()
 
 
 @pytest.mark.device

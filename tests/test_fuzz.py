@@ -7,7 +7,7 @@ insertions, deletions, truncations, 32-bit "interesting" values, splices of two 
 or draws random buffers. Properties:
 
 - ``inspect_model`` returns a ModelInfo or raises exactly TFLiteFileProblem (one line);
-- ``lint_bytes`` with the static checks only (``gpu=False, task_check=False``: no child
+- ``lint_bytes`` with the static checks only (``gpu=False, runtime=False``: no child
   process, no TensorFlow) returns a result the CLI can print and serialise, or raises a
   LiteshipError; never another exception;
 - every input is handled within 2 s (hypothesis deadline; pytest-timeout as the backstop
@@ -87,7 +87,7 @@ def _inspect(data: bytes) -> ModelInfo | None:
 
 def _lint(data: bytes) -> None:
     try:
-        result = lint.lint_bytes(data, source="fuzz.tflite", gpu=False, task_check=False)
+        result = lint.lint_bytes(data, source="fuzz.tflite", gpu=False, runtime=False)
     except TFLiteFileProblem:
         return
     except LiteshipError as problem:  # any other documented error is acceptable, a crash is not

@@ -9,7 +9,7 @@ import pytest
 from liteship.errors import UsageProblem
 from liteship.types import Variant
 from liteship.validation import gates
-from liteship.validation.parity import TOLERANCES
+from liteship.validation.gates import TOLERANCES
 
 
 def _toml(tmp_path: Path, text: str) -> Path:
@@ -21,7 +21,7 @@ def _toml(tmp_path: Path, text: str) -> Path:
 def test_defaults_are_the_documented_gates() -> None:
     g = gates.Gates()
     assert g.max_map50_drop == 0.02 and g.min_map50 is None
-    assert g.contracts == ("bundled-app", "task-library")
+    assert g.contracts == ("bundled-app", "task-library", "mediapipe", "litert-compiled")
     assert g.tolerances == TOLERANCES
 
 

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from liteship.validation import html as page
-from liteship.validation.html import render_html, write_html, write_html_safely
+from liteship.report.html import page, render_html, write_html, write_html_safely
+from liteship.report.html.overlays import OverlayImage, Overlays
+from liteship.validation.detect import Detections
+from liteship.validation.groundtruth import GroundTruthBox
 from tests.fixtures.chromium import chromium, console_errors, dump_dom, screenshot  # noqa: F401 (fixture)
 
 NASTY = '<script>alert("x")</script> & \'quotes\''
-DEMO_OUT = Path(__file__).resolve().parents[1] / "liteship-out"
 
 
 def _checks(parity: bool, failing: bool = False) -> list[dict[str, Any]]:
@@ -32,7 +33,7 @@ def _checks(parity: bool, failing: bool = False) -> list[dict[str, Any]]:
                        "expected": ">= 0.85", "found": 0.61 if failing else 0.99,
                        "message": NASTY if failing else "", "fix": "calibrate with <your> images & retry" if failing else ""})
     else:
-        checks.append({"id": "parity", "verdict": "skip", "expected": None, "found": None,
+        checks.append({"id": "parity", "verdict": "n/a", "expected": None, "found": None,
                        "message": "no desktop reference", "fix": ""})
     return checks
 
@@ -118,7 +119,7 @@ def _no_external_urls(text: str) -> None:
 
 def test_full_report_failing_first_escaped_self_contained(tmp_path: Path) -> None:
     report = full_report()
-    text = render_html(copy.deepcopy(report), tmp_path)
+    text = render_html(copy.deepcopy(report))
     assert text.startswith("<!DOCTYPE html>")
     failing = text.index('id="failing-checks"')
     assert failing < text.index('id="variant-table"')
@@ -134,14 +135,14 @@ def test_full_report_failing_first_escaped_self_contained(tmp_path: Path) -> Non
     # plots: mAP bars with the reference line, 4 IoU histograms, score deltas
     assert text.count("<svg") == 6
     assert "mAP@0.5 per variant" in text and "desktop reference" in text
-    # ground truth path does not exist here: a sentence instead of images
-    assert "does not exist on this machine" in text
+    # no overlays were given: a sentence instead of images (the renderer runs no model)
+    assert "computed none for this page" in text and "data:image/jpeg" not in text
     assert "section could not be rendered" not in text
     assert report == full_report()  # the input dict is not changed
 
 
 def test_no_parity_no_map(tmp_path: Path) -> None:
-    text = render_html(no_parity_report(), tmp_path)
+    text = render_html(no_parity_report())
     assert "<svg" not in text
     assert "no variant has one" in text and "no variant has parity data" in text
     assert "No overlays: this run had no ground truth" in text
@@ -151,7 +152,7 @@ def test_no_parity_no_map(tmp_path: Path) -> None:
 
 
 def test_error_report_without_variants(tmp_path: Path) -> None:
-    text = render_html(error_report(), tmp_path)
+    text = render_html(error_report())
     assert "error" in text and "The run wrote no model variant." in text
     assert "op &lt;FlexFoo&gt; &amp; friends unsupported" in text
     assert text.index('id="failing"') < text.index('id="error-list"') < text.index('id="variants"')
@@ -164,7 +165,7 @@ def test_error_report_without_variants(tmp_path: Path) -> None:
                                      "validation": {"reference": "bad"}},
                                     {"status": "ok", "variants": ["not a dict", {"map50": "nan?", "parity": []}]}])
 def test_malformed_reports_render(tmp_path: Path, report: dict[str, Any]) -> None:
-    text = render_html(report, tmp_path)
+    text = render_html(report)
     assert "</html>" in text
 
 
@@ -190,17 +191,30 @@ def test_report_write_writes_html(tmp_path: Path) -> None:
     assert "The run wrote no model variant." in (tmp_path / "report.html").read_text()
 
 
-@pytest.mark.skipif(not (DEMO_OUT / "report.json").exists() or not (DEMO_OUT / "models").is_dir(),
-                    reason="no demo run in liteship-out/ (run `liteship run` first)")
-def test_demo_report_overlays(tmp_path: Path) -> None:
-    """The real demo output: overlays run each variant on the first ground-truth images."""
-    report = json.loads((DEMO_OUT / "report.json").read_text())
-    if not Path(str((report.get("validation") or {}).get("ground_truth"))).exists():
-        pytest.skip("the demo report's ground truth is not on this machine")
-    text = render_html(report, DEMO_OUT, max_images=2)
-    assert text.count("data:image/jpeg;base64,") == 2 * len(report["variants"])
+@pytest.mark.tf
+@pytest.mark.slow
+def test_overlays_of_a_real_run_are_drawn_from_the_validation_detections(run_a: Path) -> None:
+    """The session's converted models run on ground-truth images by the validation stage
+    (app_run); the page draws exactly those detections and runs nothing itself."""
+    from liteship.validation import app_run
+    from liteship.validation.groundtruth import load_ground_truth
+
+    names = (run_a / "labelmap.txt").read_text().splitlines()
+    gt = load_ground_truth(Path(__file__).resolve().parents[1] / "liteship" / "demo" / "data" / "val", names)[:2]
+    models = {n: (run_a / "models" / f"{n}.tflite").read_bytes() for n in ("fp32", "int8")}
+    runs, kept = app_run.run_models(models, None, app_run.images_from_ground_truth(gt), keep_images=2)
+    overlays = Overlays(tuple(names), tuple(OverlayImage(i.filename, rgb, i.gt_boxes or (),
+                                                         {n: r.detections[i.filename] for n, r in runs.items()})
+                                            for i, rgb in kept))
+    report = full_report(failing=False, ground_truth="val")
+    report["variants"] = [v for v in report["variants"] if v["name"] in models]
+    text = render_html(report, overlays)
+    assert text.count("data:image/jpeg;base64,") == 2 * 2
+    for image in overlays.images:
+        for name in models:
+            shown = int((image.detections[name].scores >= 0.3).sum())
+            assert f"{shown} det. / {len(image.gt_boxes)} GT" in text
     assert "section could not be rendered" not in text
-    assert len(text.encode()) < 3_000_000
     _no_external_urls(text)
 
 
@@ -219,12 +233,12 @@ def _tiny_png(path: Path) -> Path:
 @pytest.mark.slow
 def test_page_in_headless_chromium(tmp_path: Path, chromium: Path) -> None:  # noqa: F811 (fixture)
     out = tmp_path / "out"
-    gt = tmp_path / "val"
-    _tiny_png(gt / "val_00000.png")
-    (out / "models").mkdir(parents=True)
-    (out / "labelmap.txt").write_text("circle\nsquare\ntriangle\n")
-    report = full_report(ground_truth=str(gt))
-    html_path = write_html(report, out)
+    rgb = np.asarray(Image.open(_tiny_png(tmp_path / "val" / "val_00000.png")).convert("RGB"))
+    dets = Detections(np.array([[10, 8, 30, 40]], np.float32), np.array([0]), np.array([0.9], np.float32))
+    overlays = Overlays(("circle", "square", "triangle"), (OverlayImage(
+        "val_00000.png", rgb, (GroundTruthBox(10, 8, 30, 40, "circle"),), {v: dets for v in ("fp32", "fp16", "dynamic", "int8")}),))
+    report = full_report(ground_truth=str(tmp_path / "val"))
+    html_path = write_html(report, out, overlays)
 
     dom, stderr = dump_dom(chromium, html_path, tmp_path / "dom")
     assert not console_errors(stderr), console_errors(stderr)

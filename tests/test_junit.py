@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from liteship.validation.junit import junit_xml
+from liteship.report.junit import junit_xml
 
 
 def _report(errors: list[dict] | None = None) -> dict:
     checks = [
         {"id": "postprocess_op", "verdict": "pass", "expected": 1, "found": 1, "message": "", "fix": ""},
         {"id": "parity.detections.recall", "verdict": "fail", "expected": ">= 0.98", "found": 0.5, "message": "", "fix": "the variant misses detections"},
-        {"id": "parity", "verdict": "skip", "expected": "x", "found": None, "message": "no reference", "fix": ""},
+        {"id": "parity", "verdict": "n/a", "expected": "x", "found": None, "message": "no reference", "fix": ""},
     ]
     return {"variants": [{"name": "fp32", "checks": checks}, {"name": "int8", "checks": checks[:1]}], "errors": errors or []}
 
@@ -38,3 +38,23 @@ def test_run_errors_make_the_run_testcase_fail() -> None:
     root = ET.fromstring(junit_xml(_report([{"kind": "calibration", "exit_code": 14, "message": "no images"}])))
     failure = root.find(".//testcase[@name='run']/failure")
     assert failure is not None and "exit 14" in failure.get("message", "")
+
+
+def test_a_gating_skip_fails_unless_allowed() -> None:
+    """A gating check that could not run fails the gate (exit 3): junit must be red too."""
+    skip = {"id": "lint.task-library.task_library.load", "verdict": "skip", "expected": "loads", "found": None,
+            "message": "cannot import the Task Library", "fix": ""}
+    root = ET.fromstring(junit_xml({"variants": [{"name": "fp32", "checks": [skip]}], "errors": []}))
+    failure = root.find(".//testcase[@name='lint.task-library.task_library.load']/failure")
+    assert failure is not None and failure.get("message", "").startswith("could not run")
+    allowed = ET.fromstring(junit_xml({"variants": [{"name": "fp32", "checks": [{**skip, "allowed": True}]}], "errors": []}))
+    case = allowed.find(".//testcase[@name='lint.task-library.task_library.load']")
+    assert case is not None and case.find("failure") is None and case.find("skipped") is not None
+    assert allowed.get("failures") == "0" and allowed.get("skipped") == "1"
+
+
+def test_reference_checks_get_their_own_suite() -> None:
+    ref = {"id": "detections.any", "verdict": "fail", "expected": ">= 1", "found": 0, "message": "detects nothing", "fix": "x"}
+    root = ET.fromstring(junit_xml({"variants": [], "validation": {"reference": {"checks": [ref]}}, "errors": []}))
+    suite = root.find("testsuite[@name='liteship.reference']")
+    assert suite is not None and suite.get("failures") == "1"

@@ -94,7 +94,7 @@ def failed(result: lint.LintResult, contract: str) -> set[str]:
 def run_cli(tmp_path: Path, model: bytes, *args: str, capsys: Any = None) -> tuple[int, Any]:
     path = tmp_path / "model.tflite"
     path.write_bytes(model)
-    code = main(["lint", str(path), "--no-gpu", "--json", *args])
+    code = main(["lint", str(path), "--no-gpu", "--no-runtime", "--json", *args])
     out = json.loads(capsys.readouterr().out) if capsys is not None else None
     return code, out
 
@@ -103,7 +103,7 @@ def run_cli(tmp_path: Path, model: bytes, *args: str, capsys: Any = None) -> tup
 
 
 def test_contract_table() -> None:
-    assert C.NAMES == ("bundled-app", "task-library", "litert-sample", "legacy-detect")
+    assert C.NAMES == ("bundled-app", "task-library", "litert-sample", "legacy-detect", "mediapipe", "litert-compiled")
     assert C.BY_NAME["task-library"].max_results == 3 and C.BY_NAME["litert-sample"].max_results == 5
     assert C.BY_NAME["litert-sample"].label_file == "labelmap.txt"
     assert "int8" not in C.BY_NAME["task-library"].input_dtypes
@@ -129,7 +129,8 @@ def test_good_model_passes_every_contract(good: bytes) -> None:
                 "postprocess.op", "ops.flex", "ops.versions", "metadata.present", "labels.file", "labels.count",
                 "postprocess.max_detections"):
         assert v[cid] == Verdict.PASS, cid
-    assert v["gpu.compatibility"] == Verdict.SKIP and v["task_library.load"] == Verdict.SKIP
+    # not requested (gpu=False, no task check): n/a, never a pass
+    assert v["gpu.compatibility"] == Verdict.NA and v["task_library.load"] == Verdict.NA
     assert verdicts(result, "litert-sample")["outputs.order"] == Verdict.PASS
     # legacy app: 4x4 input is not its 300x300 -> a warning, not a failure
     shape = next(ch for ch in result.contracts["legacy-detect"].checks if ch.id == "input.shape")

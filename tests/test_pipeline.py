@@ -166,30 +166,39 @@ def test_each_variant_gives_the_same_tensors_in_both_orders(run_b: Path, variant
         np.testing.assert_array_equal(after[new_pos], before[before_roles.index(role)])
 
 
-def test_frozen_graph_input_converts_all_variants(tmp_path: Path, calib_images: Path) -> None:
+def test_frozen_graph_input_converts_all_variants_with_parity_against_the_graph(tmp_path: Path, calib_images: Path) -> None:
+    """Input (c): the size comes from the graph's placeholder (no --input-size), and every
+    variant is compared with the reference built from the graph's own raw heads."""
     from tests.fixtures.tf1_graph import build_tflite_graph_pb
 
-    pb = build_tflite_graph_pb(tmp_path / "tflite_graph.pb", height=96, width=96, num_classes=3, max_detections=10)
+    pb = build_tflite_graph_pb(tmp_path / "tflite_graph.pb", height=96, width=96, num_classes=3, max_detections=10,
+                               feature_extractor="ssd_mobilenet_v1")
     label_map = tmp_path / "label_map.pbtxt"
     label_map.write_text("item { id: 1 name: 'a' }\nitem { id: 2 name: 'b' }\nitem { id: 3 name: 'c' }\n")
     out = tmp_path / "out"
     code = run_cli([
-        "run", "--frozen-graph", str(pb), "--input-size", "96x96", "--label-map", str(label_map),
-        "--images", str(calib_images), "--calibration-images", "6", "--out", str(out), "--quiet",
+        "run", "--frozen-graph", str(pb), "--label-map", str(label_map),
+        "--images", str(calib_images), "--calibration-images", "8", "--out", str(out), "--quiet",
     ])
     assert code == 0
     report = read_report(out)
     assert report["inputs"]["kind"] == "frozen_graph"
+    assert report["export"]["input_shape"] == [1, 96, 96, 3]
+    assert (out / "export" / "reference" / "anchors.npy").is_file()
     assert [v["name"] for v in report["variants"]] == VARIANTS
     for v in report["variants"]:
         assert [o["role"] for o in v["outputs"]] == PORT_ROLES
         assert v["ops"]["CUSTOM:TFLite_Detection_PostProcess"] == 1
         verdicts = {c["id"]: c["verdict"] for c in v["checks"]}
-        assert verdicts.pop("parity") == "skip"  # a frozen graph has no desktop reference
-        assert "fail" not in verdicts.values(), (v["name"], v["checks"])
-        skipped = {cid for cid, verdict in verdicts.items() if verdict == "skip"}
-        assert all(cid.startswith("lint.") for cid in skipped), skipped  # opt-in GPU analysis etc.
+        parity = {cid: verdict for cid, verdict in verdicts.items() if cid.startswith("parity")}
+        assert parity and set(parity.values()) == {"pass"}, (v["name"], parity)
+        assert v["parity"]["reference_detections"] > 0
+        # every gating check ran (a skip would have failed the run with exit 3)
+        assert set(verdicts.values()) <= {"pass", "n/a"}, (v["name"], v["checks"])
+        assert verdicts["lint.task-library.gpu.compatibility"] == "pass"
         assert verdicts["lint.task-library.task_library.load"] == "pass"  # the real Task Library ran it
+    fp32 = report["variants"][0]["parity"]["heads"]
+    assert fp32["box_encodings"]["max_abs"] < 1e-4 and fp32["class_predictions"]["max_abs"] < 1e-4
 
 
 def test_int8_without_usable_images_is_refused_and_other_variants_are_written(run_a: Path, tmp_path: Path, capsys) -> None:

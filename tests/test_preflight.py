@@ -1,5 +1,5 @@
 """Every pre-flight refusal: typed error, one-line message naming the fix, exit code,
-no traceback, nothing written to the output folder."""
+no traceback, no model written: the output folder holds only the reports saying why."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.fixtures.odapi_models import ssd_config_text
+from tests.fixtures.reports import REPORT_FILES, assert_only_reports, assert_reports_agree
 
 LABELS3 = "item { id: 1 name: 'circle' }\nitem { id: 2 name: 'square' }\nitem { id: 3 name: 'triangle' }\n"
 
@@ -36,7 +37,8 @@ def _refused(args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert len(lines) == 1 and lines[0].startswith("liteship: error:"), err
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
-    assert not (tmp_path / "out").exists(), "a refused run wrote to the output folder"
+    # a refusal writes the reports (so CI has something to show) and nothing else
+    assert_only_reports(tmp_path / "out", code)
     return lines[0]
 
 
@@ -128,7 +130,7 @@ def test_truncated_checkpoint_is_refused(
 
 
 @pytest.mark.tf
-def test_refused_rerun_leaves_a_previous_output_folder_untouched(
+def test_refused_rerun_keeps_the_previous_models_and_reports_the_refusal(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_checkpoint: tuple[Path, Path, Path], run_a: Path
 ) -> None:
     _, ckpt, label_map = tiny_checkpoint
@@ -142,4 +144,9 @@ def test_refused_rerun_leaves_a_previous_output_folder_untouched(
     ]
     assert run_cli(args) == 12
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    assert after == before
+    # the earlier run's models are untouched; its reports are replaced by this run's, which
+    # say the run was refused (a stale passing report.json would contradict the exit code)
+    assert {k: v for k, v in after.items() if k.name not in REPORT_FILES} == \
+        {k: v for k, v in before.items() if k.name not in REPORT_FILES}
+    report = assert_reports_agree(out, 12)
+    assert report["status"] == "error" and report["variants"] == []

@@ -96,7 +96,7 @@ def load_rgb(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
                 _check_size(path, image.size, max_pixels)
                 image.load()
                 upright = ImageOps.exif_transpose(image)
-                return _to_rgb(upright)
+                return to_rgb(upright)
     except CalibrationProblem:
         raise
     except Exception as exc:  # noqa: BLE001 - untrusted file: any decoder/EXIF failure means "skip it"
@@ -114,7 +114,7 @@ def _check_size(path: Path, size: tuple[int, int], max_pixels: int) -> None:
         )
 
 
-def _to_rgb(image: Image.Image) -> np.ndarray:
+def to_rgb(image: Image.Image) -> np.ndarray:
     mode = image.mode
     if mode == "RGB":
         rgb = image
@@ -160,7 +160,7 @@ def resize_normalize(height: int, width: int, normalization: Normalization) -> P
     """
     if height <= 0 or width <= 0:
         raise ValueError(f"resize target must be positive, got {height}x{width}")
-    mean, std = _channel_params(normalization)
+    mean, std = normalization.channel_arrays()
     import tensorflow as tf  # liteship is already imported, so TF_USE_LEGACY_KERAS is set
 
     def preprocess(image: np.ndarray) -> np.ndarray:
@@ -174,17 +174,6 @@ def resize_normalize(height: int, width: int, normalization: Normalization) -> P
         return normalized[np.newaxis].astype(np.float32)
 
     return preprocess
-
-
-def _channel_params(normalization: Normalization) -> tuple[np.ndarray, np.ndarray]:
-    mean = np.asarray(normalization.mean, dtype=np.float32)
-    std = np.asarray(normalization.std, dtype=np.float32)
-    for name, values in (("mean", mean), ("std", std)):
-        if values.shape not in {(1,), (3,)}:
-            raise ValueError(f"normalization {name} needs 1 or 3 values, got {values.tolist()}")
-    if np.any(std == 0):
-        raise ValueError(f"normalization std must not be 0, got {std.tolist()}")
-    return mean, std
 
 
 # --- representative dataset ----------------------------------------------------------
@@ -300,22 +289,6 @@ class Calibration:
             f"no usable calibration images in {self.source}: {detail}; int8 needs at least one; "
             "pass --images DIR with jpg/png photos like the ones the app will see"
         )
-
-
-def representative_dataset(
-    paths: Sequence[Path],
-    preprocess: Preprocess,
-    limit: int,
-    expected_range: tuple[float, float],
-    *,
-    source: Path | str | None = None,
-    already_skipped: Sequence[tuple[str, str]] = (),
-) -> Calibration:
-    """See :class:`Calibration`. ``already_skipped`` (e.g. from :func:`find_images`) is
-    reported in the stats and in the no-usable-images error; ``source`` names the folder."""
-    return Calibration(
-        paths, preprocess, limit, expected_range, source=source, already_skipped=already_skipped
-    )
 
 
 def _common_folder(paths: Sequence[Path]) -> str:

@@ -27,7 +27,7 @@ import numpy as np
 from liteship import nativelog
 from liteship.converter.export import ExportResult
 from liteship.errors import ConversionProblem
-from liteship.types import Int8Input, InputKind, Variant
+from liteship.types import Int8Input, Variant
 
 RepresentativeDataset = Callable[[], Iterator[list[np.ndarray]]]
 
@@ -42,9 +42,8 @@ class Converted:
 def _make_converter(export: ExportResult) -> Any:
     import tensorflow as tf
 
-    if export.kind is InputKind.FROZEN_GRAPH:
+    if export.frozen_graph is not None:  # inputs (c) and (d): a TF1 tflite_graph.pb
         fg = export.frozen_graph
-        assert fg is not None
         converter = tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(
             str(export.source),
             input_arrays=[fg.input_name],
@@ -73,6 +72,8 @@ def convert_variant(
         converter.target_spec.supported_types = [tf.float16]
     elif variant is Variant.DYNAMIC:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif variant is Variant.INT8 and export.quantization_aware:
+        _quantization_aware_int8(converter, export, int8_input)
     elif variant is Variant.INT8:
         if representative is None:
             raise ConversionProblem("int8 needs a representative dataset")
@@ -94,6 +95,24 @@ def convert_variant(
         detail = next((line for line in text if "error" in line.lower()), text[0] if text else type(failure).__name__)
         raise ConversionProblem(f"TFLite conversion to {variant.value} failed: {detail.strip()[:400]}") from failure
     return Converted(variant=variant, model=bytes(model), seconds=time.perf_counter() - t0)
+
+
+def _quantization_aware_int8(converter: Any, export: ExportResult, int8_input: Int8Input) -> None:
+    """A graph with FakeQuant ranges (TF1 QAT) converts to a full-integer model from those ranges
+    alone, the way TF1's ``tflite_convert --inference_type=QUANTIZED_UINT8`` did: every tensor
+    uint8, the input's ``(q - mean) / std`` the model's normalization, the postprocess op's
+    outputs float32."""
+    import tensorflow as tf
+
+    if int8_input is not Int8Input.UINT8:
+        raise ConversionProblem("a quantization-aware TF1 graph converts with uint8 input; drop --int8-input int8")
+    fg = export.frozen_graph
+    assert fg is not None
+    norm = export.normalization
+    if len(set(norm.mean)) != 1 or len(set(norm.std)) != 1:
+        raise ConversionProblem(f"a quantization-aware graph needs one mean/std for all channels, found {norm}")
+    converter.inference_type = tf.uint8
+    converter.quantized_input_stats = {fg.input_name: (norm.mean[0], norm.std[0])}
 
 
 # --- several variants at once, in worker processes ---------------------------------------
@@ -234,7 +253,7 @@ class ConversionPool:
         import tempfile
 
         jobs = {v: _Job(export, v, int8_input) for v in variants}
-        if Variant.INT8 in jobs:
+        if Variant.INT8 in jobs and not export.quantization_aware:
             if representative is None:
                 raise ConversionProblem("int8 needs a representative dataset")
             self._scratch = tempfile.mkdtemp(prefix="liteship-calibration-")

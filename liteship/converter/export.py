@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from liteship import atomic, odapi
-from liteship.converter import extractor_norm, preflight
+from liteship.converter import extractor_norm, graph_reference, preflight
 from liteship.converter.letterbox import ResizeSpec
 from liteship.errors import ExportProblem, ModelInputProblem
 from liteship.types import DEFAULT_NORMALIZATION, POSTPROCESS_OP, ExportOptions, FrozenGraphOptions, InputKind, Normalization
@@ -56,6 +56,8 @@ class ExportResult:
     #: what that feature extractor's preprocess does: the input the model was trained on.
     #: ``normalization`` may differ when the user overrode it (--norm-mean/--norm-std)
     model_normalization: Normalization | None = None
+    #: the graph carries FakeQuant ranges (a TF1 QAT model): int8 comes from them, no calibration
+    quantization_aware: bool = False
     #: how the app must resize photos to the input (input a; None: unknown, stretch assumed)
     resize: ResizeSpec | None = None
 
@@ -69,6 +71,17 @@ class ExportResult:
         return d
 
 
+def with_thresholds(config: Any, options: ExportOptions) -> Any:
+    """A copy of the pipeline config with the user's NMS score/IoU thresholds (None = keep)."""
+    cfg = copy.deepcopy(config)
+    nms = cfg.model.ssd.post_processing.batch_non_max_suppression
+    if options.score_threshold is not None:
+        nms.score_threshold = options.score_threshold
+    if options.iou_threshold is not None:
+        nms.iou_threshold = options.iou_threshold
+    return cfg
+
+
 def aligned_config(config: Any, options: ExportOptions) -> Any:
     """A copy of the pipeline config whose postprocess matches the exported TFLite op.
 
@@ -78,13 +91,9 @@ def aligned_config(config: Any, options: ExportOptions) -> Any:
     Boxes stay in the network input's frame (``change_coordinate_frame`` off), like the op's;
     the reference's ``detect`` also leaves them unclipped (:class:`_ReferenceModule`).
     """
-    cfg = copy.deepcopy(config)
+    cfg = with_thresholds(config, options)
     nms = cfg.model.ssd.post_processing.batch_non_max_suppression
     nms.change_coordinate_frame = False
-    if options.score_threshold is not None:
-        nms.score_threshold = options.score_threshold
-    if options.iou_threshold is not None:
-        nms.iou_threshold = options.iou_threshold
     nms.max_total_detections = options.max_detections
     if options.use_regular_nms:
         nms.use_class_agnostic_nms = False
@@ -108,7 +117,7 @@ def derive_normalization(
 
     def pre(value: float) -> np.ndarray:
         out, _ = model.preprocess(tf.fill([1, height, width, channels], value))
-        return extractor_norm.channel_means(out.numpy())
+        return out.numpy().reshape(-1, out.shape[-1]).mean(axis=0, dtype=np.float64)  # float32 sums drift on ResNet's +-128
 
     norm = extractor_norm.fit_affine(pre)
     if norm is not None:
@@ -507,6 +516,7 @@ def inspect_frozen_graph(
         raise ModelInputProblem(
             f"{graph_path} has no input node {options.input_name!r}; placeholders found: {placeholders}; set --input-name"
         )
+    options = graph_reference.resolve_input_size(graph_def, options, graph_path)
     wanted = {name.split(":")[0] for name in options.output_names}
     missing = sorted(wanted - set(nodes))
     if missing:

@@ -58,6 +58,13 @@ def from_graph(graph_bytes: bytes) -> ExtractorNormalization | None:
     return None if norm is None else ExtractorNormalization(cls.__name__, norm)
 
 
+def for_type(feature_extractor_type: str) -> Normalization | None:
+    """The mean/std of the OD API feature extractor named in a pipeline.config
+    (``model.ssd.feature_extractor.type``), without building the model; None when unknown."""
+    cls = _registry().get(feature_extractor_type)
+    return None if cls is None else _probe(cls)
+
+
 def _registry() -> dict[str, Any]:
     from liteship import odapi
 
@@ -93,22 +100,12 @@ def _probe(cls: Any) -> Normalization | None:
 
     def pre(value: float) -> np.ndarray:
         out = cls.preprocess(instance, tf.fill([1, 4, 4, 3], value))
-        return channel_means(np.asarray(out))
+        return np.asarray(out).reshape(-1, 3).mean(axis=0, dtype=np.float64)
 
     try:
         return fit_affine(pre)
     except Exception:  # noqa: BLE001 - a preprocess that needs instance state: unknown
         return None
-
-
-def channel_means(image: np.ndarray) -> np.ndarray:
-    """Per-channel mean of an [..., C] float image, accumulated in float64.
-
-    NumPy sums a float32 array along a strided axis (axis 0 of [H*W, C]) one element after
-    the other in float32: at 640x640 the mean of a constant -123.68 comes out -123.934, which
-    breaks the affine fit of every ResNet-FPN and EfficientDet preprocess.
-    """
-    return np.asarray(image, np.float64).reshape(-1, image.shape[-1]).mean(axis=0)
 
 
 def fit_affine(pre: Callable[[float], np.ndarray]) -> Normalization | None:

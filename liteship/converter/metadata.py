@@ -44,8 +44,14 @@ class MetadataSummary:
         }
 
 
-def _collapse(values: tuple[float, ...]) -> list[float]:
-    return [values[0]] if len(set(values)) == 1 else list(values)
+def metadata_normalization(normalization: Normalization) -> tuple[list[float], list[float]]:
+    """(mean, std) as NormalizationOptions lists: one value each when every channel agrees,
+    else one per channel for both (the writer and MediaPipe need mean and std of one length)."""
+    mean, std = list(normalization.mean), list(normalization.std)
+    if len(set(mean)) == 1 and len(set(std)) == 1:
+        return mean[:1], std[:1]
+    channels = max(len(mean), len(std))
+    return (mean * channels)[:channels] if len(mean) == 1 else mean, (std * channels)[:channels] if len(std) == 1 else std
 
 
 def write_metadata(model: bytes, normalization: Normalization, labels_txt: str, resize_note: str | None = None) -> bytes:
@@ -59,7 +65,7 @@ def write_metadata(model: bytes, normalization: Normalization, labels_txt: str, 
         label_path = Path(tmp) / LABEL_FILE  # the associated file's name is this basename
         label_path.write_text(labels_txt, encoding="utf-8")
         try:
-            mean, std = _collapse(normalization.mean), _collapse(normalization.std)
+            mean, std = metadata_normalization(normalization)
             if resize_note is None:
                 writer = writer_mod.MetadataWriter.create_for_inference(bytearray(model), mean, std, [str(label_path)])
             else:
@@ -130,7 +136,7 @@ def verify(model: bytes, normalization: Normalization, expected_labels: int) -> 
         problems.append(f"{LABEL_FILE} is not attached (found {list(summary.associated_files)})")
     if summary.label_count != expected_labels:
         problems.append(f"{LABEL_FILE} has {summary.label_count} lines, expected {expected_labels}")
-    want_mean, want_std = _collapse(normalization.mean), _collapse(normalization.std)
+    want_mean, want_std = metadata_normalization(normalization)
     if [round(v, 4) for v in summary.norm_mean] != [round(v, 4) for v in want_mean] or [
         round(v, 4) for v in summary.norm_std
     ] != [round(v, 4) for v in want_std]:

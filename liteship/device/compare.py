@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from liteship.device.deploy import DeployOptions, DeviceRun, PreparedInput
+from liteship.atomic import json_safe
 from liteship.types import Check, Verdict
 from liteship.types import OutputRole, Variant
 
@@ -267,7 +268,7 @@ def latency(delegate: dict[str, Any]) -> dict[str, Any]:
 
 def _le(cid: str, value: float | None, limit: float, label: str, fix: str) -> Check:
     if value is None:
-        return Check(cid, Verdict.SKIP, f"<= {limit}", None, f"nothing to compare ({label})")
+        return Check(cid, Verdict.NA, f"<= {limit}", None, f"nothing to compare ({label})")
     ok = value <= limit
     return Check(cid, Verdict.PASS if ok else Verdict.FAIL, f"<= {limit}", _round(value), f"({label})",
                  "" if ok else fix)
@@ -275,7 +276,7 @@ def _le(cid: str, value: float | None, limit: float, label: str, fix: str) -> Ch
 
 def _ge(cid: str, value: float | None, limit: float, label: str, fix: str) -> Check:
     if value is None:
-        return Check(cid, Verdict.SKIP, f">= {limit}", None, f"nothing to compare: no detections above the threshold ({label})")
+        return Check(cid, Verdict.NA, f">= {limit}", None, f"nothing to compare: no detections above the threshold ({label})")
     ok = value >= limit
     return Check(cid, Verdict.PASS if ok else Verdict.FAIL, f">= {limit}", _round(value), f"({label})",
                  "" if ok else fix)
@@ -304,7 +305,7 @@ def judge(delegate_name: str, tensors: dict[str, Any], detections: dict[str, Any
         checks.append(Check(f"{p}.tensors.inputs", Verdict.FAIL, "every tensor input answered", tensors["problems"][:5],
                             f"({label})", "see the per-input errors in the device result"))
     if not tensors["inputs"] and not tensors["problems"]:
-        checks.append(Check(f"{p}.tensors", Verdict.SKIP, "tensor inputs", None, f"no tensor input was sent ({label})"))
+        checks.append(Check(f"{p}.tensors", Verdict.NA, "tensor inputs", None, f"no tensor input was sent ({label})"))
     app = "the app's image pipeline (decode, resize, normalize) differs from the desktop's: compare the " \
           "preprocessing; or the model itself (see the tensor-level checks)"
     checks += [
@@ -378,24 +379,13 @@ def compare_run(run: DeviceRun, model: Path, *, options: DeployOptions, variant:
             tensors = measure_tensors(desktop, dl, run.inputs)
             detections = measure_detections(desktop, dl, run.inputs, score_threshold)
             checks = judge(dl["delegate"], tensors, detections, item["latency"], tol, label, options.iterations)
-            item["parity"] = _jsonable({"tensors": tensors, "detections": detections,
+            item["parity"] = json_safe({"tensors": tensors, "detections": detections,
                                         "tolerance": {"variant": chosen, **dataclasses.asdict(tol)}})
             item["checks"] = [c.to_dict() for c in checks]
         entry["delegates"].append(item)
     if any(c["verdict"] == Verdict.FAIL for c in all_checks(entry)):
         entry["status"] = "fail"
     return entry
-
-
-def _jsonable(value: Any) -> Any:
-    """Non-finite floats as strings ("inf", "nan"): report.json stays strict JSON."""
-    if isinstance(value, float):
-        return value if np.isfinite(value) else str(value)
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def error_entry(spec: str, transport: str, exc: Any) -> dict[str, Any]:

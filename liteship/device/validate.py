@@ -1,6 +1,6 @@
 """The device stage: deploy to every device (a thread each), compare each result with the
 desktop run, and decide the exit: a device error (40-45, the first device's in order) wins
-over a device parity failure (33). Used by ``liteship deploy`` and ``liteship run --device``.
+over the judge's verdict on the device checks (33; 3 for a check that could not run). Used by ``liteship deploy`` and ``liteship run --device``.
 """
 
 from __future__ import annotations
@@ -11,14 +11,15 @@ from typing import Any
 
 from liteship.device import compare
 from liteship.device.deploy import DeployOptions, deploy_many
-from liteship.errors import DeviceAppProblem, DeviceParityFailed, LiteshipError
+from liteship.errors import DeviceAppProblem, LiteshipError
 
 
 def validate_on_devices(model: Path, specs: Sequence[str], *, images: Sequence[Path], options: DeployOptions,
                         work_dir: Path, transport: str | None = None, key_path: Path | None = None,
                         variant: str | None = None, score_threshold: float = 0.3,
                         open_device: Callable[..., Any] | None = None,
-                        log: Callable[[str], None] | None = None) -> tuple[list[dict[str, Any]], LiteshipError | None]:
+                        log: Callable[[str], None] | None = None,
+                        allow_skip: Sequence[str] = ()) -> tuple[list[dict[str, Any]], LiteshipError | None]:
     """report.json ``devices[]`` entries (in ``specs`` order) and the error to raise, if any."""
     outcomes = deploy_many(model, specs, images=images, options=options, transport=transport, key_path=key_path,
                            work_dir=work_dir, open_device=open_device, log=log)
@@ -55,10 +56,11 @@ def validate_on_devices(model: Path, specs: Sequence[str], *, images: Sequence[P
             first = type(first)(f"{first.message} ({failed} of {len(specs)} devices failed; see report.json)",
                                 hint=first.hint) if type(first) is not LiteshipError else first
         return entries, first
-    failed_ids = compare.failed_checks(entries)
-    if failed_ids:
-        label = " [emulated — not on-device evidence]" if any(e.get("producer_kind") == "emulated" for e in entries) else ""
-        return entries, DeviceParityFailed(
-            f"the device differs from the desktop run of the same model: {', '.join(failed_ids[:8])}"
-            f"{' ...' if len(failed_ids) > 8 else ''}{label} (see report.json)")
-    return entries, None
+    from liteship.validation import judge
+
+    groups = {e["serial"]: compare.all_checks(e) for e in entries}
+    judge.mark_allowed_skips(groups, allow_skip)
+    decision = judge.decide(groups, allow_skip)
+    if decision is not None and any(e.get("producer_kind") == "emulated" for e in entries):
+        decision.message += " [emulated — not on-device evidence]"
+    return entries, decision

@@ -28,7 +28,7 @@ from PIL import Image
 from liteship.converter.letterbox import ResizeSpec, boxes_to_pixels, letterbox
 from liteship.errors import ModelInputProblem
 from liteship.tflite_inspect import ModelInfo, TensorInfo, inspect_model
-from liteship.types import POSTPROCESS_OP, POSTPROCESS_PORT_ORDER, OutputRole
+from liteship.types import DEFAULT_NORMALIZATION, POSTPROCESS_OP, POSTPROCESS_PORT_ORDER, Normalization, OutputRole
 
 _INPUT_DTYPES = {"float32": np.float32, "uint8": np.uint8, "int8": np.int8}
 
@@ -84,14 +84,15 @@ class TFLiteDetector:
         model: bytes | Path | str,
         num_threads: int = 2,
         *,
-        mean: float | Sequence[float] = 127.5,
-        std: float | Sequence[float] = 127.5,
+        mean: float | Sequence[float] = DEFAULT_NORMALIZATION.mean,
+        std: float | Sequence[float] = DEFAULT_NORMALIZATION.std,
         resize: ResizeSpec | None = None,
     ) -> None:
         data, source = _read_model(model)
         self.info: ModelInfo = inspect_model(data, source=source)
         self.source = source
-        self._mean, self._std = _channel_params(mean, std)
+        self._mean, self._std = Normalization(tuple(np.atleast_1d(mean).tolist()),
+                                              tuple(np.atleast_1d(std).tolist())).channel_arrays()
         self.resize = resize if resize is not None and resize.letterbox else None
         image = _image_input(self.info, source)
         self.input_dtype: str = image.dtype
@@ -136,23 +137,29 @@ class TFLiteDetector:
 
     def detect(self, rgb: np.ndarray) -> Detections:
         """Detections for one uint8 HxWx3 RGB image (only the first ``count`` rows)."""
+        return self.detect_checked(rgb)[0]
+
+    def detect_checked(self, rgb: np.ndarray) -> tuple[Detections, dict[OutputRole, int]]:
+        """:meth:`detect`, plus how many NaN/Inf values each output held in its valid rows
+        (the count itself included). Rows with a non-finite value are left out of the
+        detections; the counts say they were there."""
         rgb = _checked_image(rgb)
         height, width = rgb.shape[:2]
-        interpreter = self._interpreter
-        interpreter.set_tensor(self._input_index, self.preprocess(rgb))
-        interpreter.invoke()
-        boxes = self._output(OutputRole.BOXES).reshape(-1, 4)
-        classes = self._output(OutputRole.CLASSES).reshape(-1)
-        scores = self._output(OutputRole.SCORES).reshape(-1)
-        raw_count = self._output(OutputRole.COUNT).reshape(-1)
-        count = int(np.rint(raw_count[0])) if raw_count.size and np.isfinite(raw_count[0]) else 0
-        count = max(0, min(count, len(boxes), len(classes), len(scores)))
-        if self.resize is not None:
-            boxes = boxes_to_pixels(boxes[:count], self.resize, height, width)
+        raw_count = self._invoke(rgb)
+        boxes, classes, scores = decode_outputs({role: self._output(role) for role in POSTPROCESS_PORT_ORDER})
+        finite = {OutputRole.BOXES: np.isfinite(boxes).all(axis=1), OutputRole.CLASSES: np.isfinite(classes),
+                  OutputRole.SCORES: np.isfinite(scores)}
+        health = {role: int((~ok).sum()) for role, ok in finite.items()}
+        health[OutputRole.COUNT] = 0 if raw_count.size and np.isfinite(raw_count[0]) else 1
+        keep = finite[OutputRole.BOXES] & finite[OutputRole.CLASSES] & finite[OutputRole.SCORES]
+        if not keep.all():
+            boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
+        if self.resize is not None:  # relative to the padded square, not to the photo
+            boxes = boxes_to_pixels(boxes, self.resize, height, width)
             scale_y = scale_x = 1.0
         else:
             scale_y, scale_x = height, width
-        ymin, xmin, ymax, xmax = (boxes[:count, k] for k in range(4))
+        ymin, xmin, ymax, xmax = (boxes[:, k] for k in range(4))
         pixel_boxes = np.stack(
             [
                 np.clip(xmin * scale_x, 0, width),
@@ -162,7 +169,22 @@ class TFLiteDetector:
             ],
             axis=-1,
         )
-        return Detections(pixel_boxes, np.rint(classes[:count]), scores[:count])
+        return Detections(pixel_boxes, np.rint(classes), scores), health
+
+    def output_name(self, role: OutputRole) -> str:
+        return str(self._outputs[role]["name"])
+
+    def detect_normalized(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The op's outputs for one image, first ``count`` rows, as written: boxes [n,4]
+        (ymin, xmin, ymax, xmax) relative to the image and unclipped, classes [n], scores [n]."""
+        self._invoke(_checked_image(rgb))
+        return decode_outputs({role: self._output(role) for role in POSTPROCESS_PORT_ORDER})
+
+    def _invoke(self, rgb: np.ndarray) -> np.ndarray:
+        """Run one image; returns the raw count output."""
+        self._interpreter.set_tensor(self._input_index, self.preprocess(rgb))
+        self._interpreter.invoke()
+        return self._output(OutputRole.COUNT).reshape(-1)
 
     def _output(self, role: OutputRole) -> np.ndarray:
         detail = self._outputs[role]
@@ -178,23 +200,24 @@ class TFLiteDetector:
 # --- helpers ---------------------------------------------------------------------------
 
 
+def decode_outputs(outputs: dict[OutputRole, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The four postprocess outputs (by role, float) -> the first ``count`` boxes [n,4],
+    classes [n] and scores [n]; a non-finite or out-of-range count is clamped."""
+    boxes = outputs[OutputRole.BOXES].reshape(-1, 4)
+    classes = outputs[OutputRole.CLASSES].reshape(-1)
+    scores = outputs[OutputRole.SCORES].reshape(-1)
+    raw_count = outputs[OutputRole.COUNT].reshape(-1)
+    count = int(np.rint(raw_count[0])) if raw_count.size and np.isfinite(raw_count[0]) else 0
+    count = max(0, min(count, len(boxes), len(classes), len(scores)))
+    return boxes[:count], classes[:count], scores[:count]
+
+
 def _read_model(model: bytes | Path | str) -> tuple[bytes, str]:
     if isinstance(model, (bytes, bytearray, memoryview)):
         return bytes(model), "the model"
     from liteship.tflite_inspect import read_model_file
 
     return read_model_file(model), str(model)
-
-
-def _channel_params(mean: float | Sequence[float], std: float | Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    m = np.asarray(mean, dtype=np.float32).reshape(-1)
-    s = np.asarray(std, dtype=np.float32).reshape(-1)
-    for name, values in (("mean", m), ("std", s)):
-        if values.shape not in {(1,), (3,)}:
-            raise ValueError(f"normalization {name} needs 1 or 3 values, got {values.tolist()}")
-    if np.any(s == 0):
-        raise ValueError(f"normalization std must not be 0, got {s.tolist()}")
-    return m, s
 
 
 def _image_input(info: ModelInfo, source: str) -> TensorInfo:

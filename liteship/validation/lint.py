@@ -6,9 +6,10 @@ tflite-support's ``MetadataDisplayer``, and turns every field of each
 :class:`~liteship.validation.contracts.Contract` into :class:`~liteship.types.Check` s.
 
 Verdicts: ``fail`` breaks the app; ``pass`` may carry a ``warning:`` message (the app works
-but something needs attention, e.g. a non-300x300 input for the legacy app); ``skip`` = the
-check does not apply or could not run (the reason is in ``message``). A contract fails when
-one of its checks fails; skips do not fail it.
+but something needs attention, e.g. a non-300x300 input for the legacy app); ``n/a`` = the
+check does not apply (or was not requested); ``skip`` = it applies but could not run here (a
+runtime missing: the reason is in ``message``). A contract fails when one of its checks
+fails; the judge (:mod:`liteship.validation.judge`) fails a run on a skipped gating check.
 
 GPU compatibility: ``tf.lite.experimental.Analyzer.analyze(gpu_compatibility=True)`` in a
 child process (it needs TensorFlow, which is slow to import and must not share a process
@@ -24,15 +25,19 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from liteship import child
-from liteship.types import Check, Verdict
 from liteship.tflite_inspect import POSTPROCESS_OP_NAME, ModelInfo, inspect_model
-from liteship.types import POSTPROCESS_OP, POSTPROCESS_PORT_ORDER, OutputRole
+from liteship.types import POSTPROCESS_OP, POSTPROCESS_PORT_ORDER, Check, OutputRole, Verdict
 from liteship.validation import contracts as C
+from liteship.validation.runtimes.result import Runtime, RuntimeRun
+from liteship.validation.runtimes.result import judge as judge_runtime
 
 LABELS_TYPE = "TENSOR_VALUE_LABELS"
 GPU_TIMEOUT_S = 300
@@ -49,6 +54,18 @@ class LabelFile:
 
 
 @dataclass(frozen=True)
+class ContentView:
+    """A TensorMetadata's ``content.content_properties`` (what MediaPipe and the Task Library
+    read: ImageProperties on the input, BoundingBoxProperties on the location output)."""
+
+    type: str  # ContentProperties enum name: NONE, ImageProperties, BoundingBoxProperties, ...
+    color_space: str | None = None  # ImageProperties
+    box_type: str | None = None  # BoundingBoxProperties: BOUNDARIES, UPPER_LEFT, CENTER
+    coordinate_type: str | None = None  # RATIO, PIXEL
+    box_index: tuple[int, ...] | None = None  # None = no index vector
+
+
+@dataclass(frozen=True)
 class MetadataView:
     present: bool
     error: str = ""  # non-empty: present but unreadable
@@ -58,6 +75,16 @@ class MetadataView:
     #: output position -> label files attached to it
     output_files: dict[int, tuple[LabelFile, ...]] = field(default_factory=dict)
     packed_files: tuple[str, ...] = ()
+    input_count: int = 0
+    input_name: str = ""
+    #: the input's content properties (None = no content)
+    input_content: ContentView | None = None
+    #: output position -> content properties (absent = no content)
+    output_content: dict[int, ContentView] = field(default_factory=dict)
+    #: SubGraphMetadata.custom_metadata names (MediaPipe's DETECTOR_METADATA)
+    custom_metadata: tuple[str, ...] = ()
+    #: lines of the first TENSOR_VALUE_LABELS file on the category output (desktop labels)
+    category_labels: tuple[str, ...] = ()
 
     @property
     def readable(self) -> bool:
@@ -74,58 +101,106 @@ def read_metadata_view(model: bytes, info: ModelInfo) -> MetadataView:
     if not info.has_tflite_metadata:
         return MetadataView(present=False)
     try:
-        import io
-        import zipfile
-
-        from tensorflow_lite_support.metadata import metadata_schema_py_generated as mdfb
-
-        from liteship.tflite_inspect import TFLITE_METADATA_NAME, _Reader
-
-        raw = _Reader(model, "the model").metadata()[TFLITE_METADATA_NAME]
-        if len(raw) < 8 or not mdfb.ModelMetadata.ModelMetadataBufferHasIdentifier(raw, 0):
-            raise ValueError("the TFLITE_METADATA buffer has no 'M001' identifier")
-        meta = mdfb.ModelMetadata.GetRootAsModelMetadata(raw, 0)
-        if meta.SubgraphMetadataLength() < 1:
-            raise ValueError("no subgraph metadata")
-        sub = meta.SubgraphMetadata(0)
-        packed: dict[str, bytes] = {}
-        if info.associated_files:
-            with zipfile.ZipFile(io.BytesIO(model)) as archive:
-                packed = {name: archive.read(name) for name in archive.namelist()}
-        type_names = {v: k for k, v in vars(mdfb.AssociatedFileType).items() if not k.startswith("_")}
-
-        def text(value: bytes | None) -> str:
-            return value.decode("utf-8", errors="replace") if value else ""
-
-        def label_file(f: Any) -> LabelFile:
-            name = text(f.Name())
-            lines = len(packed[name].decode("utf-8", errors="replace").splitlines()) if name in packed else None
-            return LabelFile(name, type_names.get(f.Type(), str(f.Type())), lines)
-
-        names, files = [], {}
-        for i in range(sub.OutputTensorMetadataLength()):
-            t = sub.OutputTensorMetadata(i)
-            names.append(text(t.Name()))
-            files[i] = tuple(label_file(t.AssociatedFiles(j)) for j in range(t.AssociatedFilesLength()))
-        norm = None
-        if sub.InputTensorMetadataLength() > 0:
-            t = sub.InputTensorMetadata(0)
-            for k in range(t.ProcessUnitsLength()):
-                unit = t.ProcessUnits(k)
-                if unit.OptionsType() == mdfb.ProcessUnitOptions.NormalizationOptions:
-                    opts = mdfb.NormalizationOptions()
-                    table = unit.Options()
-                    opts.Init(table.Bytes, table.Pos)
-                    norm = (tuple(float(v) for v in opts.MeanAsNumpy()), tuple(float(v) for v in opts.StdAsNumpy()))
-        return MetadataView(
-            present=True,
-            output_names=tuple(names),
-            normalization=norm,
-            output_files=files,
-            packed_files=tuple(packed),
-        )
+        return _metadata_view(model, info)
     except Exception as exc:  # noqa: BLE001 — any reader failure = unreadable metadata
         return MetadataView(present=True, error=f"{type(exc).__name__}: {str(exc)[:200]}")
+
+
+def _metadata_view(model: bytes, info: ModelInfo) -> MetadataView:
+    import io
+    import zipfile
+
+    from tensorflow_lite_support.metadata import metadata_schema_py_generated as mdfb
+
+    from liteship.tflite_inspect import TFLITE_METADATA_NAME, _Reader
+
+    raw = _Reader(model, "the model").metadata()[TFLITE_METADATA_NAME]
+    if len(raw) < 8 or not mdfb.ModelMetadata.ModelMetadataBufferHasIdentifier(raw, 0):
+        raise ValueError("the TFLITE_METADATA buffer has no 'M001' identifier")
+    meta = mdfb.ModelMetadata.GetRootAsModelMetadata(raw, 0)
+    if meta.SubgraphMetadataLength() < 1:
+        raise ValueError("no subgraph metadata")
+    sub = meta.SubgraphMetadata(0)
+    packed: dict[str, bytes] = {}
+    if info.associated_files:
+        with zipfile.ZipFile(io.BytesIO(model)) as archive:
+            packed = {name: archive.read(name) for name in archive.namelist()}
+
+    def names_of(enum_cls: Any) -> dict[int, str]:
+        return {v: k for k, v in vars(enum_cls).items() if not k.startswith("_")}
+
+    type_names = names_of(mdfb.AssociatedFileType)
+
+    def text(value: bytes | None) -> str:
+        return value.decode("utf-8", errors="replace") if value else ""
+
+    def label_file(f: Any) -> LabelFile:
+        name = text(f.Name())
+        lines = len(packed[name].decode("utf-8", errors="replace").splitlines()) if name in packed else None
+        return LabelFile(name, type_names.get(f.Type(), str(f.Type())), lines)
+
+    def content(t: Any) -> ContentView | None:
+        c = t.Content()
+        if c is None:
+            return None
+        kind = c.ContentPropertiesType()
+        view = ContentView(names_of(mdfb.ContentProperties).get(kind, str(kind)))
+        table = c.ContentProperties()
+        if table is None:
+            return ContentView("NONE") if kind == mdfb.ContentProperties.NONE else view
+        if kind == mdfb.ContentProperties.ImageProperties:
+            props = mdfb.ImageProperties()
+            props.Init(table.Bytes, table.Pos)
+            return ContentView(view.type, color_space=names_of(mdfb.ColorSpaceType).get(props.ColorSpace()))
+        if kind == mdfb.ContentProperties.BoundingBoxProperties:
+            props = mdfb.BoundingBoxProperties()
+            props.Init(table.Bytes, table.Pos)
+            index = None if props.IndexIsNone() else tuple(int(v) for v in props.IndexAsNumpy())
+            return ContentView(view.type, box_type=names_of(mdfb.BoundingBoxType).get(props.Type()),
+                               coordinate_type=names_of(mdfb.CoordinateType).get(props.CoordinateType()), box_index=index)
+        return view
+
+    names, files, contents = [], {}, {}
+    for i in range(sub.OutputTensorMetadataLength()):
+        t = sub.OutputTensorMetadata(i)
+        names.append(text(t.Name()))
+        files[i] = tuple(label_file(t.AssociatedFiles(j)) for j in range(t.AssociatedFilesLength()))
+        view = content(t)
+        if view is not None:
+            contents[i] = view
+    norm, input_name, input_content = None, "", None
+    if sub.InputTensorMetadataLength() > 0:
+        t = sub.InputTensorMetadata(0)
+        input_name, input_content = text(t.Name()), content(t)
+        for k in range(t.ProcessUnitsLength()):
+            unit = t.ProcessUnits(k)
+            if unit.OptionsType() == mdfb.ProcessUnitOptions.NormalizationOptions:
+                opts = mdfb.NormalizationOptions()
+                table = unit.Options()
+                opts.Init(table.Bytes, table.Pos)
+                mean = () if opts.MeanIsNone() else tuple(float(v) for v in opts.MeanAsNumpy())
+                std = () if opts.StdIsNone() else tuple(float(v) for v in opts.StdAsNumpy())
+                norm = (mean, std)
+                break  # MediaPipe and the Task Library use the first one
+    category_labels: tuple[str, ...] = ()
+    if OutputRole.CLASSES in info.output_roles:
+        for lf in files.get(info.output_roles.index(OutputRole.CLASSES), ()):
+            if lf.type == LABELS_TYPE and lf.name in packed:
+                category_labels = tuple(packed[lf.name].decode("utf-8", errors="replace").splitlines())
+                break
+    return MetadataView(
+        present=True,
+        output_names=tuple(names),
+        normalization=norm,
+        output_files=files,
+        packed_files=tuple(packed),
+        input_count=sub.InputTensorMetadataLength(),
+        input_name=input_name,
+        input_content=input_content,
+        output_content=contents,
+        custom_metadata=tuple(text(sub.CustomMetadata(k).Name()) for k in range(sub.CustomMetadataLength())),
+        category_labels=category_labels,
+    )
 
 
 # --- GPU analyzer (child process) --------------------------------------------------------
@@ -216,7 +291,13 @@ def _fail(id: str, expected: Any, found: Any, message: str, fix: str) -> Check:
 
 
 def _skip(id: str, expected: Any, message: str) -> Check:
+    """The check applies but could not run (the reason in ``message``)."""
     return Check(id, Verdict.SKIP, expected, None, message)
+
+
+def _na(id: str, expected: Any, message: str) -> Check:
+    """The check does not apply to this model or contract."""
+    return Check(id, Verdict.NA, expected, None, message)
 
 
 def _roles(info: ModelInfo) -> list[str | None]:
@@ -230,10 +311,19 @@ class Facts:
     info: ModelInfo
     meta: MetadataView
     gpu: GpuResult | None
-    task: Any | None  # taskcheck.TaskResult or None
+    #: what the real runtimes measured; None = not run (--no-runtime)
+    runtimes: Mapping[Runtime, RuntimeRun] | None = None
 
 
 def check_contract(c: C.Contract, f: Facts, max_results: int | None = None) -> list[Check]:
+    if c.rules is C.RuleSet.MEDIAPIPE:
+        from liteship.validation import lint_mediapipe
+
+        return lint_mediapipe.check_mediapipe(c, f, max_results)
+    return _app_checks(c, f, max_results)
+
+
+def _app_checks(c: C.Contract, f: Facts, max_results: int | None = None) -> list[Check]:
     info, meta = f.info, f.meta
     checks: list[Check] = []
     add = checks.append
@@ -267,7 +357,7 @@ def check_contract(c: C.Contract, f: Facts, max_results: int | None = None) -> l
             add(_fail("input.dtype", list(c.input_dtypes), inp.dtype, f"{c.name} rejects {inp.dtype} input", fix))
         # normalization
         if inp.dtype != "float32":
-            add(_skip("input.normalization", "NormalizationOptions for float input", f"{inp.dtype} input: not needed"))
+            add(_na("input.normalization", "NormalizationOptions for float input", f"{inp.dtype} input: not needed"))
         elif c.float_needs_normalization:
             if meta.readable and meta.normalization:
                 add(_pass("input.normalization", "NormalizationOptions", {"mean": list(meta.normalization[0]), "std": list(meta.normalization[1])}))
@@ -288,7 +378,7 @@ def check_contract(c: C.Contract, f: Facts, max_results: int | None = None) -> l
                 add(_pass("input.normalization", f"(x-{m})/{s}", None,
                           f"warning: no normalization metadata; the app assumes (x-{m})/{s}"))
         else:
-            add(_skip("input.normalization", None, f"{c.name} does not read normalization"))
+            add(_na("input.normalization", None, f"{c.name} does not read normalization"))
 
     # -- postprocess op, flex, op versions
     pp = info.postprocess
@@ -302,7 +392,8 @@ def check_contract(c: C.Contract, f: Facts, max_results: int | None = None) -> l
     flex = list(info.flex_ops)
     if flex:
         add(_fail("ops.flex", [], flex, "Flex (Select TF) ops need the tensorflow-lite-select-tf-ops AAR, which the app does not ship",
-                  "convert with builtin ops only (no SELECT_TF_OPS); use the TFLite postprocess op instead of TF NMS"))
+                  f"the runtime says \"{C.TFLITE_FLEX_ERROR}\": convert with builtin ops only (no SELECT_TF_OPS); "
+                  "use the TFLite postprocess op instead of TF NMS"))
     else:
         add(_pass("ops.flex", [], []))
     add(_op_versions(c, info))
@@ -330,15 +421,7 @@ def check_contract(c: C.Contract, f: Facts, max_results: int | None = None) -> l
             add(_fail("outputs.order", expected, found, f"{c.name} reads outputs by index",
                       "reorder outputs to port order: `liteship run --output-order port` (the default)"))
     else:
-        names = list(meta.output_names) if meta.readable else None
-        if names is None:
-            add(_fail("outputs.names", roles, None, "outputs are found by metadata name, the model has no readable metadata",
-                      "write metadata with tflite-support's object_detector writer (`liteship metadata`)"))
-        elif names == roles and len(names) == 4:
-            add(_pass("outputs.names", roles, names, "found by metadata name (any output order works)"))
-        else:
-            add(_fail("outputs.names", roles, names, "metadata output names do not match the tensors' roles",
-                      "rewrite the metadata (`liteship metadata`): names must be location, category, score, number of detections"))
+        add(_output_names(c, meta, roles))
 
     # -- metadata and labels
     if meta.readable:
@@ -348,7 +431,7 @@ def check_contract(c: C.Contract, f: Facts, max_results: int | None = None) -> l
                   "metadata is unreadable" if meta.present else f"{c.name} needs TFLite metadata",
                   "write metadata with tflite-support's object_detector writer (`liteship metadata`)"))
     else:
-        add(_skip("metadata.present", None, f"{c.name} does not read metadata"))
+        add(_na("metadata.present", None, f"{c.name} does not read metadata"))
     add(_labels(c, f, roles))
     add(_label_count(c, f, roles))
 
@@ -356,7 +439,7 @@ def check_contract(c: C.Contract, f: Facts, max_results: int | None = None) -> l
     want_n = max_results if max_results is not None else c.max_results
     n = pp[0].options.max_detections if len(pp) == 1 else None
     if n is None:
-        add(_skip("postprocess.max_detections", f">= {want_n}", "no single postprocess op with max_detections"))
+        add(_na("postprocess.max_detections", f">= {want_n}", "no single postprocess op with max_detections (see postprocess.op)"))
     elif n >= want_n:
         add(_pass("postprocess.max_detections", f">= {want_n}", n))
     else:
@@ -364,17 +447,101 @@ def check_contract(c: C.Contract, f: Facts, max_results: int | None = None) -> l
                   f"the app asks for {want_n} results, the op returns at most {n}",
                   f"re-export with `liteship run --max-detections {want_n}` (or lower the app's max results)"))
 
-    # -- GPU
+    # -- static output shapes (buffers allocated from them)
+    if c.static_output_shapes:
+        add(_static_output_shapes(info))
+
+    # -- GPU, the real runtime
     add(_gpu(c, f.gpu))
-    if c.task_library_load:
-        add(_task(f.task))
+    checks.extend(runtime_checks(c, f))
     return checks
 
 
+def runtime_checks(c: C.Contract, f: Facts) -> list[Check]:
+    """``<runtime>.load`` and ``<runtime>.detections`` of the contract's runtime, if it has one."""
+    if c.runtime_check is None:
+        return []
+    run = f.runtimes.get(c.runtime_check) if f.runtimes is not None else None
+    return judge_runtime(run, c.runtime_check)
+
+
+def name_binding(names: list[str]) -> tuple[list[int], str]:
+    """Where an app that finds outputs by name (with the Task Library's / MediaPipe's fallback)
+    reads location, category, score, number of detections: (positions, warning). When one name
+    is missing from the metadata it logs the warning and reads positions 0..3
+    (GetOutputTensorIndices in object_detector.cc / detection_postprocessing_graph.cc)."""
+    wanted = list(C.DETECTION_OUTPUT_NAMES)
+    for i, name in enumerate(wanted):
+        if name not in names:
+            shown = names[i] if i < len(names) else ""
+            warning = C.TASK_LIBRARY_NAMES_WARNING.format(
+                name=shown, i=i, names=", ".join(f'"{n}"' for n in wanted))
+            return list(range(len(wanted))), warning
+    return [names.index(name) for name in wanted], ""
+
+
+def _output_names(c: C.Contract, meta: MetadataView, roles: list[str | None]) -> Check:
+    cid = "outputs.names"
+    want = list(C.DETECTION_OUTPUT_NAMES)
+    names = list(meta.output_names) if meta.readable else None
+    if names is None:
+        return _fail(cid, roles, None, "outputs are found by metadata name, the model has no readable metadata",
+                     "write metadata with tflite-support's object_detector writer (`liteship metadata`)")
+    if names == roles and len(names) == 4:
+        return _pass(cid, roles, names, "found by metadata name (any output order works)")
+    if c.name_fallback_to_index and len(roles) == 4:
+        positions, warning = name_binding(names)
+        read = [roles[p] if p < len(roles) else None for p in positions]
+        if warning and read == want:
+            return _pass(cid, roles, names, f"warning: the app logs \"{warning}\" and reads outputs 0..3, which "
+                                           "are in port order here: it works; rename the metadata outputs to silence it")
+    return _fail(cid, roles, names, "metadata output names do not match the tensors' roles",
+                 "rewrite the metadata (`liteship metadata`): names must be location, category, score, number of detections")
+
+
+def _static_output_shapes(info: ModelInfo) -> Check:
+    """Every output's stored shape must be static and, for the postprocess ports, hold what
+    the op writes: CompiledModel sizes its buffers from them (LiteRT#9518)."""
+    from liteship.converter.static_shapes import postprocess_output_shapes
+
+    cid = "outputs.static_shape"
+    wanted: dict[int, tuple[int, ...]] = {}
+    if len(info.postprocess) == 1:
+        try:
+            op = info.postprocess[0]
+            wanted = {op.tensor_for(r): s for r, s in postprocess_output_shapes(op).items()}
+        except Exception:  # noqa: BLE001 - broken options are reported by other checks
+            wanted = {}
+    found = [list(t.shape) for t in info.outputs]
+    expected = [list(wanted.get(t.index, t.shape)) for t in info.outputs]
+    too_small, dynamic, larger = [], [], []
+    for t in info.outputs:
+        stored, need = tuple(t.shape), wanted.get(t.index)
+        if not stored or any(d <= 0 for d in stored):
+            (too_small if need else dynamic).append(f"tensor {t.index} {t.name!r}: {list(stored)}")
+        elif need is not None and int(np.prod(stored)) < int(np.prod(need)):
+            too_small.append(f"tensor {t.index} {t.name!r}: {list(stored)} < {list(need)}")
+        elif need is not None and stored != need:
+            larger.append(f"tensor {t.index}: {list(stored)} (op writes {list(need)})")
+    if too_small or dynamic:
+        return _fail(cid, expected, found,
+                     "CompiledModel allocates output buffers from these shapes; the postprocess op writes more: "
+                     + "; ".join(too_small + dynamic),
+                     "store the real shapes (`liteship run` does: liteship/converter/static_shapes.py); LiteRT says "
+                     "\"Custom allocation is too small for tensor idx: N\" / \"Failed to allocate tensors\" or "
+                     "corrupts memory (google-ai-edge/LiteRT#9518)")
+    if larger:
+        return _pass(cid, expected, found, "warning: larger than what the op writes (works; the rest of each "
+                                           "buffer is unused): " + "; ".join(larger))
+    return _pass(cid, expected, found)
+
+
 def _op_versions(c: C.Contract, info: ModelInfo) -> Check:
+    if c.op_table is C.OpTable.LITERT_REGISTER:
+        return _litert_op_versions(c, info)
     cid = "ops.versions"
     if c.runtime is None:
-        return _skip(cid, c.runtime_note, f"pinned to the current runtime ({c.runtime_note})")
+        return _na(cid, c.runtime_note, f"not pinned: {c.runtime_note}")
     too_new, unverified, unknown = [], [], []
     beyond_table = C.version_key(c.runtime) > C.version_key(C.TABLE_SNAPSHOT)
     for name, version in info.op_versions:
@@ -405,6 +572,37 @@ def _op_versions(c: C.Contract, info: ModelInfo) -> Check:
     return _pass(cid, expected, "all supported", msg)
 
 
+def _litert_op_versions(c: C.Contract, info: ModelInfo) -> Check:
+    """Every op against the versions LiteRT 2.x's BuiltinOpResolver registers (exact table)."""
+    from liteship.validation import litert_ops
+
+    cid = "ops.versions"
+    too_new, missing = [], []
+    for name, version in info.op_versions:
+        if name.startswith("FLEX:"):
+            continue  # reported by ops.flex
+        if name.startswith("CUSTOM:"):
+            if name[len("CUSTOM:"):] not in litert_ops.CUSTOM_OPS:
+                missing.append(name)
+            continue
+        top = litert_ops.MAX_OP_VERSION.get(name)
+        if top is None:
+            missing.append(name)
+        elif version > top:
+            too_new.append(f"{name} v{version} (max v{top})")
+    expected = f"op versions LiteRT {c.runtime} registers ({litert_ops.SOURCE})"
+    if too_new or missing:
+        first = too_new[0].split(" (")[0].rsplit(" v", 1) if too_new else None
+        words = (f"Didn't find op for builtin opcode '{first[0]}' version '{first[1]}'. An older version of this "
+                 "builtin might be supported. Are you using an old TFLite binary with a newer model?") if first else (
+                 f"Encountered unresolved custom op: {missing[0].split(':', 1)[-1]}.")
+        return _fail(cid, expected, too_new + missing,
+                     "ops the LiteRT 2.x runtime does not register" + (f" (unknown: {missing})" if missing else ""),
+                     f"LiteRT says \"{words}\": convert with a TensorFlow no newer than the app's LiteRT, or update "
+                     "the app's com.google.ai.edge.litert dependency")
+    return _pass(cid, expected, "all registered")
+
+
 def _category_position(roles: list[str | None]) -> int | None:
     return roles.index(OutputRole.CLASSES.value) if OutputRole.CLASSES.value in roles else None
 
@@ -422,7 +620,7 @@ def _labels(c: C.Contract, f: Facts, roles: list[str | None]) -> Check:
     cid = "labels.file"
     want = f"{c.label_file or 'a label file'} ({LABELS_TYPE}) on the category tensor"
     if not c.labels_required:
-        return _skip(cid, None, f"{c.name} ships its labels with the app")
+        return _na(cid, None, f"{c.name} ships its labels with the app")
     if not f.meta.readable:
         return _fail(cid, want, None, "no readable metadata, so no label file",
                      "write metadata with labelmap.txt attached (`liteship metadata`)")
@@ -447,12 +645,12 @@ def _label_count(c: C.Contract, f: Facts, roles: list[str | None]) -> Check:
     pp = f.info.postprocess
     k = pp[0].options.num_classes if len(pp) == 1 else None
     if not c.labels_required:
-        return _skip(cid, None, f"{c.name} ships its labels with the app")
+        return _na(cid, None, f"{c.name} ships its labels with the app")
     lf = _label_file(c, f, roles) if f.meta.readable else None
     if lf is None or lf.lines is None:
-        return _skip(cid, f">= num_classes ({k})", "no label file (see labels.file)")
+        return _na(cid, f">= num_classes ({k})", "no label file (see labels.file)")
     if k is None:
-        return _skip(cid, ">= num_classes", f"no single postprocess op with num_classes ({lf.lines} labels)")
+        return _na(cid, ">= num_classes", f"no single postprocess op with num_classes ({lf.lines} labels)")
     if lf.lines >= k:
         return _pass(cid, f">= {k}", lf.lines)
     return _fail(cid, f">= {k} (num_classes of {POSTPROCESS_OP})", lf.lines,
@@ -464,7 +662,7 @@ def _gpu(c: C.Contract, g: GpuResult | None) -> Check:
     cid = "gpu.compatibility"
     want = "GPU delegate takes every op but the postprocess op" if c.gpu == C.Gpu.REQUIRED else "GPU delegate optional (CPU fallback)"
     if g is None:
-        return _skip(cid, want, "not run (--no-gpu)")
+        return _na(cid, want, "not run (--no-gpu)")
     if not g.ran:
         return _skip(cid, want, g.reason)
     others = [op for op in g.incompatible if op != POSTPROCESS_OP]
@@ -475,18 +673,6 @@ def _gpu(c: C.Contract, g: GpuResult | None) -> Check:
                      "replace those ops (or quantization) with GPU-supported ones")
     return _pass(cid, want, list(g.incompatible),
                  f"warning: on CPU with the GPU delegate: {list(g.incompatible)}" if others else "the postprocess op runs on CPU (expected)")
-
-
-def _task(t: Any | None) -> Check:
-    cid = "task_library.load"
-    want = "ObjectDetector.create_from_file + detect succeed"
-    if t is None:
-        return _skip(cid, want, "not run (pass --task-check)")
-    if t.skipped:
-        return _skip(cid, want, t.message)
-    if t.ok:
-        return _pass(cid, want, t.found, t.message)
-    return _fail(cid, want, t.found, t.message, "fix the other failing task-library checks; the Task Library message says which")
 
 
 # --- driver ------------------------------------------------------------------------------
@@ -512,6 +698,8 @@ class ContractResult:
 class LintResult:
     model: str
     contracts: dict[str, ContractResult]
+    #: what each real runtime measured (empty when none ran)
+    runtimes: dict[Runtime, RuntimeRun] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -522,6 +710,7 @@ class LintResult:
             "model": self.model,
             "verdict": Verdict.PASS if self.ok else Verdict.FAIL,
             "contracts": {k: v.to_dict() for k, v in self.contracts.items()},
+            "runtimes": {str(k): v.to_dict() for k, v in self.runtimes.items()},
         }
 
 
@@ -532,17 +721,25 @@ def lint_bytes(
     source: str = "the model",
     max_results: int | None = None,
     gpu: bool = False,
-    task_check: bool = False,
+    runtime: bool = False,
+    runtime_runs: Mapping[Runtime, RuntimeRun] | None = None,
+    images: Sequence[np.ndarray] | None = None,
     path: Path | None = None,
 ) -> LintResult:
-    """Lint model bytes; raises TFLiteFileProblem when they are not a TFLite model."""
+    """Lint model bytes; raises TFLiteFileProblem when they are not a TFLite model.
+
+    ``runtime``: load and run the model in the real runtime of each named contract that has
+    one (child processes, on ``images`` or one synthetic photo); ``runtime_runs``: those
+    results measured already (``liteship run`` measures every variant at once).
+    """
     unknown = [n for n in names if n not in C.BY_NAME]
     if unknown:
         raise ValueError(f"unknown contracts {unknown}; known: {list(C.NAMES)}")
     info = inspect_model(data, source=source)
     meta = read_metadata_view(data, info)
+    wanted = [C.BY_NAME[n].runtime_check for n in names if C.BY_NAME[n].runtime_check is not None]
     tmp = None
-    if (gpu or task_check) and path is None:
+    if (gpu or (runtime and runtime_runs is None and wanted)) and path is None:
         import tempfile
 
         tmp = tempfile.NamedTemporaryFile(suffix=".tflite", delete=False)
@@ -551,17 +748,16 @@ def lint_bytes(
         path = Path(tmp.name)
     try:
         g = analyze_gpu(path) if gpu and path is not None else None
-        task = None
-        if task_check and any(C.BY_NAME[n].task_library_load for n in names) and path is not None:
-            from liteship.validation import taskcheck
+        if runtime and runtime_runs is None and wanted and path is not None:
+            from liteship.validation import runtimes
 
-            task = taskcheck.run(path)
+            runtime_runs = runtimes.check({source: path}, wanted, images)[source]
     finally:
         if tmp is not None:
             Path(tmp.name).unlink(missing_ok=True)
-    facts = Facts(info=info, meta=meta, gpu=g, task=task)
+    facts = Facts(info=info, meta=meta, gpu=g, runtimes=runtime_runs if (runtime or runtime_runs is not None) else None)
     results = {n: ContractResult(n, tuple(check_contract(C.BY_NAME[n], facts, max_results))) for n in names}
-    return LintResult(model=source, contracts=results)
+    return LintResult(model=source, contracts=results, runtimes=dict(runtime_runs or {}))
 
 
 def lint_file(path: Path | str, names: tuple[str, ...] = C.NAMES, **kwargs: Any) -> LintResult:
@@ -578,11 +774,11 @@ def _short(value: Any, width: int = 34) -> str:
 
 def format_table(result: LintResult) -> str:
     """Compact human output: one block per contract, failing checks first with their fix."""
-    order = {Verdict.FAIL: 0, Verdict.PASS: 1, Verdict.SKIP: 2}
+    order = {Verdict.FAIL: 0, Verdict.SKIP: 1, Verdict.PASS: 2, Verdict.NA: 3}
     lines = [f"lint {result.model}"]
     for name, r in result.contracts.items():
         lines.append(f"\n{name}: {r.verdict.upper()}")
-        for ch in sorted(r.checks, key=lambda ch: order.get(ch.verdict, 3)):
+        for ch in sorted(r.checks, key=lambda ch: order.get(ch.verdict, 4)):
             lines.append(f"  {ch.verdict:<4} {ch.id:<27} expected {_short(ch.expected)}, found {_short(ch.found)}")
             if ch.verdict == Verdict.FAIL:
                 lines.append(f"       {ch.message}")

@@ -1,16 +1,18 @@
 """Parity of a TFLite variant against the desktop reference, on the same inputs.
 
-Measure first, judge separately: :func:`measure` returns numbers only (typed results);
-:func:`judge` is a pure function turning one result and one :class:`Tolerance` into checks.
-Why each tolerance is what it is: docs/parity.md.
+Measure only: :func:`measure` returns typed numbers; :func:`liteship.validation.judge.parity_checks`
+judges them with the per-variant limits of :mod:`liteship.validation.gates` (data). Why each
+limit is what it is: docs/parity.md.
 
 * Heads: the reference's own ``preprocess`` output is fed to both sides (quantized with the
   model's input parameters for integer inputs), and the two tensors entering
-  TFLite_Detection_PostProcess (box encodings, class scores after the score converter) are
-  compared elementwise with the reference ``heads`` signature. Judged scale-aware: the worst
-  error relative to the reference tensor's range, and the PSNR (``20 log10(range / RMSE)``,
-  the peak signal-to-noise ratio Qualcomm AI Hub reports for outputs). Absolute numbers are
-  reported too. A NaN or infinity on either side fails.
+  TFLite_Detection_PostProcess (box encodings, class scores after the score converter;
+  dequantized when the variant's heads are integer, as in a full-uint8 QAT model) are
+  compared elementwise with the reference ``heads`` signature. Measured scale-aware: the
+  worst error relative to the reference tensor's range, and the PSNR (``20 log10(range /
+  RMSE)``, the peak signal-to-noise ratio Qualcomm AI Hub reports for outputs), with the
+  absolute numbers alongside. A NaN or infinity on either side makes every statistic of
+  that head NaN (it is never a small difference) and is counted per side.
 * Detections: the reference ``detect`` signature (the OD API's own postprocess with the op's
   NMS settings and the op's box convention: unclipped, nothing dropped) vs the variant's
   outputs, matched greedily by IoU >= 0.5 among detections scoring >= ``score_threshold``.
@@ -38,40 +40,11 @@ import numpy as np
 
 from liteship.converter.letterbox import ResizeSpec, boxes_to_pixels, letterbox
 from liteship.tflite_inspect import inspect_model
-from liteship.types import DEFAULT_NORMALIZATION, Check, Normalization, OutputRole, Variant, Verdict
+from liteship.types import DEFAULT_NORMALIZATION, Normalization, OutputRole
+from liteship.validation.reference import Reference, ReferenceRun
 
 HEADS = ("box_encodings", "class_predictions")
 IOU_MATCH = 0.5
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """Per-variant limits (any field can be set from a gates file); docs/parity.md."""
-
-    box_encodings_max_rel: float  # max |diff| / range of the reference box encodings
-    box_encodings_min_psnr_db: float  # 20 log10(range / RMSE)
-    class_scores_max_rel: float
-    class_scores_min_psnr_db: float
-    min_recall: float  # matched / (matched + misses)
-    min_precision: float  # matched / (matched + extras)
-    min_class_agreement: float
-    min_mean_iou: float
-    max_mean_score_delta: float
-    #: scores closer than this are a tie (NMS or the threshold may pick either side)
-    score_tie: float
-    #: optional absolute caps (box-coder units / score units); None = not judged
-    box_encodings_max_abs: float | None = None
-    class_scores_max_abs: float | None = None
-
-
-#: fp32 runs the same float graph (operation order differs); fp16 keeps 11 bits of mantissa;
-#: dynamic range and int8 quantize to 8 bits. Derivation of every number: docs/parity.md.
-TOLERANCES: dict[Variant, Tolerance] = {
-    Variant.FP32: Tolerance(1e-3, 60.0, 1e-3, 60.0, 0.98, 0.98, 0.98, 0.98, 0.005, 1e-3),
-    Variant.FP16: Tolerance(0.02, 35.0, 0.02, 35.0, 0.95, 0.95, 0.97, 0.95, 0.02, 0.02),
-    Variant.DYNAMIC: Tolerance(0.25, 20.0, 0.25, 25.0, 0.85, 0.85, 0.90, 0.85, 0.08, 0.08),
-    Variant.INT8: Tolerance(0.30, 15.0, 0.35, 20.0, 0.80, 0.80, 0.85, 0.80, 0.10, 0.10),
-}
 
 
 # --- typed results ------------------------------------------------------------------------
@@ -273,8 +246,9 @@ class _Stats:
 
 
 class _HeadAccumulator:
-    """max/sum of |diff|, sum of diff^2, reference min/max/sum of squares; NaN-safe: non-finite
-    elements are counted per side and left out of the sums (a count > 0 fails the judge)."""
+    """max/sum of |diff|, sum of diff^2, reference min/max/sum of squares. NaN-safe: non-finite
+    elements are counted per side and left out of the sums, and any count > 0 makes every
+    statistic NaN (a NaN is never a small difference; the counts say where it was)."""
 
     def __init__(self) -> None:
         self.n = 0
@@ -310,6 +284,9 @@ class _HeadAccumulator:
         self.ref_sum_sq += float(np.dot(ref.ravel(), ref.ravel()))
 
     def result(self) -> HeadStats:
+        if self.bad_ref or self.bad_var:
+            nan = math.nan
+            return HeadStats(self.n, nan, nan, nan, nan, nan, nan, nan, nan, self.bad_ref, self.bad_var)
         if self.n == 0:
             return HeadStats(0, None, None, None, None, None, None, None, None, self.bad_ref, self.bad_var)
         rmse = math.sqrt(self.sum_sq / self.n)
@@ -398,47 +375,7 @@ def _above(d: dict[str, np.ndarray], threshold: float) -> dict[str, np.ndarray]:
     return {k: v[keep] for k, v in d.items()}
 
 
-# --- the two sides ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReferenceRun:
-    preprocessed: np.ndarray
-    true_image_shape: tuple[int, int]  # the photo's size inside the (padded) network input
-    heads: dict[str, np.ndarray]
-    detections: dict[str, np.ndarray]  # normalized to the network input, unclipped
-
-
-class _Reference:
-    def __init__(self, reference_dir: Path) -> None:
-        import tensorflow as tf
-
-        self._tf = tf
-        loaded = tf.saved_model.load(str(reference_dir))
-        self._loaded = loaded  # keep the functions' owner alive
-        self.preprocess = loaded.signatures["preprocess"]
-        self.heads = loaded.signatures["heads"]
-        self.detect = loaded.signatures["detect"]
-
-    def run_full(self, rgb: np.ndarray) -> ReferenceRun:
-        tf = self._tf
-        out = self.preprocess(image=tf.constant(rgb[None].astype(np.float32)))
-        pre = out["preprocessed"]
-        true_shape = out["true_image_shape"].numpy().reshape(-1)
-        heads = {k: v.numpy() for k, v in self.heads(preprocessed=pre).items()}
-        det = self.detect(preprocessed=pre)
-        n = int(det["num_detections"][0])
-        dets = {
-            "boxes": det["boxes"][0, :n].numpy(),
-            # the OD API's postprocess gives 0-based class indices, like the TFLite op
-            "classes": det["classes"][0, :n].numpy().astype(np.int64),
-            "scores": det["scores"][0, :n].numpy(),
-        }
-        return ReferenceRun(pre.numpy(), (int(true_shape[0]), int(true_shape[1])), heads, dets)
-
-    def run(self, rgb: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
-        r = self.run_full(rgb)
-        return r.preprocessed, r.heads, r.detections
+# --- the variant side -------------------------------------------------------------------------
 
 
 def _postprocess_runs_last(info: Any) -> bool:
@@ -453,7 +390,9 @@ def _postprocess_runs_last(info: Any) -> bool:
 class _Variant:
     """One variant in the LiteRT interpreter, as an app runs it (default XNNPack delegate)."""
 
-    def __init__(self, model: bytes, num_threads: int = 2) -> None:
+    def __init__(self, model: bytes, num_threads: int = 2, unfold: Any = None) -> None:
+        """``unfold``: the Normalization folded into this variant's graph (its input takes
+        0-255 pixels): the reference's preprocessed image is mapped back with it."""
         from ai_edge_litert.interpreter import Interpreter
 
         from liteship import nativelog
@@ -479,10 +418,27 @@ class _Variant:
             limits = np.iinfo(self.inp["dtype"])
             self._quant = (scale, zero, limits.min, limits.max)
         self._buffer: np.ndarray | None = None
+        self._unfold = None
+        if unfold is not None:
+            self._unfold = (np.asarray(unfold.std, np.float32), np.asarray(unfold.mean, np.float32))
+        details = {d["index"]: d for d in self.it.get_tensor_details()}
+        #: integer heads (a full-uint8 QAT model): (scale, zero_point) to dequantize them with
+        self.head_quantization: dict[str, tuple[float, int] | None] = {}
+        for key, index in zip(HEADS, self.head_tensors):
+            d = details[index]
+            scale, zero = d["quantization"]
+            integer = np.issubdtype(d["dtype"], np.integer)
+            if integer and not scale:
+                raise ValueError(f"head {d['name']!r} is {np.dtype(d['dtype']).name} without quantization parameters")
+            self.head_quantization[key] = (float(scale), int(zero)) if integer else None
 
     def input_for(self, pre: np.ndarray) -> np.ndarray:
         """The reference's preprocessed image as this variant's input (quantized for integer
-        inputs: ``clip(round(pre / scale) + zero_point)``, computed in place in one buffer)."""
+        inputs: ``clip(round(pre / scale) + zero_point)``, computed in place in one buffer;
+        ``pre * std + mean`` for a variant with the normalization folded in)."""
+        if self._unfold is not None:
+            std, mean = self._unfold
+            return (pre * std + mean).astype(self.inp["dtype"], copy=False)
         if not self._quantized:
             return pre.astype(self.inp["dtype"], copy=False)
         scale, zero, lo, hi = self._quant
@@ -497,28 +453,39 @@ class _Variant:
 
     def app_input(self, pixels: np.ndarray, normalization: Normalization) -> np.ndarray:
         """A uint8 HxWx3 image already at the input size, as an app feeds it: raw pixels for a
-        uint8 input, else ``(pixel - mean) / std`` (quantized for int8)."""
+        uint8 input or a folded normalization, else ``(pixel - mean) / std`` (quantized for int8)."""
         if self.inp["dtype"] == np.uint8:
             return pixels[None]
-        normalized = (pixels[None].astype(np.float32) - np.float32(normalization.mean)) / np.float32(normalization.std)
-        return self.input_for(normalized.astype(np.float32))
+        if self._unfold is not None:
+            return pixels[None].astype(self.inp["dtype"])
+        mean, std = normalization.channel_arrays()
+        return self.input_for(((pixels[None].astype(np.float32) - mean) / std).astype(np.float32))
 
     def invoke(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The first ``count`` detections (boxes normalized to the input, unclipped, as the op writes them)."""
         self.it.set_tensor(self.inp["index"], x)
         self.it.invoke()
         get = self.it.get_tensor  # returns a copy
-        n = int(np.nan_to_num(get(self.role_index[OutputRole.COUNT]).reshape(-1)[0]))
+        raw_count = float(get(self.role_index[OutputRole.COUNT]).reshape(-1)[0])
+        n = int(raw_count) if math.isfinite(raw_count) else 0
         return {
             "boxes": get(self.role_index[OutputRole.BOXES])[0, :n],
             "classes": np.nan_to_num(get(self.role_index[OutputRole.CLASSES])[0, :n]).astype(np.int64),
             "scores": get(self.role_index[OutputRole.SCORES])[0, :n],
         }
 
+    def heads(self) -> dict[str, np.ndarray]:
+        """The two tensors entering the postprocess op after the last invoke, as real numbers."""
+        out = {}
+        for key, index in zip(HEADS, self.head_tensors):
+            value = self.it.get_tensor(index)
+            q = self.head_quantization[key]
+            out[key] = value if q is None else (value.astype(np.float32) - q[1]) * np.float32(q[0])
+        return out
+
     def run(self, pre: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         dets = self.invoke(self.input_for(pre))
-        get = self.it.get_tensor
-        heads = {"box_encodings": get(self.head_tensors[0]), "class_predictions": get(self.head_tensors[1])}
-        return heads, dets
+        return self.heads(), dets
 
 
 # --- measuring -------------------------------------------------------------------------------
@@ -535,7 +502,7 @@ def compare_step(
     ref_heads: dict[str, np.ndarray],
     ref_dets: dict[str, np.ndarray],
     score_threshold: float,
-    score_tie: float = TOLERANCES[Variant.FP32].score_tie,
+    score_tie: float = 0.0,
 ) -> None:
     """One image through one variant, compared with the reference's results for it.
 
@@ -547,10 +514,6 @@ def compare_step(
     for key, stat in acc["heads"].items():
         stat.add(heads[key], ref_heads[key])
     acc["det"].add(ref_dets, dets, score_threshold, score_tie, var.max_detections)
-
-
-def _photo_boxes(boxes: np.ndarray, spec: ResizeSpec, h: int, w: int, fitted: tuple[int, int] | None) -> np.ndarray:
-    return boxes_to_pixels(boxes, spec, h, w, fitted).astype(np.float32)
 
 
 def _clip_and_drop(d: dict[str, np.ndarray], h: int, w: int) -> dict[str, np.ndarray]:
@@ -575,10 +538,10 @@ def app_path_step(
     h, w = rgb.shape[:2]
     pixels, fitted = letterbox(rgb, spec)
     dets = var.invoke(var.app_input(pixels, normalization))
-    var_px = _clip_and_drop({**dets, "boxes": _photo_boxes(dets["boxes"], spec, h, w, fitted)}, h, w)
+    var_px = {**dets, "boxes": boxes_to_pixels(dets["boxes"], spec, h, w, fitted).astype(np.float32)}
     ref_d = ref.detections
-    ref_px = _clip_and_drop({**ref_d, "boxes": _photo_boxes(ref_d["boxes"], spec, h, w, ref.true_image_shape)}, h, w)
-    acc.add(ref_px, var_px, score_threshold, score_tie, None)
+    ref_px = {**ref_d, "boxes": boxes_to_pixels(ref_d["boxes"], spec, h, w, ref.true_image_shape).astype(np.float32)}
+    acc.add(_clip_and_drop(ref_px, h, w), _clip_and_drop(var_px, h, w), score_threshold, score_tie, None)
 
 
 def measure(
@@ -586,18 +549,21 @@ def measure(
     models: dict[str, bytes],
     images: Iterable[np.ndarray],
     score_threshold: float = 0.3,
+    folded: dict[str, Any] | None = None,
     score_ties: Mapping[str, float] | None = None,
     resize: ResizeSpec | None = None,
     normalization: Normalization = DEFAULT_NORMALIZATION,
 ) -> dict[str, ParityResult]:
     """Stream ``images`` (uint8 HxWx3) once through the reference and every variant.
 
-    ``score_ties``: per variant name, the score difference counted as a tie (default: the
-    :data:`TOLERANCES` of that variant). ``resize``: a letterbox spec adds the app-path
-    comparison (``normalization``: what the app applies, i.e. the model's metadata).
+    ``folded``: variant -> the Normalization folded into its graph (liteship.converter.normfold).
+    ``score_ties``: per variant name, the score difference counted as a tie (default: that
+    variant's ``score_tie`` in the built-in gates). ``resize``: a letterbox spec adds the
+    app-path comparison (``normalization``: what the app applies, i.e. the model's metadata).
     """
-    ref = _Reference(reference_dir)
-    variants = {name: _Variant(model) for name, model in models.items()}
+    ref = Reference(reference_dir)
+    folded = folded or {}
+    variants = {name: _Variant(model, unfold=folded.get(name)) for name, model in models.items()}
     ties = {name: _default_tie(name, score_ties) for name in variants}
     app = resize is not None and resize.letterbox
     acc = {name: _new_accumulator() for name in variants}
@@ -644,85 +610,10 @@ def measure(
 def _default_tie(name: str, score_ties: Mapping[str, float] | None) -> float:
     if score_ties is not None and name in score_ties:
         return float(score_ties[name])
+    from liteship.types import Variant
+    from liteship.validation.gates import TOLERANCES
+
     try:
         return TOLERANCES[Variant(name)].score_tie
     except ValueError:
         return TOLERANCES[Variant.FP32].score_tie
-
-
-# --- judging (pure) ---------------------------------------------------------------------------
-
-
-def _ge(cid: str, value: float | None, limit: float, fix: str) -> Check:
-    if value is None:
-        return Check(cid, Verdict.SKIP, f">= {limit}", None, "nothing to compare (no detections above the threshold)")
-    ok = value >= limit
-    return Check(cid, Verdict.PASS if ok else Verdict.FAIL, f">= {limit}", round(value, 6), "", "" if ok else fix)
-
-
-def _le(cid: str, value: float | None, limit: float, fix: str) -> Check:
-    if value is None:
-        return Check(cid, Verdict.SKIP, f"<= {limit}", None, "nothing to compare")
-    ok = value <= limit
-    return Check(cid, Verdict.PASS if ok else Verdict.FAIL, f"<= {limit}", round(value, 6), "", "" if ok else fix)
-
-
-def _finite_check(cid: str, ref: int, var: int) -> Check:
-    if ref or var:
-        return Check(cid, Verdict.FAIL, "no NaN or infinity", {"reference": ref, "variant": var},
-                     f"{var} non-finite values in the variant, {ref} in the reference",
-                     "a NaN/inf means overflow or a broken conversion: check the input normalization "
-                     "and the calibration images; see the per-layer attribution")
-    return Check(cid, Verdict.PASS, "no NaN or infinity", {"reference": 0, "variant": 0})
-
-
-def _head_checks(prefix: str, h: HeadStats, max_rel: float, min_psnr: float, max_abs: float | None, fix: str) -> list[Check]:
-    checks = [_finite_check(f"{prefix}.finite", h.nonfinite_reference, h.nonfinite_variant)]
-    if h.elements == 0:
-        return checks + [Check(f"{prefix}.max_rel", Verdict.SKIP, f"<= {max_rel}", None, "no finite elements to compare")]
-    scale = f"reference range [{h.reference_min:.4g}, {h.reference_max:.4g}], max |diff| {h.max_abs:.4g}, RMSE {h.rmse:.4g}"
-    rel = _le(f"{prefix}.max_rel", h.max_rel, max_rel, fix)
-    checks.append(Check(rel.id, rel.verdict, rel.expected, rel.found, scale, rel.fix))
-    if h.psnr_db is None:  # bit-identical
-        checks.append(Check(f"{prefix}.psnr_db", Verdict.PASS, f">= {min_psnr}", "exact", scale))
-    else:
-        p = _ge(f"{prefix}.psnr_db", h.psnr_db, min_psnr, fix)
-        checks.append(Check(p.id, p.verdict, p.expected, p.found, scale, p.fix))
-    if max_abs is not None:
-        checks.append(_le(f"{prefix}.max_abs", h.max_abs, max_abs, fix))
-    return checks
-
-
-def _detection_checks(prefix: str, d: DetectionStats | ParityResult, t: Tolerance) -> list[Check]:
-    return [
-        _ge(f"{prefix}.recall", d.recall, t.min_recall, "the variant misses detections the reference makes"),
-        _ge(f"{prefix}.precision", d.precision, t.min_precision, "the variant makes detections the reference does not"),
-        _ge(f"{prefix}.class_agreement", d.class_agreement, t.min_class_agreement, "matched boxes disagree on the class"),
-        _ge(f"{prefix}.mean_iou", d.iou["mean"], t.min_mean_iou, "boxes moved: check box decoding / scales"),
-        _le(f"{prefix}.mean_score_delta", d.score_delta["mean"], t.max_mean_score_delta, "scores drifted"),
-    ]
-
-
-def judge(result: ParityResult, tolerance: Tolerance) -> list[Check]:
-    """Pure: the checks of one variant's parity result against its tolerances."""
-    quant = "quantization moved the heads: see the per-layer attribution, try more or better calibration images"
-    t = tolerance
-    box, cls = result.heads["box_encodings"], result.heads["class_predictions"]
-    checks = [
-        *_head_checks("parity.heads.box_encodings", box, t.box_encodings_max_rel, t.box_encodings_min_psnr_db,
-                      t.box_encodings_max_abs, quant),
-        *_head_checks("parity.heads.class_predictions", cls, t.class_scores_max_rel, t.class_scores_min_psnr_db,
-                      t.class_scores_max_abs, quant),
-        _finite_check("parity.detections.finite", result.nonfinite_detections["reference"],
-                      result.nonfinite_detections["variant"]),
-        *_detection_checks("parity.detections", result, t),
-    ]
-    if result.app_path is not None:
-        a = result.app_path
-        checks.append(_finite_check("parity.letterbox.finite", a.nonfinite_reference, a.nonfinite_variant))
-        checks += [
-            Check(c.id, c.verdict, c.expected, c.found, c.message,
-                  c.fix and f"{c.fix} -- on the app's letterbox path: check the resize, padding and box rescaling")
-            for c in _detection_checks("parity.letterbox", a, t)
-        ]
-    return checks

@@ -1,7 +1,8 @@
 """report.json: the versioned, machine-readable contract of a liteship run.
 
 Schema ``liteship.report`` version 1 (see docs/report.md). Later stages (parity, lint,
-device) add keys; they never change the meaning of existing ones.
+device) add keys; they never change the meaning of existing ones. The stages fill a
+:class:`Report`; :func:`liteship.report.write_reports` renders it (JSON, JUnit, HTML).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from liteship import __version__, atomic
+from liteship import __version__
+from liteship.errors import CalibrationProblem, EnvironmentProblem, LiteshipError
 
 SCHEMA = "liteship.report"
 SCHEMA_VERSION = 1
@@ -61,11 +63,15 @@ class Report:
     errors: list[dict[str, Any]] = field(default_factory=list)
     started: float = field(default_factory=time.time)
 
-    def to_dict(self, status: str) -> dict[str, Any]:
+    def add_error(self, exc: LiteshipError) -> None:
+        self.errors.append(exc.to_dict())
+
+    def to_dict(self, status: str, exit_code: int = 0) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
             "schema_version": SCHEMA_VERSION,
             "status": status,
+            "exit_code": exit_code,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
             "wall_seconds": round(time.time() - self.started, 3),
             "command": self.command,
@@ -81,12 +87,20 @@ class Report:
             "errors": self.errors,
         }
 
-    def write(self, status: str) -> Path:
-        """report.json and junit.xml (same content), each written atomically."""
-        from liteship.validation.html import write_html_safely
-        from liteship.validation.junit import junit_xml
+    def write(self, status: str, exit_code: int = 0, overlays: Any = None) -> dict[str, Any]:
+        """Render report.json, junit.xml and report.html (each atomically); returns the dict."""
+        from liteship.report.write import write_reports
 
-        data = self.to_dict(status)
-        atomic.write_text(self.out_dir / "junit.xml", junit_xml(data))
-        write_html_safely(data, self.out_dir)  # report.html; never raises (a fallback page on a renderer bug)
-        return atomic.write_json(self.out_dir / "report.json", data)
+        return write_reports(self.to_dict(status, exit_code), self.out_dir, overlays)
+
+
+def status_of(error: LiteshipError | None, *, partial: bool = False) -> str:
+    """``ok``; ``partial`` (int8 refused, the rest written); ``fail`` (a gate failed: the error
+    names failed or skipped checks); ``error`` (a stage could not complete)."""
+    if error is None:
+        return "partial" if partial else "ok"
+    if isinstance(error, EnvironmentProblem):  # a gating check could not run: no verdict
+        return "error"
+    if error.failed_checks or 30 <= error.exit_code <= 33:
+        return "fail"
+    return "partial" if isinstance(error, CalibrationProblem) else "error"

@@ -27,7 +27,7 @@ from pathlib import Path
 from PIL import Image
 
 from liteship.errors import GroundTruthProblem
-from liteship.validation.groundtruth import _SHARD, GroundTruth, GroundTruthBox, _checked_box, _known_labels
+from liteship.validation.groundtruth.model import SHARD, GroundTruth, GroundTruthBox, checked_box, known_labels
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]")
 _cache: dict[tuple[str, ...], list[GroundTruth]] = {}
@@ -36,7 +36,7 @@ _tmp_root: Path | None = None
 
 def record_files(path: Path) -> list[Path]:
     """The file itself, or every shard of a sharded TFRecord (``x.record-00000-of-00004``)."""
-    m = _SHARD.match(path.name)
+    m = SHARD.match(path.name)
     if m is None:
         if not path.is_file():
             raise GroundTruthProblem(f"ground truth {path} does not exist or is not a file")
@@ -68,7 +68,7 @@ def _load(path: Path, files: list[Path], class_names: Sequence[str] | None) -> l
     import tensorflow as tf
     from object_detection.core.standard_fields import TfExampleFields as F
 
-    known = _known_labels(class_names)
+    known = known_labels(class_names)
     folder = _extract_folder(files)
     out: list[GroundTruth] = []
     used: set[str] = set()
@@ -161,7 +161,7 @@ def _record(where: str, feature, F, folder: Path, used: set[str], known, class_n
             min(max(xmax, 0.0), 1.0) * width, min(max(ymax, 0.0), 1.0) * height,
             label=label, difficult=difficult[i] if i < len(difficult) else False,
         )
-        boxes.append(_checked_box(f"{where}, object {i}", box, width, height, known))
+        boxes.append(checked_box(f"{where}, object {i}", box, width, height, known))
     return GroundTruth(name, image_path, width, height, tuple(boxes), source)
 
 

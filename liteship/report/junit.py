@@ -23,6 +23,9 @@ def junit_xml(report: dict[str, Any]) -> str:
     groups: list[tuple[str, list[dict[str, Any]]]] = [
         (f"liteship.{variant['name']}", variant.get("checks", [])) for variant in report.get("variants", [])
     ]
+    reference = (report.get("validation") or {}).get("reference") or {}
+    if reference.get("checks"):
+        groups.append(("liteship.reference", reference["checks"]))
     groups += _device_groups(report)
     for name, checks in groups:
         suite = ET.SubElement(suites, "testsuite", name=name)
@@ -31,11 +34,13 @@ def junit_xml(report: dict[str, Any]) -> str:
             n += 1
             case = ET.SubElement(suite, "testcase", classname=name, name=check["id"])
             detail = f"expected {_text(check['expected'])}, found {_text(check['found'])}"
-            if check["verdict"] == "fail":
+            if check["verdict"] == "fail" or (check["verdict"] == "skip" and not check.get("allowed")):
+                # a gating check that could not run fails the gate (exit 3): CI must show it red
                 f += 1
-                message = "; ".join(x for x in (detail, check.get("message", ""), check.get("fix", "")) if x)
+                prefix = "" if check["verdict"] == "fail" else "could not run: "
+                message = prefix + "; ".join(x for x in (detail, check.get("message", ""), check.get("fix", "")) if x)
                 ET.SubElement(case, "failure", message=message).text = message
-            elif check["verdict"] == "skip":
+            elif check["verdict"] in ("skip", "n/a"):
                 s += 1
                 ET.SubElement(case, "skipped", message=check.get("message") or detail)
             else:

@@ -1,0 +1,1 @@
+"""In-memory compatibility layers between old OD API code and the TF 2.21 stack."""
