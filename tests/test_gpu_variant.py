@@ -21,7 +21,7 @@ import pytest
 from liteship.converter import mediapipe_metadata as mpmd
 from liteship.types import DEFAULT_VARIANTS, GpuPrecision, InputKind, Variant, Verdict
 from liteship.validation import gpu_parity, raw_heads
-from liteship.validation.parity import TOLERANCES
+from liteship.validation.gates import TOLERANCES
 from tests.conftest import read_report, run_cli
 
 
@@ -88,8 +88,10 @@ def test_fp16_weights_get_the_looser_tolerance() -> None:
     fp32 = gpu_parity.tolerance_for(GpuPrecision.FP32, TOLERANCES)
     fp16 = gpu_parity.tolerance_for(GpuPrecision.FP16, TOLERANCES)
     assert fp32 == TOLERANCES[Variant.GPU]
-    assert fp16.box_encodings_max_abs >= TOLERANCES[Variant.FP16].box_encodings_max_abs > fp32.box_encodings_max_abs
+    assert fp16.box_encodings_max_rel >= TOLERANCES[Variant.FP16].box_encodings_max_rel > fp32.box_encodings_max_rel
+    assert fp16.box_encodings_min_psnr_db <= TOLERANCES[Variant.FP16].box_encodings_min_psnr_db < fp32.box_encodings_min_psnr_db
     assert fp16.min_recall <= fp32.min_recall
+    assert fp16.box_encodings_max_abs is None  # no absolute cap on either side: none on the merge
 
 
 def _parity(recall: float, config_iou: float = 0.6, compiled: str = "ok") -> Any:
@@ -102,11 +104,15 @@ def _parity(recall: float, config_iou: float = 0.6, compiled: str = "ok") -> Any
 
 
 def _result() -> Any:
-    from liteship.validation.parity import ParityResult
+    from liteship.validation.parity import HeadStats, ParityResult
 
-    return ParityResult("gpu", 2, 0.3, {"box_encodings": {"max_abs": 0.0, "mean_abs": 0.0},
-                                        "class_predictions": {"max_abs": 0.0, "mean_abs": 0.0}},
-                        4, 4, 4, 1.0, 1.0, 1.0, {"mean": 1.0}, {"mean": 0.0})
+    exact = HeadStats(elements=8, max_abs=0.0, mean_abs=0.0, rmse=0.0, reference_min=-1.0, reference_max=1.0,
+                      reference_rms=0.5, max_rel=0.0, psnr_db=None, nonfinite_reference=0, nonfinite_variant=0)
+    return ParityResult("gpu", 2, 0.3, 1e-3, {"box_encodings": exact, "class_predictions": exact},
+                        reference_detections=4, variant_detections=4, matched=4, misses=0, extras=0,
+                        ties_reference=0, ties_variant=0, class_agreement=1.0, recall=1.0, precision=1.0,
+                        iou={"mean": 1.0}, score_delta={"mean": 0.0},
+                        nonfinite_detections={"reference": 0, "variant": 0})
 
 
 def test_judge_fails_low_recall_and_warns_about_mediapipes_fixed_nms() -> None:
