@@ -366,7 +366,7 @@ def validate_entry(
     # this variant is for) finds them, heads as CompiledModel computes them
     top = result.mediapipe.to_dict() if result.mediapipe else (result.compiled.to_dict() if result.compiled else None)
     if top is not None and result.compiled is not None:
-        top["heads"] = result.compiled.heads
+        top["heads"] = result.compiled.to_dict()["heads"]
     entry["parity"] = None if top is None else {**top, "tolerance": dataclasses.asdict(tolerance), "gpu": result.to_dict()}
     entry["checks"] += [c.to_dict() for c in checks]
     return result
