@@ -107,6 +107,7 @@ def _norm(d: Mapping[str, Any] | None) -> Normalization | None:
 def export_from_dict(d: Mapping[str, Any], root: Path | None) -> Any:
     """An ExportResult from its JSON form; paths marked relative are under ``root``."""
     from liteship.converter.export import ExportResult
+    from liteship.converter.letterbox import ResizeSpec
 
     def path(value: Any) -> Path | None:
         if value is None:
@@ -121,6 +122,7 @@ def export_from_dict(d: Mapping[str, Any], root: Path | None) -> Any:
         "normalization": _norm(d["normalization"]), "reference_dir": path(d.get("reference_dir")),
         "frozen_graph": FrozenGraphOptions(**{**fg, "output_names": tuple(fg["output_names"])}) if fg else None,
         "notes": tuple(d.get("notes") or ()), "model_normalization": _norm(d.get("model_normalization")),
+        "resize": ResizeSpec.from_dict(d["resize"]) if d.get("resize") else None,
     })
 
 

@@ -22,6 +22,7 @@ parity can prove it against the model's own ``preprocess``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -58,6 +59,13 @@ class ResizeSpec:
         d["app"] = app_instructions(self)
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ResizeSpec:
+        """The inverse of :meth:`to_dict` (its ``app`` text is derived, not stored)."""
+        pad_pixel = d.get("pad_pixel")
+        return cls(d["mode"], int(d["height"]), int(d["width"]), d.get("min_dimension"), d.get("max_dimension"),
+                   tuple(d.get("pad_value") or (0.0, 0.0, 0.0)), tuple(pad_pixel) if pad_pixel is not None else None)
+
     def with_normalization(self, mean: tuple[float, ...], std: tuple[float, ...]) -> ResizeSpec:
         """The spec with ``pad_pixel`` resolved: the pixel that normalizes to ``pad_value``."""
         import dataclasses
@@ -79,17 +87,29 @@ def fitted_size(spec: ResizeSpec, height: int, width: int) -> tuple[int, int]:
     return int(np.rint(height * scale)), int(np.rint(width * scale))
 
 
-def letterbox(rgb: np.ndarray, spec: ResizeSpec) -> tuple[np.ndarray, tuple[int, int]]:
-    """uint8 HxWx3 photo -> (the padded ``height x width`` uint8 image, (new_h, new_w)).
+#: ``resize(rgb, new_h, new_w) -> new_h x new_w x 3`` (uint8, or float32 pixel values)
+Resize = Callable[[np.ndarray, int, int], np.ndarray]
 
-    Bilinear resize (Pillow; Android's ``Bitmap.createScaledBitmap(..., filter=true)`` is
-    bilinear too), the photo in the top-left corner, the rest ``pad_pixel`` (rounded to uint8)."""
+
+def pillow_bilinear(rgb: np.ndarray, new_h: int, new_w: int) -> np.ndarray:
+    """Pillow's bilinear resize (Android's ``Bitmap.createScaledBitmap(..., filter=true)`` is
+    bilinear too; Pillow's widens its filter when shrinking, Android's does not)."""
+    return np.asarray(Image.fromarray(rgb, "RGB").resize((new_w, new_h), Image.Resampling.BILINEAR))
+
+
+def letterbox(rgb: np.ndarray, spec: ResizeSpec, resize: Resize = pillow_bilinear) -> tuple[np.ndarray, tuple[int, int]]:
+    """uint8 HxWx3 photo -> (the padded ``height x width`` image, (new_h, new_w)).
+
+    ``resize`` to :func:`fitted_size` (default Pillow bilinear), the photo in the top-left
+    corner, the rest ``pad_pixel``. uint8 (the pad colour rounded) unless ``resize`` returns
+    float pixel values, which are kept, pad colour exact."""
     if spec.pad_pixel is None:
         raise ValueError("letterbox needs the pad colour: ResizeSpec.with_normalization(mean, std)")
     new_h, new_w = fitted_size(spec, *rgb.shape[:2])
-    resized = np.asarray(Image.fromarray(rgb, "RGB").resize((new_w, new_h), Image.Resampling.BILINEAR))
-    out = np.empty((spec.height, spec.width, 3), np.uint8)
-    out[...] = np.asarray(np.clip(np.rint(spec.pad_pixel), 0, 255), np.uint8)
+    resized = resize(rgb, new_h, new_w)
+    out = np.empty((spec.height, spec.width, 3), resized.dtype)
+    pad = np.asarray(spec.pad_pixel, np.float64)
+    out[...] = pad if resized.dtype != np.uint8 else np.clip(np.rint(pad), 0, 255).astype(np.uint8)
     out[:new_h, :new_w] = resized
     return out, (new_h, new_w)
 

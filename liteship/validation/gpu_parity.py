@@ -54,11 +54,11 @@ class ReferenceNms:
     """The OD API's own decode + NMS of the reference heads, with another NMS IoU threshold
     (class-agnostic, one class per box: what MediaPipe's ``multiclass_nms = false`` does).
 
-    ``clip``: clip boxes to the image as the model's own postprocess does (its clip window);
-    MediaPipe does not clip.
+    ``clip``: clip boxes to the image (the OD API postprocess's clip window). Off by default,
+    like the reference's ``detect`` (the TFLite op's convention) and MediaPipe.
     """
 
-    def __init__(self, reference_dir: Path, iou_threshold: float, max_detections: int, clip: bool = True) -> None:
+    def __init__(self, reference_dir: Path, iou_threshold: float, max_detections: int, clip: bool = False) -> None:
         import tensorflow as tf
 
         from liteship import odapi
@@ -109,8 +109,9 @@ class _Acc:
         self.acc["heads"][name].add(np.asarray(got).reshape(want.shape), want)
 
     def add_detections(self, ref: dict[str, np.ndarray], var: dict[str, np.ndarray], threshold: float,
-                       clip: bool = True) -> None:
-        """``clip``: clip the variant's boxes to the image, as the reference's are."""
+                       clip: bool = False) -> None:
+        """``clip``: clip the variant's boxes to the image (off: the reference's ``detect`` does
+        not clip either, like the TFLite op)."""
         var = {**var, "boxes": np.clip(var["boxes"], 0.0, 1.0)} if clip else var
         self.acc["det"].add(ref, var, threshold, SCORE_TIE, None)
 
@@ -192,7 +193,7 @@ def measure(
     if mp_dets is not None:
         acc = _Acc()
         for r, v in zip(mp_refs, mp_dets):
-            acc.add_detections(r, v, parity_threshold, clip=False)
+            acc.add_detections(r, v, parity_threshold)
         mediapipe = acc.result(f"{Variant.GPU.value}/mediapipe", n, parity_threshold)
     compiled = None
     notes: list[str] = []

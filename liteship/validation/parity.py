@@ -459,10 +459,11 @@ class _Variant:
         return buf.astype(self.inp["dtype"])
 
     def app_input(self, pixels: np.ndarray, normalization: Normalization) -> np.ndarray:
-        """A uint8 HxWx3 image already at the input size, as an app feeds it: raw pixels for a
-        uint8 input or a folded normalization, else ``(pixel - mean) / std`` (quantized for int8)."""
+        """An HxWx3 image (uint8 or float pixel values) already at the input size, as an app
+        feeds it: pixels for a uint8 input (rounded) or a folded normalization, else
+        ``(pixel - mean) / std`` (quantized for int8)."""
         if self.inp["dtype"] == np.uint8:
-            return pixels[None]
+            return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)[None]
         if self._unfold is not None:
             return pixels[None].astype(self.inp["dtype"])
         mean, std = normalization.channel_arrays()
@@ -541,6 +542,18 @@ def _clip_and_drop(d: dict[str, np.ndarray], h: int, w: int) -> dict[str, np.nda
     return out if keep.all() else {k: v[keep] for k, v in out.items()}
 
 
+def od_api_bilinear(rgb: np.ndarray, new_h: int, new_w: int) -> np.ndarray:
+    """The keep-aspect resizer's own resize (``resize_to_range``: TF1 ``resize_images``
+    bilinear, ``align_corners=False``, no half-pixel centres), as float pixel values: not
+    rounded, so that a float variant sees exactly the reference's input when (and only when)
+    the letterbox geometry is right."""
+    import tensorflow as tf
+
+    out = tf.compat.v1.image.resize_images(tf.constant(rgb, tf.float32), [new_h, new_w],
+                                           method=tf.compat.v1.image.ResizeMethod.BILINEAR, align_corners=False)
+    return out.numpy().astype(np.float32)
+
+
 def app_path_step(
     acc: _DetectionAccumulator,
     var: _Variant,
@@ -551,9 +564,14 @@ def app_path_step(
     score_threshold: float,
     score_tie: float,
 ) -> None:
-    """The letterbox contract on one photo: the app's letterbox + rescaling vs the model's own."""
+    """The letterbox contract on one photo: the app's letterbox + rescaling vs the model's own.
+
+    The photo is resized with the OD API's own bilinear kernel (:func:`od_api_bilinear`), so
+    that what is compared is the geometry an app must get right (fitted size, top-left
+    placement, pad colour, box rescaling), not the choice of resampling filter, which
+    differs between image libraries for every model, letterboxed or not."""
     h, w = rgb.shape[:2]
-    pixels, fitted = letterbox(rgb, spec)
+    pixels, fitted = letterbox(rgb, spec, od_api_bilinear)
     dets = var.invoke(var.app_input(pixels, normalization))
     var_px = {**dets, "boxes": boxes_to_pixels(dets["boxes"], spec, h, w, fitted).astype(np.float32)}
     ref_d = ref.detections

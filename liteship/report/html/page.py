@@ -209,7 +209,9 @@ def _variants_section(report: dict[str, Any]) -> str:
             f"{fmt(get(v, 'parity', 'score_delta', 'mean'))} / {fmt(get(v, 'parity', 'score_delta', 'max'))}"
             if get(v, "parity", "score_delta") else "—")),
         ("box head max abs", lambda v: fmt(get(v, "parity", "heads", "box_encodings", "max_abs"))),
+        ("box head PSNR dB", lambda v: fmt(get(v, "parity", "heads", "box_encodings", "psnr_db"))),
         ("class head max abs", lambda v: fmt(get(v, "parity", "heads", "class_predictions", "max_abs"))),
+        ("class head PSNR dB", lambda v: fmt(get(v, "parity", "heads", "class_predictions", "psnr_db"))),
         ("checks", lambda v: _check_counts(checks_of(v))),
     ]
     reference = get(report, "validation", "reference")
