@@ -147,6 +147,20 @@ def test_gpu_variant_needs_input_a() -> None:
             require_input_a(kind, (Variant.FP32, Variant.GPU))
 
 
+def test_run_device_stage_refuses_the_gpu_variant_before_any_device(tmp_path: Path) -> None:
+    """`run --device-variant gpu`: a usage error naming its engines (port 9: nothing listens)."""
+    from liteship import pipeline
+    from liteship.errors import UsageProblem
+    from liteship.report import Report
+
+    report = Report(command=[], out_dir=tmp_path)
+    report.variants = [{"name": "fp32", "path": "models/fp32.tflite"}, {"name": "gpu", "path": "models/gpu.tflite"}]
+    req = pipeline.Request(out=tmp_path, devices=("tcp:127.0.0.1:9",), device_variant="gpu")
+    error = pipeline._device_stage(req, report, None)  # type: ignore[arg-type]
+    assert isinstance(error, UsageProblem) and "mediapipe:gpu,compiled:cpu+gpu" in error.message
+    assert report.devices in (None, [])
+
+
 # --- TF tier: a small FPN model through `liteship run --variants fp32,gpu` ------------------------
 
 
