@@ -92,6 +92,16 @@ def test_a_first_run_misses_every_step(first: tuple[Path, dict[str, Any]]) -> No
     assert first[1]["cache"]["dir"] == str(first[0] / ".liteship-cache")
 
 
+def test_the_report_has_every_variants_desktop_latency(first: tuple[Path, dict[str, Any]]) -> None:
+    report = first[1]
+    assert "not phone latency" in report["latency"]["note"] and 1 in report["latency"]["threads"]
+    for v in report["variants"]:
+        one = v["latency"]["threads"]["1"]
+        assert one["runs"] >= 5 and 0 < one["median_ms"] <= one["p90_ms"]
+    html = (first[0] / "report.html").read_text()
+    assert "Which variant to ship" in html and '<svg id="latency-map"' in html
+
+
 def test_unchanged_inputs_replay_the_run_with_byte_identical_models(
         inputs: dict[str, Path], first: tuple[Path, dict[str, Any]]) -> None:
     out, report = first

@@ -6,6 +6,7 @@ line (``child.emit``). Each child measures only; the parent judges.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -62,11 +63,11 @@ def child_latency(p: dict[str, Any]) -> dict[str, Any]:
 
 def child_harness(p: dict[str, Any]) -> dict[str, Any]:
     """Per image: liteship's parity step for every variant (set_tensor, invoke, heads and
-    detections read back, then the batched comparison, parity_batch.compare_image) vs a bare
+    detections read back, then the comparison, parity.accumulate) vs a bare
     set_tensor + invoke of every variant on plain Interpreters, same inputs, same threads."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from liteship.validation import parity, parity_batch
+    from liteship.validation import parity
 
     _quiet_native()
     models = _models(p)
@@ -79,7 +80,7 @@ def child_harness(p: dict[str, Any]) -> dict[str, Any]:
         it = Interpreter(model_content=m, num_threads=2)
         it.allocate_tensors()
         bare[v] = (it, it.get_input_details()[0]["index"])
-    accs = [parity._new_accumulator() for _ in variants]
+    accs = {v: parity.new_accumulator() for v in variants}
     parity_s: list[float] = []
     bare_s: list[float] = []
     compare_s: list[float] = []
@@ -93,18 +94,19 @@ def child_harness(p: dict[str, Any]) -> dict[str, Any]:
         chunk = []
         for rgb in itertools.islice(images, 8):
             pre, ref_heads, ref_dets = ref.run(rgb)
-            chunk.append((pre, ref_heads, parity._above(ref_dets, threshold)))
+            chunk.append((pre, ref_heads, ref_dets))
         if not chunk:
             break
-        for pre, ref_heads, ref_kept in chunk:
+        for pre, ref_heads, ref_dets in chunk:
             inputs = {v: var.input_for(pre).copy() for v, var in variants.items()}  # untimed, for the bare calls
 
             def liteship_step() -> float:
                 t0 = perf()
-                outs = [parity_batch.run_raw(var, pre) for var in variants.values()]
+                outs = {v: var.run(pre) for v, var in variants.items()}
                 t1 = perf()
-                parity_batch.compare_image(accs, [h for h, _ in outs], [r for _, r in outs], ref_heads, ref_kept,
-                                           threshold)
+                for v, (heads, dets) in outs.items():
+                    parity.accumulate(accs[v], heads, dets, ref_heads, ref_dets, threshold, 0.0,
+                                      variants[v].max_detections)
                 compare_s.append(perf() - t1)
                 return perf() - t0
 
@@ -164,7 +166,18 @@ def child_scale(p: dict[str, Any]) -> dict[str, Any]:
     gt_path = Path(p["ground_truth"])
     t0, c0 = time.perf_counter(), time.process_time()
     gt = load_ground_truth(gt_path, names)
-    runs, _ = app_run.run_models(models, Path(p["reference"]), app_run.images_from_ground_truth(gt))
+    first_load: list[float] = []
+
+    def timed(load: Callable[[], Any]) -> Callable[[], Any]:
+        def call() -> Any:
+            if not first_load:
+                first_load.append(time.perf_counter())  # setup (reference, interpreters) is over
+            return load()
+        return call
+
+    images = [dataclasses.replace(i, load_rgb=timed(i.load_rgb)) for i in app_run.images_from_ground_truth(gt)]
+    runs, _ = app_run.run_models(models, Path(p["reference"]), images)
+    loop_end = time.perf_counter()
     maps = {v: coco_map(gt, runs[v].detections, names).map50 for v in models}
     t1 = time.perf_counter()
     parity.measure(Path(p["reference"]), models, (g.load_rgb() for g in gt[: p["parity_images"]]))
@@ -175,7 +188,9 @@ def child_scale(p: dict[str, Any]) -> dict[str, Any]:
             if line.startswith("VmHWM:"):
                 hwm = int(line.split()[1]) * 1024
     wall = t2 - t0
-    return {"images": len(gt), "wall_s": wall, "per_image_ms": wall / len(gt) * 1e3,
+    loop = loop_end - first_load[0]
+    return {"images": len(gt), "wall_s": wall, "per_image_ms": loop / len(gt) * 1e3,
+            "wall_per_image_ms": wall / len(gt) * 1e3, "setup_s": first_load[0] - t0, "loop_s": loop,
             "app_runs_and_map_s": t1 - t0, "parity_s": t2 - t1,
             "cpu_s": c2 - c0, "cores_used": (c2 - c0) / wall, "threads": app_run.usable_cores(), "vmhwm_bytes": hwm,
             "maxrss_self_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "map50": maps}

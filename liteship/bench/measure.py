@@ -254,8 +254,8 @@ def measure_harness(s: Setup, m: BenchModel) -> tuple[float, dict[str, Any]]:
     result, r = run_child("harness", params, s.work)
     return result["ratio"], {**result, "command": r.command,
                              "how": "per image: liteship's parity step for all four variants (set_tensor, invoke, "
-                                    "heads + detections read back, then ONE batched comparison: "
-                                    "parity_batch.compare_image) vs set_tensor+invoke of the four variants on plain "
+                                    "heads + detections read back, then the comparison: "
+                                    "parity.accumulate) vs set_tensor+invoke of the four variants on plain "
                                     "Interpreters (num_threads=2), same inputs, in alternating order; the reference "
                                     "is run untimed for 8 images at a time before; ratio of the medians per image; "
                                     "first image discarded"}
@@ -368,9 +368,11 @@ def measure_scale(s: Setup, m: BenchModel) -> tuple[float, float, float, dict[st
         "runs": {str(k): v for k, v in runs.items()},
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "how": "what `liteship run` measures in validation on a ground truth of N images (the demo's val set, "
-               "cycled): parity on the first 50, the desktop reference's and the four variants' mAP on all N "
-               "(evaluate.py: images split among os.cpu_count() threads); a fresh process per N; time per image "
-               "= that wall time / N; cores used = CPU time / wall time at the larger N; peak RSS = wait4 ru_maxrss",
+               "cycled): the four variants and the desktop reference run on all N (app_run.run_models: images "
+               "split among the usable cores' threads) and their mAP, then parity on the first 50; a fresh "
+               "process per N; time per image = the loop's wall time (first image loaded to last image done, "
+               "after loading the reference and the interpreters: setup_s) / N (wall_per_image_ms includes "
+               "setup, mAP and parity); cores used = CPU time / wall time at the larger N; peak RSS = wait4 ru_maxrss",
         "n": 1,
     }
 

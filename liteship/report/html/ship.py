@@ -182,10 +182,16 @@ def latency_map_svg(report: dict[str, Any], width: int = 520, height: int = 320)
         cx, cy = x_of(med), y_of(m)
         colour = COLOURS.get(name, "#57606a")
         label_w = 6.5 * len(f"{name} · {_size(size)}")
-        dy = -8
-        while any(cx + 7 < x1 and x0 < cx + 7 + label_w and abs(cy + dy - y) < 13 for x0, x1, y in placed):
-            dy -= 13  # labels that would overlap stack upwards
+        # the first free slot, alternately above and below the point, inside the plot area
+        # (variants of equal mAP sit on one line: their labels must not pile up over the title)
+        slots = [d for k in range(12) for d in ((-8 - 13 * k), (17 + 13 * k))]
+        free = [d for d in slots if top + 10 <= cy + d <= top + ph - 3
+                and not any(cx + 7 < x1 and x0 < cx + 7 + label_w and abs(cy + d - y) < 13 for x0, x1, y in placed)]
+        dy = free[0] if free else -8
         placed.append((cx + 7, cx + 7 + label_w, cy + dy))
+        if dy not in (-8, 17):  # a label away from its point: a leader line to it
+            parts.append(f'<line x1="{cx:.1f}" y1="{cy:.1f}" x2="{cx + 7:.1f}" y2="{cy + dy - 4:.1f}" '
+                         f'stroke="{colour}" stroke-width="0.7" opacity="0.7"/>')
         parts.append(f'<line x1="{cx:.1f}" x2="{x_of(p90):.1f}" y1="{cy:.1f}" y2="{cy:.1f}" stroke="{colour}" '
                      'stroke-width="2" opacity="0.6"/>')
         parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="{colour}"><title>{_e(name)}: {med:.3f} ms '
