@@ -21,7 +21,7 @@ import pytest
 from liteship.converter import mediapipe_metadata as mpmd
 from liteship.types import DEFAULT_VARIANTS, GpuPrecision, InputKind, Variant, Verdict
 from liteship.validation import gpu_parity, raw_heads
-from liteship.validation.parity import TOLERANCES
+from liteship.validation.gates import TOLERANCES
 from tests.conftest import read_report, run_cli
 
 
@@ -88,8 +88,13 @@ def test_fp16_weights_get_the_looser_tolerance() -> None:
     fp32 = gpu_parity.tolerance_for(GpuPrecision.FP32, TOLERANCES)
     fp16 = gpu_parity.tolerance_for(GpuPrecision.FP16, TOLERANCES)
     assert fp32 == TOLERANCES[Variant.GPU]
-    assert fp16.box_encodings_max_abs >= TOLERANCES[Variant.FP16].box_encodings_max_abs > fp32.box_encodings_max_abs
+    fp16_variant = TOLERANCES[Variant.FP16]
+    assert fp16.box_encodings_max_rel >= fp16_variant.box_encodings_max_rel > fp32.box_encodings_max_rel
+    # lower bounds get lower: recall, and the PSNR floor (named ..._min_psnr_db)
+    assert fp16.box_encodings_min_psnr_db <= fp16_variant.box_encodings_min_psnr_db < fp32.box_encodings_min_psnr_db
+    assert fp16.class_scores_min_psnr_db <= fp16_variant.class_scores_min_psnr_db
     assert fp16.min_recall <= fp32.min_recall
+    assert fp16.box_encodings_max_abs is None  # an absent cap stays absent
 
 
 def _parity(recall: float, config_iou: float = 0.6, compiled: str = "ok") -> Any:
@@ -102,11 +107,11 @@ def _parity(recall: float, config_iou: float = 0.6, compiled: str = "ok") -> Any
 
 
 def _result() -> Any:
-    from liteship.validation.parity import ParityResult
+    from liteship.validation.parity import HeadStats, ParityResult
 
-    return ParityResult("gpu", 2, 0.3, {"box_encodings": {"max_abs": 0.0, "mean_abs": 0.0},
-                                        "class_predictions": {"max_abs": 0.0, "mean_abs": 0.0}},
-                        4, 4, 4, 1.0, 1.0, 1.0, {"mean": 1.0}, {"mean": 0.0})
+    exact = HeadStats(8, 0.0, 0.0, 0.0, -1.0, 1.0, 0.5, 0.0, None, 0, 0)
+    return ParityResult("gpu", 2, 0.3, 1e-3, {"box_encodings": exact, "class_predictions": exact},
+                        4, 4, 4, 0, 0, 0, 0, 1.0, 1.0, 1.0, {"mean": 1.0}, {"mean": 0.0}, {})
 
 
 def test_judge_fails_low_recall_and_warns_about_mediapipes_fixed_nms() -> None:
@@ -345,7 +350,7 @@ def test_wrong_anchors_or_scales_fail_parity_in_both_consumers(fpn_run: Path, tm
         assert failed & {f"parity.{runtime}.detections.recall", f"parity.{runtime}.detections.mean_iou"}, \
             (runtime, sorted(failed), json.dumps(result.to_dict())[:1000])
     # the heads themselves are right: only the decoding the metadata declares is wrong
-    assert checks["parity.compiled.heads.box_encodings.max_abs"].verdict == Verdict.PASS
+    assert checks["parity.compiled.heads.box_encodings.max_rel"].verdict == Verdict.PASS
 
 
 @pytest.mark.tf
