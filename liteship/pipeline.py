@@ -593,7 +593,8 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
                                   score_ties={n: t for n, t in ties.items() if n in todo},
                                   resize=exported.resize, normalization=exported.normalization)
 
-        results = (steps.parity(plain, measure) if steps is not None else measure(plain)) if plain else {}
+        settings = {n: {"score_tie": t, "resize": repr(exported.resize)} for n, t in ties.items()}
+        results = (steps.parity(plain, measure, settings) if steps is not None else measure(plain)) if plain else {}
         if Variant.GPU.value in runnable:  # no postprocess op: parity in MediaPipe and CompiledModel
             from liteship.validation import gpu_parity
 

@@ -302,8 +302,7 @@ def tolerance_for(precision: GpuPrecision, tolerances: dict[Variant, Tolerance])
         if a is None or b is None:  # an absent cap is the looser one
             values[f.name] = None
         else:
-            # lower bounds (min_recall, ..._min_psnr_db): the lower is looser; caps: the higher
-            values[f.name] = min(a, b) if "min_" in f.name else max(a, b)
+            values[f.name] = min(a, b) if "min_" in f.name else max(a, b)  # min_recall, *_min_psnr_db
     return Tolerance(**values)
 
 

@@ -125,6 +125,13 @@ class ParityResult:
         d["app_path"] = self.app_path.to_dict() if self.app_path is not None else None
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ParityResult:
+        """The inverse of :meth:`to_dict` (the step cache stores results as JSON)."""
+        app = d.get("app_path")
+        return cls(**{**d, "heads": {k: HeadStats(**v) for k, v in d["heads"].items()},
+                      "app_path": DetectionStats(**app) if app is not None else None})
+
 
 # --- matching -------------------------------------------------------------------------------
 
