@@ -322,3 +322,27 @@ def test_per_channel_normalization_is_folded_so_mediapipe_accepts_it(fpn_run: Pa
     assert np.allclose(got["score"], heads["class_predictions"].numpy()[..., -3:], atol=1e-4)
     checks = {c.id: c for c in lint.lint_bytes(folded.model, ("mediapipe",)).contracts["mediapipe"].checks}
     assert checks["input.normalization"].verdict == Verdict.PASS, checks["input.normalization"]
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_an_unchanged_rerun_with_the_gpu_variant_is_replayed_byte_identical(fpn_run: Path, tmp_path: Path) -> None:
+    """The gpu variant is made from the reference, not by a cached conversion: the run entry
+    keeps its bytes, so the replay restores it too."""
+    import hashlib
+    import shutil
+
+    root = fpn_run.parent
+    out = tmp_path / "out"
+    shutil.copytree(fpn_run, out)
+    code = run_cli(["run", "--pipeline-config", str(root / "model" / "pipeline.config"),
+                    "--checkpoint-dir", str(root / "model" / "checkpoint"),
+                    "--label-map", str(root / "model" / "label_map.pbtxt"), "--images", str(root / "images"),
+                    "--variants", "fp32,gpu", "--gpu-precision", "fp32", "--parity-images", "6",
+                    "--out", str(out), "--quiet"])
+    report = read_report(out)
+    assert code == 0, report.get("errors")
+    assert report["cache"].get("replayed") is True and report["cache"]["steps"] == {"run": "hit"}, report["cache"]
+    for name in ("fp32", "gpu"):
+        assert (hashlib.sha256((out / "models" / f"{name}.tflite").read_bytes()).hexdigest()
+                == hashlib.sha256((fpn_run / "models" / f"{name}.tflite").read_bytes()).hexdigest())
