@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from liteship import atomic
-from liteship.cache import HIT, MISS, OFF, Cache, digest_bytes, digest_files, digest_tree, key_of, tool_versions
+from liteship.cache import MISS, OFF, Cache, digest_bytes, digest_files, digest_tree, key_of, tool_versions
 from liteship.types import (
     FrozenGraphOptions,
     InputKind,
@@ -249,7 +249,8 @@ class StepCache:
             "convert": {"variants": [v.value for v in req.convert.variants], "int8_input": req.convert.int8_input.value,
                         "calibration_images": req.convert.calibration_images,
                         "output_order": req.convert.output_order.value,
-                        "fold_normalization": req.convert.fold_normalization},
+                        "fold_normalization": req.convert.fold_normalization,
+                        "gpu_precision": req.convert.gpu_precision.value},
             "runtime_checks": req.runtime_checks,
             "until": req.until, "ground_truth": self.ground_truth_digest, "ground_truth_path": _s(req.ground_truth),
             "parity_images": req.parity_images, "gates": gates,
@@ -386,10 +387,13 @@ class StepCache:
             return
         data = report.to_dict("ok")
         data["export"] = _relocatable(data.get("export"), Path(self.req.out) / "export", "@export/")
+        # a variant made without a cached step (the gpu variant, from the reference) is kept here
+        inline = {f"models/{v['name']}.tflite": (Path(self.req.out) / v["path"]).read_bytes()
+                  for v in data.get("variants", []) if v["name"] not in self._models}
         self.cache.put("run", self.run_key, meta={
             "report": data, "export_key": self.export_key if self._export_saved else None,
             "models": dict(self._models), "labels_txt": labels_txt, "overlays": _overlays_to_dict(overlays),
-        })
+        }, blobs=inline)
         self.cache.prune("run", keep=8)
 
     def replay(self, state: Any, progress: Any = None) -> bool:
@@ -410,8 +414,12 @@ class StepCache:
         models: dict[str, bytes] = {}
         for v in stored.get("variants", []):
             key = meta["models"].get(v["name"])
-            m, _ = self.cache.get("model", key) if key else (None, MISS)
-            data = m.read_bytes("model.tflite") if m is not None else None
+            if key:
+                m, _ = self.cache.get("model", key)
+                data = m.read_bytes("model.tflite") if m is not None else None
+            else:
+                rel = f"models/{v['name']}.tflite"
+                data = entry.read_bytes(rel) if rel in entry.files else None
             if data is None or digest_bytes(data) != v["sha256"]:
                 self._note("run", f"{MISS} (model {v['name']} not in the cache)")
                 return False

@@ -153,6 +153,20 @@ def test_gpu_variant_needs_input_a() -> None:
             require_input_a(kind, (Variant.FP32, Variant.GPU))
 
 
+def test_run_device_stage_refuses_the_gpu_variant_before_any_device(tmp_path: Path) -> None:
+    """`run --device-variant gpu`: a usage error naming its engines (port 9: nothing listens)."""
+    from liteship import pipeline
+    from liteship.errors import UsageProblem
+    from liteship.report import Report
+
+    report = Report(command=[], out_dir=tmp_path)
+    report.variants = [{"name": "fp32", "path": "models/fp32.tflite"}, {"name": "gpu", "path": "models/gpu.tflite"}]
+    req = pipeline.Request(out=tmp_path, devices=("tcp:127.0.0.1:9",), device_variant="gpu")
+    error = pipeline._device_stage(req, report, None)  # type: ignore[arg-type]
+    assert isinstance(error, UsageProblem) and "mediapipe:gpu,compiled:cpu+gpu" in error.message
+    assert report.devices in (None, [])
+
+
 # --- TF tier: a small FPN model through `liteship run --variants fp32,gpu` ------------------------
 
 
@@ -394,3 +408,26 @@ def test_demo_gpu_variant_matches_the_reference_in_mediapipe_and_compiled_model(
     assert checks["parity.compiled.runs"]["verdict"] == checks["parity.mediapipe.loads"]["verdict"] == "pass"
     assert gpu["map50"] >= 0.80  # the app run: liteship's decode of the heads with the config's NMS
 
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_an_unchanged_rerun_with_the_gpu_variant_is_replayed_byte_identical(fpn_run: Path, tmp_path: Path) -> None:
+    """The gpu variant is made from the reference, not by a cached conversion: the run entry
+    keeps its bytes, so the replay restores it too."""
+    import hashlib
+    import shutil
+
+    root = fpn_run.parent
+    out = tmp_path / "out"
+    shutil.copytree(fpn_run, out)
+    code = run_cli(["run", "--pipeline-config", str(root / "model" / "pipeline.config"),
+                    "--checkpoint-dir", str(root / "model" / "checkpoint"),
+                    "--label-map", str(root / "model" / "label_map.pbtxt"), "--images", str(root / "images"),
+                    "--variants", "fp32,gpu", "--gpu-precision", "fp32", "--parity-images", "6",
+                    "--out", str(out), "--quiet"])
+    report = read_report(out)
+    assert code == 0, report.get("errors")
+    assert report["cache"].get("replayed") is True and report["cache"]["steps"] == {"run": "hit"}, report["cache"]
+    for name in ("fp32", "gpu"):
+        assert (hashlib.sha256((out / "models" / f"{name}.tflite").read_bytes()).hexdigest()
+                == hashlib.sha256((fpn_run / "models" / f"{name}.tflite").read_bytes()).hexdigest())
