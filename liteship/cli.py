@@ -446,6 +446,10 @@ def _deploy(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
     pipeline.check_out_dir(args.out)
     inspect_file(args.model)  # exit 15 before any device is touched
     options = _deploy_options(args)
+    from liteship.converter import gpu_variant
+
+    if gpu_variant.is_gpu_form(args.model.read_bytes()):
+        raise gpu_variant.deploy_refused(str(args.model))
     images = _deploy_images(args.images, args.max_images)
     report = Report(command=list(sys.argv), out_dir=args.out)
     report.inputs = {"kind": "tflite", "model": str(args.model), "images": [str(p) for p in images],

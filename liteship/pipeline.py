@@ -286,7 +286,8 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
             assert req.pipeline_config is not None and req.checkpoint_dir is not None
             with nativelog.captured():  # TF's "failed call to cuInit" and similar C++ notices
                 staged = export_mod.export_staged(
-                    req.pipeline_config, req.checkpoint_dir, out / "export", req.export, req.checkpoint, config=config
+                    req.pipeline_config, req.checkpoint_dir, out / "export", req.export, req.checkpoint, config=config,
+                    normalization=req.normalization,
                 )
                 exported = staged.finish() if pool is None else staged.result
         elif req.kind is InputKind.SAVED_MODEL:
@@ -451,9 +452,14 @@ def _device_stage(req: Request, report: Report, progress: Progress) -> LiteshipE
     from liteship.device.validate import validate_on_devices
 
     names = [v["name"] for v in report.variants]
-    wanted = req.device_variant or (Variant.INT8.value if Variant.INT8.value in names else names[-1])
+    deployable = [n for n in names if n != Variant.GPU.value] or names
+    wanted = req.device_variant or (Variant.INT8.value if Variant.INT8.value in names else deployable[-1])
     if wanted not in names:
         return UsageProblem(f"--device-variant {wanted} was not converted in this run (converted: {', '.join(names)})")
+    if wanted == Variant.GPU.value:
+        from liteship.converter.gpu_variant import deploy_refused
+
+        return deploy_refused("--device-variant gpu")
     variant = next(v for v in report.variants if v["name"] == wanted)
     from liteship.converter import calibration
 
@@ -553,7 +559,8 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
         raw_nms = Nms(float(exported.score_threshold), float(exported.iou_threshold),
                       int(exported.max_detections), bool(exported.use_regular_nms))
     runs, kept = app_run.run_models(models, exported.reference_dir, images, min_score=gates.min_score,
-                                    keep_images=6 if gt is not None else 0, raw_nms=raw_nms)
+                                    keep_images=6 if gt is not None else 0, raw_nms=raw_nms,
+                                    resize=exported.resize)
     report.validation["images"] = {"count": len(images), "source": "ground truth" if gt is not None else "--images"}
     reference: dict[str, Any] | None = None
     if app_run.REFERENCE in runs:
@@ -578,11 +585,16 @@ def _validate(req: Request, exported: Any, report: Report, labels_txt: str | Non
                   if (v.get("input_normalization") or {}).get("folded_into_graph")}
         plain = {name: m for name, m in models.items() if name != Variant.GPU.value}
 
+        ties = {name: gates.tolerances[Variant(name)].score_tie for name in plain}
+
         def measure(todo: dict[str, bytes]) -> dict[str, Any]:
             return parity.measure(exported.reference_dir, todo, (load() for load in loaders),
-                                  folded={n: f for n, f in folded.items() if n in todo})
+                                  folded={n: f for n, f in folded.items() if n in todo},
+                                  score_ties={n: t for n, t in ties.items() if n in todo},
+                                  resize=exported.resize, normalization=exported.normalization)
 
-        results = (steps.parity(plain, measure) if steps is not None else measure(plain)) if plain else {}
+        settings = {n: {"score_tie": t, "resize": repr(exported.resize)} for n, t in ties.items()}
+        results = (steps.parity(plain, measure, settings) if steps is not None else measure(plain)) if plain else {}
         if Variant.GPU.value in runnable:  # no postprocess op: parity in MediaPipe and CompiledModel
             from liteship.validation import gpu_parity
 
@@ -732,14 +744,16 @@ def _shipped(req: Request, exported: Any, model: bytes, folded: bool, norm: Norm
              labels_txt: str | None) -> bytes:
     """The converter's output made into the shipped model: normalization folded (when
     ``folded``), outputs reordered, static output shapes, metadata (when ``labels_txt``)."""
-    from liteship.converter import metadata, normfold, reorder, static_shapes
+    from liteship.converter import letterbox, metadata, normfold, reorder, static_shapes
 
     if folded:
         model = normfold.fold_normalization(model, exported.normalization)
     model = reorder.reorder_outputs(model, req.convert.output_order)
     model = static_shapes.static_output_shapes(model)  # CompiledModel sizes its buffers from them
     if labels_txt is not None:
-        model = metadata.write_metadata(model, norm, labels_txt)
+        resize = exported.resize
+        note = letterbox.app_instructions(resize) if resize is not None and resize.letterbox else None
+        model = metadata.write_metadata(model, norm, labels_txt, note)
     return model
 
 

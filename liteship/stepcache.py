@@ -347,20 +347,23 @@ class StepCache:
 
     # --- validation measurements ---------------------------------------------------------
 
-    def parity(self, models: Mapping[str, bytes], compute: Callable[[dict[str, bytes]], dict[str, Any]]) -> dict[str, Any]:
-        """ParityResult per variant; ``compute(models)`` runs for the uncached ones only."""
+    def parity(self, models: Mapping[str, bytes], compute: Callable[[dict[str, bytes]], dict[str, Any]],
+               settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """ParityResult per variant; ``compute(models)`` runs for the uncached ones only.
+        ``settings``: per variant name, whatever else the measurement depends on (score ties, resize)."""
         from liteship.validation.parity import ParityResult
 
+        settings = settings or {}
         keys = {name: key_of("parity", {"export": self.export_key, "model": digest_bytes(m),
                                         "images": self.parity_source, "threshold": PARITY_SCORE_THRESHOLD,
-                                        "tools": self.tools})
+                                        "settings": settings.get(name), "tools": self.tools})
                 for name, m in models.items()}
         results: dict[str, Any] = {}
         for name, key in keys.items():
             entry, outcome = self.cache.get("parity", key)
             self._note(f"parity.{name}", outcome)
             if entry is not None:
-                results[name] = ParityResult(**entry.meta["result"])
+                results[name] = ParityResult.from_dict(entry.meta["result"])
         missing = {name: m for name, m in models.items() if name not in results}
         if missing:
             fresh = compute(missing)

@@ -60,6 +60,8 @@ class MetadataView:
     category_labels: tuple[str, ...] = ()
     #: custom metadata name -> its data (the DETECTOR_METADATA flatbuffer)
     custom_data: dict[str, bytes] = field(default_factory=dict)
+    #: ModelMetadata.description (a letterboxed model's resize instructions are in it)
+    description: str = ""
 
     @property
     def readable(self) -> bool:
@@ -192,6 +194,7 @@ def _metadata_view(model: bytes, info: ModelInfo) -> MetadataView:
         custom_metadata=tuple(text(sub.CustomMetadata(k).Name()) for k in range(sub.CustomMetadataLength())),
         category_labels=category_labels,
         custom_data=custom_data,
+        description=text(meta.Description()),
     )
 
 

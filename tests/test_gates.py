@@ -9,7 +9,7 @@ import pytest
 from liteship.errors import UsageProblem
 from liteship.types import Variant
 from liteship.validation import gates
-from liteship.validation.parity import TOLERANCES
+from liteship.validation.gates import TOLERANCES
 
 
 def _toml(tmp_path: Path, text: str) -> Path:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from liteship.types import Variant
-from liteship.validation import parity
+from liteship.validation import judge, parity
+from liteship.validation.gates import TOLERANCES
 
 
 def _dets(boxes: list[list[float]], classes: list[int], scores: list[float]) -> dict[str, np.ndarray]:
@@ -35,50 +36,153 @@ def test_a_variant_box_is_matched_at_most_once() -> None:
     assert len(parity.match(ref, var)) == 1
 
 
+def _head(max_abs: float = 0.0, rmse: float = 0.0, lo: float = -5.0, hi: float = 5.0, bad_ref: int = 0, bad_var: int = 0) -> parity.HeadStats:
+    acc = parity._HeadAccumulator()
+    ref = np.linspace(lo, hi, 101)
+    var = ref.copy()
+    var[0] += max_abs  # one outlier, the rest offset so that the RMSE is as asked
+    if rmse:
+        var[1:] += np.sqrt(max(rmse**2 * 101 - max_abs**2, 0.0) / 100)
+    if bad_ref:
+        ref[1 : 1 + bad_ref] = np.nan
+    if bad_var:
+        var[-bad_var:] = np.inf
+    acc.add(var, ref)
+    return acc.result()
+
+
 def _result(**kw: object) -> parity.ParityResult:
     base = dict(
-        variant="fp32", images=3, score_threshold=0.3,
-        heads={"box_encodings": {"max_abs": 0.0, "mean_abs": 0.0}, "class_predictions": {"max_abs": 0.0, "mean_abs": 0.0}},
-        reference_detections=10, variant_detections=10, matched=10, class_agreement=1.0, recall=1.0, precision=1.0,
-        iou={"mean": 1.0}, score_delta={"mean": 0.0},
+        variant="fp32", images=3, score_threshold=0.3, score_tie=1e-3,
+        heads={"box_encodings": _head(), "class_predictions": _head(lo=0.0, hi=1.0)},
+        reference_detections=10, variant_detections=10, matched=10, misses=0, extras=0, ties_reference=0, ties_variant=0,
+        class_agreement=1.0, recall=1.0, precision=1.0, iou={"mean": 1.0}, score_delta={"mean": 0.0},
+        nonfinite_detections={"reference": 0, "variant": 0},
     )
     base.update(kw)
     return parity.ParityResult(**base)  # type: ignore[arg-type]
 
 
+def _checks(result: parity.ParityResult, variant: Variant = Variant.FP32) -> dict[str, object]:
+    return {c.id: c for c in judge.parity_checks(result, TOLERANCES[variant])}
+
+
 def test_perfect_parity_passes_every_check() -> None:
-    checks = parity.judge(_result(), parity.TOLERANCES[Variant.FP32])
+    checks = judge.parity_checks(_result(), TOLERANCES[Variant.FP32])
     assert {c.verdict for c in checks} == {"pass"}
 
 
 def test_missed_detections_fail_the_recall_check_with_numbers() -> None:
-    checks = {c.id: c for c in parity.judge(_result(recall=0.5, matched=5), parity.TOLERANCES[Variant.FP32])}
-    c = checks["parity.detections.recall"]
+    c = _checks(_result(recall=0.5, matched=5, misses=5))["parity.detections.recall"]
     assert c.verdict == "fail" and c.found == 0.5 and c.expected == ">= 0.98" and c.fix
 
 
-def test_heads_beyond_tolerance_fail() -> None:
-    heads = {"box_encodings": {"max_abs": 0.2, "mean_abs": 0.01}, "class_predictions": {"max_abs": 0.0, "mean_abs": 0.0}}
-    checks = {c.id: c for c in parity.judge(_result(heads=heads), parity.TOLERANCES[Variant.FP32])}
-    assert checks["parity.heads.box_encodings.max_abs"].verdict == "fail"
-    # the same numbers are fine for int8, whose tolerance is looser
-    checks8 = {c.id: c for c in parity.judge(_result(heads=heads), parity.TOLERANCES[Variant.INT8])}
-    assert checks8["parity.heads.box_encodings.max_abs"].verdict == "pass"
+def test_head_errors_are_judged_relative_to_the_reference_range() -> None:
+    # the same absolute error (0.2) passes on a head spanning [-50, 50] and fails on one spanning [-1, 1]
+    wide = _checks(_result(heads={"box_encodings": _head(0.2, 0.01, -50, 50), "class_predictions": _head(lo=0, hi=1)}), Variant.FP16)
+    narrow = _checks(_result(heads={"box_encodings": _head(0.2, 0.01, -1, 1), "class_predictions": _head(lo=0, hi=1)}), Variant.FP16)
+    assert wide["parity.heads.box_encodings.max_rel"].verdict == "pass"
+    assert narrow["parity.heads.box_encodings.max_rel"].verdict == "fail"
+    assert "max |diff| 0.2" in narrow["parity.heads.box_encodings.max_rel"].message  # the absolute number is reported
+
+
+def test_psnr_is_twenty_log10_of_range_over_rmse() -> None:
+    h = _head(0.0, 0.1, -5.0, 5.0)
+    assert h.rmse == pytest.approx(0.1, rel=1e-6)
+    assert h.psnr_db == pytest.approx(20 * np.log10(10.0 / 0.1), rel=1e-6)
+    assert _head().psnr_db is None  # bit-identical: no finite PSNR, judged as exact
+    low = _checks(_result(heads={"box_encodings": h, "class_predictions": _head(lo=0, hi=1)}), Variant.FP32)
+    assert low["parity.heads.box_encodings.psnr_db"].verdict == "fail"  # 40 dB < fp32's limit
+
+
+def test_a_nan_or_inf_on_either_side_fails_even_when_the_rest_is_exact() -> None:
+    for head, side in ((_head(bad_ref=1), "1 in the reference"), (_head(bad_var=2), "2 value(s) in the variant")):
+        checks = _checks(_result(heads={"box_encodings": head, "class_predictions": _head(lo=0, hi=1)}))
+        rel = checks["parity.heads.box_encodings.max_rel"]
+        assert rel.verdict == "fail" and side in rel.message
+        assert checks["parity.heads.box_encodings.psnr_db"].verdict == "fail"
+
+
+def test_a_nan_head_is_counted_not_swallowed_by_max() -> None:
+    acc = parity._HeadAccumulator()
+    acc.add(np.array([0.0, 1.0]), np.array([0.0, 1.0]))
+    acc.add(np.array([np.nan, 1.0]), np.array([0.0, 1.0]))
+    r = acc.result()
+    # max(0.0, nan) is 0.0 in Python: every statistic is NaN instead, never a small difference
+    assert r.nonfinite_variant == 1 and np.isnan(r.max_abs) and np.isnan(r.max_rel) and r.elements == 3
 
 
 def test_no_detections_are_not_applicable_instead_of_passing() -> None:
-    checks = {c.id: c for c in parity.judge(_result(recall=None, precision=None, class_agreement=None, iou={"mean": None},
-                                                     score_delta={"mean": None}, matched=0, reference_detections=0),
-                                             parity.TOLERANCES[Variant.FP32])}
+    checks = _checks(_result(recall=None, precision=None, class_agreement=None, iou={"mean": None},
+                             score_delta={"mean": None}, matched=0, reference_detections=0))
     # nothing to compare is n/a, never a pass (detections.any fails such a model on its own)
     assert checks["parity.detections.recall"].verdict == "n/a"
 
 
+def test_judge_is_pure() -> None:
+    r, t = _result(recall=0.9, matched=9, misses=1), TOLERANCES[Variant.INT8]
+    assert judge.parity_checks(r, t) == judge.parity_checks(r, t)
+    assert r == _result(recall=0.9, matched=9, misses=1)
+
+
 def test_tolerances_get_looser_from_fp32_to_int8() -> None:
-    order = [parity.TOLERANCES[v] for v in (Variant.FP32, Variant.FP16, Variant.DYNAMIC, Variant.INT8)]
+    order = [TOLERANCES[v] for v in (Variant.FP32, Variant.FP16, Variant.DYNAMIC, Variant.INT8)]
     for a, b in itertools.pairwise(order):
-        assert a.box_encodings_max_abs <= b.box_encodings_max_abs
+        assert a.box_encodings_max_rel <= b.box_encodings_max_rel
+        assert a.box_encodings_min_psnr_db >= b.box_encodings_min_psnr_db
+        assert a.class_scores_min_psnr_db >= b.class_scores_min_psnr_db
+        assert a.score_tie <= b.score_tie
         assert a.min_recall >= b.min_recall
+
+
+# --- tie-aware matching ----------------------------------------------------------------------
+
+
+def test_a_detection_just_above_the_threshold_missing_on_the_other_side_is_a_tie() -> None:
+    ref = _dets([[0, 0, 0.4, 0.4], [0.5, 0.5, 0.9, 0.9]], [0, 1], [0.9, 0.305])
+    var = _dets([[0, 0, 0.4, 0.4]], [0], [0.9])  # scored the second one 0.29: below 0.3
+    m = parity.match_tie_aware(ref, var, threshold=0.3, tie=0.01)
+    assert m.misses == [] and m.ties_reference == [1]
+    strict = parity.match_tie_aware(ref, var, threshold=0.3, tie=0.001)
+    assert strict.misses == [1]  # 0.305 is not within 0.001 of the threshold: a real miss
+
+
+def test_nms_keeping_the_other_box_of_a_near_equal_pair_is_a_tie_not_a_miss_and_an_extra() -> None:
+    # two overlapping candidates scored 0.80 / 0.799: the reference kept one, the variant the other
+    ref = _dets([[0.1, 0.1, 0.5, 0.5]], [0], [0.80])
+    var = _dets([[0.1, 0.3, 0.5, 0.7]], [0], [0.799])  # IoU 1/3 with it: no match
+    m = parity.match_tie_aware(ref, var, threshold=0.3, tie=0.01)
+    assert (m.misses, m.extras, m.ties_reference, m.ties_variant) == ([], [], [0], [0])
+    far = parity.match_tie_aware(ref, _dets([[0.6, 0.6, 0.9, 0.9]], [0], [0.799]), threshold=0.3, tie=0.01)
+    assert far.misses == [0] and far.extras == [0]  # no overlap: a real miss and a real extra
+
+
+def test_the_top_n_cut_is_a_threshold_too() -> None:
+    # the variant returned its full N=2 list, lowest 0.50; the reference's 0.505 may be its 3rd
+    ref = _dets([[0, 0, 0.2, 0.2], [0.3, 0.3, 0.5, 0.5], [0.6, 0.6, 0.8, 0.8]], [0, 0, 0], [0.9, 0.7, 0.505])
+    var = _dets([[0, 0, 0.2, 0.2], [0.3, 0.3, 0.5, 0.5]], [0, 0], [0.9, 0.50])
+    m = parity.match_tie_aware(ref, var, threshold=0.3, tie=0.01, var_cut=0.50)
+    assert m.misses == [] and m.ties_reference == [2]
+    assert parity.match_tie_aware(ref, var, threshold=0.3, tie=0.01).misses == [2]  # without the cut
+
+
+def test_recall_counts_ties_neither_as_matched_nor_as_missed() -> None:
+    acc = parity._DetectionAccumulator()
+    ref = _dets([[0, 0, 0.4, 0.4], [0.5, 0.5, 0.9, 0.9], [0.5, 0, 0.9, 0.3]], [0, 1, 1], [0.9, 0.302, 0.8])
+    var = _dets([[0, 0, 0.4, 0.4]], [0], [0.9])
+    acc.add(ref, var, 0.3, 0.01, None)
+    r = acc.result()
+    assert (r.matched, r.misses, r.ties_reference) == (1, 1, 1)
+    assert r.recall == pytest.approx(0.5)
+
+
+def test_detections_with_nan_are_counted_and_left_out() -> None:
+    acc = parity._DetectionAccumulator()
+    d = _dets([[0, 0, 0.4, 0.4], [0.5, 0.5, 0.9, 0.9]], [0, 1], [0.9, 0.8])
+    bad = {**d, "scores": np.array([0.9, np.nan], np.float32)}
+    acc.add(d, bad, 0.3, 0.01, None)
+    r = acc.result()
+    assert r.nonfinite_variant == 1 and r.matched == 1
 
 
 @pytest.mark.tf
@@ -89,5 +193,6 @@ def test_fp32_reproduces_the_reference_heads_on_the_tiny_model(run_a: Path, cali
     models = {"fp32": (run_a / "models" / "fp32.tflite").read_bytes()}
     result = parity.measure(run_a / "export" / "reference", models, (load_rgb(p) for p in paths))["fp32"]
     assert result.images == 4
-    assert result.heads["box_encodings"]["max_abs"] < 1e-3
-    assert result.heads["class_predictions"]["max_abs"] < 1e-3
+    assert result.heads["box_encodings"].max_abs < 1e-3
+    assert result.heads["class_predictions"].max_abs < 1e-3
+    assert result.heads["box_encodings"].nonfinite_variant == 0

@@ -39,7 +39,7 @@ def test_tf1_training_folder_gives_four_variants_with_parity_against_the_tf1_gra
     assert [v["name"] for v in report["variants"]] == VARIANTS
     for v in report["variants"]:
         parity = {c["id"]: c["verdict"] for c in v["checks"] if c["id"].startswith("parity")}
-        assert len(parity) == 7 and set(parity.values()) == {"pass"}, (v["name"], parity)
+        assert len(parity) == 9 and set(parity.values()) == {"pass"}, (v["name"], parity)
         assert v["parity"]["reference_detections"] >= 10 * v["parity"]["images"] * 0.5  # not vacuous
     fp32 = report["variants"][0]["parity"]
     assert fp32["heads"]["box_encodings"]["max_abs"] < 1e-4 and fp32["recall"] == 1.0
@@ -193,3 +193,11 @@ def test_quantization_aware_config_gives_a_real_int8_from_its_ranges(tmp_path: P
         want = expected[key].numpy().reshape(got.shape)
         assert np.ptp(want) > 0.2, "the heads depend on the input"
         assert np.abs(got - want).max() < limit, (key, np.abs(got - want).max())
+    # parity reads the uint8 heads dequantized, never as raw integers (which differ by ~100)
+    from liteship.validation import parity
+
+    images = [np.random.default_rng(k).integers(0, 256, (96, 96, 3)).astype(np.uint8) for k in range(3)]
+    result = parity.measure(out / "export" / "reference", {"int8": model}, images)["int8"]
+    for key, limit in (("box_encodings", 0.2), ("class_predictions", 0.1)):
+        head = result.heads[key]
+        assert head.elements > 0 and head.max_abs < limit, (key, head)

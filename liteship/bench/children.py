@@ -63,11 +63,11 @@ def child_latency(p: dict[str, Any]) -> dict[str, Any]:
 
 def child_harness(p: dict[str, Any]) -> dict[str, Any]:
     """Per image: liteship's parity step for every variant (set_tensor, invoke, heads and
-    detections read back, then the batched comparison, parity_batch.compare_image) vs a bare
+    detections read back, then the comparison, parity.accumulate) vs a bare
     set_tensor + invoke of every variant on plain Interpreters, same inputs, same threads."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from liteship.validation import parity, parity_batch
+    from liteship.validation import parity
 
     _quiet_native()
     models = _models(p)
@@ -80,7 +80,7 @@ def child_harness(p: dict[str, Any]) -> dict[str, Any]:
         it = Interpreter(model_content=m, num_threads=2)
         it.allocate_tensors()
         bare[v] = (it, it.get_input_details()[0]["index"])
-    accs = [parity._new_accumulator() for _ in variants]
+    accs = {v: parity.new_accumulator() for v in variants}
     parity_s: list[float] = []
     bare_s: list[float] = []
     compare_s: list[float] = []
@@ -94,18 +94,19 @@ def child_harness(p: dict[str, Any]) -> dict[str, Any]:
         chunk = []
         for rgb in itertools.islice(images, 8):
             pre, ref_heads, ref_dets = ref.run(rgb)
-            chunk.append((pre, ref_heads, parity._above(ref_dets, threshold)))
+            chunk.append((pre, ref_heads, ref_dets))
         if not chunk:
             break
-        for pre, ref_heads, ref_kept in chunk:
+        for pre, ref_heads, ref_dets in chunk:
             inputs = {v: var.input_for(pre).copy() for v, var in variants.items()}  # untimed, for the bare calls
 
             def liteship_step() -> float:
                 t0 = perf()
-                outs = [parity_batch.run_raw(var, pre) for var in variants.values()]
+                outs = {v: var.run(pre) for v, var in variants.items()}
                 t1 = perf()
-                parity_batch.compare_image(accs, [h for h, _ in outs], [r for _, r in outs], ref_heads, ref_kept,
-                                           threshold)
+                for v, (heads, dets) in outs.items():
+                    parity.accumulate(accs[v], heads, dets, ref_heads, ref_dets, threshold, 0.0,
+                                      variants[v].max_detections)
                 compare_s.append(perf() - t1)
                 return perf() - t0
 

@@ -254,8 +254,8 @@ def measure_harness(s: Setup, m: BenchModel) -> tuple[float, dict[str, Any]]:
     result, r = run_child("harness", params, s.work)
     return result["ratio"], {**result, "command": r.command,
                              "how": "per image: liteship's parity step for all four variants (set_tensor, invoke, "
-                                    "heads + detections read back, then ONE batched comparison: "
-                                    "parity_batch.compare_image) vs set_tensor+invoke of the four variants on plain "
+                                    "heads + detections read back, then the comparison: "
+                                    "parity.accumulate) vs set_tensor+invoke of the four variants on plain "
                                     "Interpreters (num_threads=2), same inputs, in alternating order; the reference "
                                     "is run untimed for 8 images at a time before; ratio of the medians per image; "
                                     "first image discarded"}

@@ -54,7 +54,7 @@ def figures(key: str, d: dict[str, Any]) -> tuple[str, str]:
                 str(d["pipeline_s"]["n"]))
     if base == "harness_overhead_ratio":
         return (f"{_rng(d['parity_ms'], ' ms')} vs bare {_rng(d['bare_ms'], ' ms')} per image (4 variants); "
-                f"the batched comparison {d['compare_ms']['median']:.3f} ms", f"{d['images']} images")
+                f"the comparison {d['compare_ms']['median']:.3f} ms", f"{d['images']} images")
     if base.endswith("_latency_ratio") or base.endswith("_latency_ratio_2threads"):
         variant = base.split("_", 1)[0]
         t = 2 if base.endswith("2threads") else 1

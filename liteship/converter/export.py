@@ -25,6 +25,7 @@ import numpy as np
 
 from liteship import atomic, odapi
 from liteship.converter import extractor_norm, graph_reference, preflight
+from liteship.converter.letterbox import ResizeSpec
 from liteship.errors import ExportProblem, ModelInputProblem
 from liteship.types import DEFAULT_NORMALIZATION, POSTPROCESS_OP, ExportOptions, FrozenGraphOptions, InputKind, Normalization
 
@@ -57,6 +58,8 @@ class ExportResult:
     model_normalization: Normalization | None = None
     #: the graph carries FakeQuant ranges (a TF1 QAT model): int8 comes from them, no calibration
     quantization_aware: bool = False
+    #: how the app must resize photos to the input (input a; None: unknown, stretch assumed)
+    resize: ResizeSpec | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -64,6 +67,7 @@ class ExportResult:
             if isinstance(v, Path):
                 d[k] = str(v)
         d["kind"] = self.kind.value
+        d["resize"] = self.resize.to_dict() if self.resize is not None else None
         return d
 
 
@@ -84,9 +88,12 @@ def aligned_config(config: Any, options: ExportOptions) -> Any:
     The OD API's own ``postprocess`` then computes what TFLite_Detection_PostProcess
     computes: fast NMS = class-agnostic with one class per box; regular NMS = per-class
     NMS (``detections_per_class`` 100, the op's default) then the top ``max_detections``.
+    Boxes stay in the network input's frame (``change_coordinate_frame`` off), like the op's;
+    the reference's ``detect`` also leaves them unclipped (:class:`_ReferenceModule`).
     """
     cfg = with_thresholds(config, options)
     nms = cfg.model.ssd.post_processing.batch_non_max_suppression
+    nms.change_coordinate_frame = False
     nms.max_total_detections = options.max_detections
     if options.use_regular_nms:
         nms.use_class_agnostic_nms = False
@@ -98,8 +105,14 @@ def aligned_config(config: Any, options: ExportOptions) -> Any:
     return cfg
 
 
-def derive_normalization(model: Any, height: int, width: int, channels: int) -> Normalization:
-    """Read mean/std off the model's own ``preprocess`` (it must be affine per channel)."""
+def derive_normalization(
+    model: Any, height: int, width: int, channels: int, given: Normalization | None = None
+) -> tuple[Normalization, str]:
+    """Read mean/std off the model's own ``preprocess`` (it must be affine per channel).
+
+    Returns (normalization, source). When the preprocess is not affine, ``given``
+    (--norm-mean/--norm-std) is used if there is one, else the export is refused.
+    """
     import tensorflow as tf
 
     def pre(value: float) -> np.ndarray:
@@ -107,12 +120,14 @@ def derive_normalization(model: Any, height: int, width: int, channels: int) -> 
         return out.numpy().reshape(-1, out.shape[-1]).mean(axis=0, dtype=np.float64)  # float32 sums drift on ResNet's +-128
 
     norm = extractor_norm.fit_affine(pre)
-    if norm is None:
-        raise ExportProblem(
-            "the feature extractor's preprocess is not an affine (x - mean) / std map; "
-            "TFLite metadata cannot describe it — pass --norm-mean/--norm-std explicitly"
-        )
-    return norm
+    if norm is not None:
+        return norm, "feature_extractor"
+    if given is not None:
+        return given, "cli"
+    raise ExportProblem(
+        "the feature extractor's preprocess is not an affine (x - mean) / std map; "
+        "TFLite metadata cannot describe it — pass --norm-mean/--norm-std explicitly"
+    )
 
 
 class _ReferenceModule:
@@ -146,7 +161,21 @@ class _ReferenceModule:
             @tf.function(input_signature=[tf.TensorSpec([1, height, width, channels], tf.float32, name="preprocessed")])
             def detect(self, preprocessed: Any) -> dict[str, Any]:
                 shapes = tf.constant([[height, width, channels]], tf.int32)
-                det = self.model.postprocess(self.model.predict(preprocessed, shapes), shapes)
+                # TFLite_Detection_PostProcess neither clips boxes to the image nor drops the ones
+                # outside it; the OD API's NMS does both when given a clip window. Without one
+                # (batch_multiclass_non_max_suppression then clips to the boxes' own extent: a
+                # no-op) the reference keeps the op's box convention and parity compares like
+                # with like. Only while this function is traced.
+                nms = self.model._non_max_suppression_fn
+
+                def unclipped_nms(*args: Any, clip_window: Any = None, **kwargs: Any) -> Any:
+                    return nms(*args, **kwargs)
+
+                self.model._non_max_suppression_fn = unclipped_nms
+                try:
+                    det = self.model.postprocess(self.model.predict(preprocessed, shapes), shapes)
+                finally:
+                    self.model._non_max_suppression_fn = nms
                 return {
                     "boxes": det["detection_boxes"],
                     "classes": det["detection_classes"],
@@ -223,9 +252,17 @@ def export_staged(
     options: ExportOptions,
     checkpoint: str | None = None,
     config: Any | None = None,
+    normalization: Normalization | None = None,
 ) -> StagedExport:
     """Input (a), first step: ``workdir/saved_model`` written atomically (an older ``workdir``
-    is replaced); the reference follows with :meth:`StagedExport.finish`."""
+    is replaced); the reference follows with :meth:`StagedExport.finish`.
+
+    ``normalization`` (--norm-mean/--norm-std) is used only when the model's preprocess is
+    not affine; otherwise the model's own wins (the pipeline refuses flags contradicting it).
+    A ``keep_aspect_ratio_resizer`` model padded to a square is exported at that square: the
+    TFLite exporter's module gets a copy of the config with the equivalent fixed input size
+    (it reads nothing else from the resizer), the reference keeps the model's own resizer.
+    """
     import shutil
 
     import tensorflow as tf
@@ -246,14 +283,15 @@ def export_staged(
     image, shapes = model.preprocess(tf.zeros([1, h, w, c]))
     model.postprocess(model.predict(image, shapes), shapes)  # creates every variable
     preflight.restore_checkpoint(model, prefix, Path(config_path))
-    normalization = derive_normalization(model, h, w, c)
+    normalization, normalization_source = derive_normalization(model, h, w, c, normalization)
+    resize = facts.resize.with_normalization(normalization.mean, normalization.std) if facts.resize else None
 
     workdir = Path(workdir)
     workdir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{workdir.name}.", suffix=".partial", dir=workdir.parent))
     atomic.make_public(staging, directory=True)
     try:
-        module = export_lib.SSDModule(cfg, model, options.max_detections, options.use_regular_nms)
+        module = export_lib.SSDModule(_fixed_input_config(cfg, facts), model, options.max_detections, options.use_regular_nms)
         concrete = module.inference_fn.get_concrete_function(
             tf.TensorSpec(shape=module.input_shape(), dtype=tf.float32, name="input")
         )
@@ -294,9 +332,9 @@ def export_staged(
         source=workdir / "saved_model",
         input_shape=(1, h, w, c),
         normalization=normalization,
-        normalization_source="feature_extractor",
+        normalization_source=normalization_source,
         feature_extractor=type(model._feature_extractor).__name__,
-        model_normalization=normalization,
+        model_normalization=normalization if normalization_source == "feature_extractor" else None,
         num_classes=facts.num_classes,
         max_detections=options.max_detections,
         use_regular_nms=options.use_regular_nms,
@@ -305,8 +343,33 @@ def export_staged(
         reference_dir=workdir / "reference",
         checkpoint=prefix,
         seconds=time.perf_counter() - t0,
+        resize=resize,
+        notes=_resize_notes(resize),
     )
     return StagedExport(result, preprocess, write_reference)
+
+
+def _fixed_input_config(config: Any, facts: preflight.ModelFacts) -> Any:
+    """The config as the OD API TFLite exporter accepts it: ``fixed_shape_resizer`` at the
+    model's input size. Only for a letterboxed model does it differ from ``config``."""
+    if facts.resize is None or not facts.resize.letterbox:
+        return config
+    cfg = copy.deepcopy(config)
+    resizer = cfg.model.ssd.image_resizer
+    grayscale = resizer.keep_aspect_ratio_resizer.convert_to_grayscale
+    resizer.fixed_shape_resizer.height = facts.height  # setting the oneof clears keep_aspect_ratio_resizer
+    resizer.fixed_shape_resizer.width = facts.width
+    resizer.fixed_shape_resizer.convert_to_grayscale = grayscale
+    return cfg
+
+
+def _resize_notes(resize: ResizeSpec | None) -> tuple[str, ...]:
+    if resize is None or not resize.letterbox:
+        return ()
+    from liteship.converter.letterbox import app_instructions
+
+    return (f"the model was trained on letterboxed images (keep_aspect_ratio_resizer, pad_to_max_dimension): "
+            f"it is exported at {resize.width}x{resize.height} and the app must {app_instructions(resize)}",)
 
 
 def _config_text(config: Any) -> str:

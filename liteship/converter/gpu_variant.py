@@ -31,14 +31,7 @@ from liteship import atomic, nativelog
 from liteship.converter import mediapipe_metadata as mpmd
 from liteship.errors import ConversionProblem, UsageProblem
 from liteship.tflite_inspect import ModelInfo, inspect_model
-from liteship.types import (
-    Check,
-    GpuPrecision,
-    InputKind,
-    Normalization,
-    Variant,
-    Verdict,
-)
+from liteship.types import POSTPROCESS_OP, Check, GpuPrecision, InputKind, Normalization, Variant, Verdict
 
 
 @dataclass(frozen=True)
@@ -289,6 +282,9 @@ def variant_entry(
             "detector_metadata": spec.options.summary(),
             "consumers": CONSUMERS,
         },
+        # the engines it is for on a phone; `liteship deploy` cannot validate it yet (deploy_refused)
+        "deploy": {"engines": [{"engine": e, "accelerators": list(a)} for e, a in DEPLOY_ENGINES],
+                   "liteship_deploy": False},
     }
 
 
@@ -311,3 +307,34 @@ CONSUMERS: dict[str, str] = {
     "legacy-detect": "no: reads decoded boxes/classes/scores/count by index from the postprocess op",
     "bundled-app": "no: liteship's app reads the 4 postprocess outputs by metadata name",
 }
+
+
+#: how the gpu variant runs on a phone: the validation protocol's engines (MediaPipe Tasks
+#: ObjectDetector, LiteRT 2.x CompiledModel) with the accelerators to validate it on
+DEPLOY_ENGINES: tuple[tuple[str, tuple[str, ...]], ...] = (("mediapipe", ("gpu",)), ("compiled", ("cpu", "gpu")))
+
+
+def deploy_engines_arg() -> str:
+    """:data:`DEPLOY_ENGINES` as ``liteship deploy --engines`` spells it."""
+    return ",".join(f"{engine}:{'+'.join(accs)}" for engine, accs in DEPLOY_ENGINES)
+
+
+def is_gpu_form(model: bytes) -> bool:
+    """The 2-output form (raw heads + DETECTOR_METADATA, no postprocess op) of this variant."""
+    from liteship.validation.lint import read_metadata_view
+    from liteship.validation.runtimes.raw_ssd import is_raw_ssd
+
+    info = inspect_model(model)
+    return is_raw_ssd(info, read_metadata_view(model, info))
+
+
+def deploy_refused(what: str) -> UsageProblem:
+    """``liteship deploy`` prepares every engine's inputs and desktop side from the postprocess
+    op's outputs (liteship/device/: ModelRunner, desktop.py, the validation app): the gpu
+    variant would fail there with a misleading message, so it is refused up front."""
+    return UsageProblem(
+        f"{what} is the gpu variant (outputs location and score + DETECTOR_METADATA, no {POSTPROCESS_OP}): "
+        "liteship's on-device validation reads the postprocess op's outputs in every engine and cannot run it yet; "
+        f"on a phone it is for the engines {deploy_engines_arg()} (MediaPipe ObjectDetector, CompiledModel on GPU)",
+        hint="its desktop checks are `liteship run --variants ...,gpu` (MediaPipe and CompiledModel parity, the "
+             "GPU-delegate analysis); deploy fp32/fp16/dynamic/int8 to validate on a device")

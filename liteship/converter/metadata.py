@@ -31,9 +31,11 @@ class MetadataSummary:
     norm_mean: tuple[float, ...]
     norm_std: tuple[float, ...]
     label_count: int
+    description: str = ""  # the model description (carries the letterbox instructions when any)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "description": self.description,
             "output_names": list(self.output_names),
             "associated_files": list(self.associated_files),
             "norm_mean": list(self.norm_mean),
@@ -52,19 +54,44 @@ def metadata_normalization(normalization: Normalization) -> tuple[list[float], l
     return (mean * channels)[:channels] if len(mean) == 1 else mean, (std * channels)[:channels] if len(std) == 1 else std
 
 
-def write_metadata(model: bytes, normalization: Normalization, labels_txt: str) -> bytes:
-    """Model bytes -> model bytes with object-detector metadata and labelmap.txt."""
+def write_metadata(model: bytes, normalization: Normalization, labels_txt: str, resize_note: str | None = None) -> bytes:
+    """Model bytes -> model bytes with object-detector metadata and labelmap.txt.
+
+    ``resize_note``: how the app must resize images (a letterboxed model), appended to the
+    model and input descriptions apps and Netron show.
+    """
     writer_mod = tflsupport.object_detector_writer()
     with tempfile.TemporaryDirectory(prefix="liteship-md-") as tmp:
         label_path = Path(tmp) / LABEL_FILE  # the associated file's name is this basename
         label_path.write_text(labels_txt, encoding="utf-8")
         try:
-            writer = writer_mod.MetadataWriter.create_for_inference(
-                bytearray(model), *metadata_normalization(normalization), [str(label_path)]
-            )
+            mean, std = metadata_normalization(normalization)
+            if resize_note is None:
+                writer = writer_mod.MetadataWriter.create_for_inference(bytearray(model), mean, std, [str(label_path)])
+            else:
+                writer = _writer_with_note(writer_mod, bytearray(model), mean, std, str(label_path), resize_note)
             return bytes(writer.populate())
         except Exception as exc:  # the writer raises ValueError / RuntimeError / flatbuffer errors
             raise MetadataProblem(f"tflite-support could not write metadata: {type(exc).__name__}: {str(exc)[:300]}") from exc
+
+
+def _writer_with_note(writer_mod: Any, model: bytearray, mean: list[float], std: list[float], labels: str, note: str) -> Any:
+    """What ``create_for_inference`` builds, with ``note`` added to the model and input
+    descriptions: that method takes no descriptions, so its few metadata objects are made
+    here the same way and handed to ``create_from_metadata_info``."""
+    info = writer_mod.metadata_info
+    default_input = writer_mod._INPUT_DESCRIPTION
+    general = info.GeneralMd(name=writer_mod._MODEL_NAME, description=f"{writer_mod._MODEL_DESCRIPTION} Input: {note}.")
+    input_md = info.InputImageTensorMd(
+        name=writer_mod._INPUT_NAME, description=f"{default_input} {note[0].upper()}{note[1:]}.",
+        norm_mean=mean, norm_std=std, color_space_type=writer_mod._metadata_fb.ColorSpaceType.RGB,
+        tensor_type=writer_mod.writer_utils.get_input_tensor_types(model)[0])
+    category = info.CategoryTensorMd(
+        name=writer_mod._OUTPUT_CATRGORY_NAME, description=writer_mod._OUTPUT_CATEGORY_DESCRIPTION,
+        label_files=[info.LabelFileMd(file_path=labels)])
+    score = info.ClassificationTensorMd(name=writer_mod._OUTPUT_SCORE_NAME, description=writer_mod._OUTPUT_SCORE_DESCRIPTION)
+    return writer_mod.MetadataWriter.create_from_metadata_info(
+        model, general_md=general, input_md=input_md, output_category_md=category, output_score_md=score)
 
 
 def read_metadata(model: bytes) -> MetadataSummary:
@@ -80,6 +107,7 @@ def read_metadata(model: bytes) -> MetadataSummary:
         norm_mean=mean,
         norm_std=std,
         label_count=view.packed_lines(LABEL_FILE) or 0,
+        description=view.description,
     )
 
 

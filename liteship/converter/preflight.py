@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from liteship import odapi
+from liteship.converter.letterbox import LETTERBOX, STRETCH, ResizeSpec
 from liteship.errors import CheckpointProblem, ConfigProblem
 
 #: meta-architecture -> why it cannot go through TFLite_Detection_PostProcess
@@ -37,6 +38,9 @@ class ModelFacts:
     score_threshold: float
     iou_threshold: float
     score_converter: str
+    #: how the app must resize photos: stretch (fixed_shape_resizer) or letterbox
+    #: (keep_aspect_ratio_resizer with pad_to_max_dimension, exported at the padded square)
+    resize: ResizeSpec | None = None
 
 
 def read_pipeline_config(path: Path) -> Any:
@@ -62,7 +66,8 @@ def read_pipeline_config(path: Path) -> Any:
 
 
 def check_config(config: Any, path: Path) -> ModelFacts:
-    """SSD + fixed_shape_resizer + a box coder and NMS the TFLite op can express."""
+    """SSD + a fixed input size (fixed_shape_resizer, or keep_aspect_ratio_resizer padded to a
+    square) + a box coder and NMS the TFLite op can express."""
     arch = config.model.WhichOneof("model")
     if arch != "ssd":
         why = _REFUSED_ARCHS.get(arch or "", f"`{arch}` is not an SSD")
@@ -72,15 +77,8 @@ def check_config(config: Any, path: Path) -> ModelFacts:
             "ssd_mobilenet_v2_320x320 or ssd_mobilenet_v2_fpnlite_320x320 sample config"
         )
     ssd = config.model.ssd
-    resizer = ssd.image_resizer.WhichOneof("image_resizer_oneof")
-    if resizer != "fixed_shape_resizer":
-        raise ConfigProblem(
-            f"{path}: model.ssd.image_resizer is `{resizer}`; TFLite needs a fixed input size: "
-            "replace it with `fixed_shape_resizer { height: 320 width: 320 }` and retrain (or fine-tune)"
-        )
-    fsr = ssd.image_resizer.fixed_shape_resizer
-    if fsr.height <= 0 or fsr.width <= 0:
-        raise ConfigProblem(f"{path}: fixed_shape_resizer needs positive height and width, found {fsr.height}x{fsr.width}")
+    resize = _resize_spec(ssd.image_resizer, path)
+    grayscale = getattr(ssd.image_resizer, ssd.image_resizer.WhichOneof("image_resizer_oneof")).convert_to_grayscale
     coder = ssd.box_coder.WhichOneof("box_coder_oneof")
     if coder != "faster_rcnn_box_coder":
         raise ConfigProblem(
@@ -100,13 +98,53 @@ def check_config(config: Any, path: Path) -> ModelFacts:
     return ModelFacts(
         config_path=Path(path),
         num_classes=int(ssd.num_classes),
-        height=int(fsr.height),
-        width=int(fsr.width),
-        channels=1 if fsr.convert_to_grayscale else 3,
+        height=resize.height,
+        width=resize.width,
+        channels=1 if grayscale else 3,
         feature_extractor=ssd.feature_extractor.type,
         score_threshold=float(nms.score_threshold),
         iou_threshold=float(nms.iou_threshold),
         score_converter=converter,
+        resize=resize,
+    )
+
+
+def _resize_spec(image_resizer: Any, path: Path) -> ResizeSpec:
+    """The fixed TFLite input and how apps must resize photos to it, or a refusal.
+
+    ``keep_aspect_ratio_resizer`` with ``pad_to_max_dimension`` (every EfficientDet zoo
+    config) always gives the network a ``max_dimension`` square: the OD API's TFLite exporter
+    refuses it, liteship exports that square and records that the app must letterbox.
+    Without padding each photo has its own input size, which one TFLite input cannot be.
+    """
+    resizer = image_resizer.WhichOneof("image_resizer_oneof")
+    if resizer == "fixed_shape_resizer":
+        fsr = image_resizer.fixed_shape_resizer
+        if fsr.height <= 0 or fsr.width <= 0:
+            raise ConfigProblem(f"{path}: fixed_shape_resizer needs positive height and width, found {fsr.height}x{fsr.width}")
+        return ResizeSpec(STRETCH, int(fsr.height), int(fsr.width))
+    if resizer == "keep_aspect_ratio_resizer":
+        kar = image_resizer.keep_aspect_ratio_resizer
+        if kar.min_dimension <= 0 or kar.max_dimension < kar.min_dimension:
+            raise ConfigProblem(
+                f"{path}: keep_aspect_ratio_resizer needs 0 < min_dimension <= max_dimension, found "
+                f"{kar.min_dimension} and {kar.max_dimension}")
+        side = int(kar.max_dimension)
+        if not kar.pad_to_max_dimension:
+            raise ConfigProblem(
+                f"{path}: model.ssd.image_resizer is keep_aspect_ratio_resizer without pad_to_max_dimension: each "
+                f"image reaches the network at its own size (shorter side {kar.min_dimension}, longer side up to "
+                f"{kar.max_dimension}), and a TFLite model has one fixed input size. Set `pad_to_max_dimension: true` "
+                f"(the network then always sees a {side}x{side} letterboxed image, which liteship exports) or use "
+                f"`fixed_shape_resizer {{ height: {side} width: {side} }}`, and fine-tune with it"
+            )
+        pad = tuple(float(v) for v in kar.per_channel_pad_value) or (0.0, 0.0, 0.0)
+        return ResizeSpec(LETTERBOX, side, side, int(kar.min_dimension), side, pad)
+    name = resizer or "not set"
+    raise ConfigProblem(
+        f"{path}: model.ssd.image_resizer is `{name}`; TFLite needs one fixed input size: use "
+        "`fixed_shape_resizer { height: H width: W }` with the size the model was trained at "
+        "(or keep_aspect_ratio_resizer with pad_to_max_dimension: true)"
     )
 
 

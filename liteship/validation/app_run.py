@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from liteship.converter.letterbox import ResizeSpec, boxes_to_pixels
 from liteship.types import DEFAULT_NORMALIZATION, Normalization, OutputRole
 from liteship.validation.detect import Detections, TFLiteDetector
 
@@ -74,10 +75,11 @@ def metadata_normalization(model: bytes) -> Normalization:
     return Normalization(tuple(float(m) for m in md.norm_mean), tuple(float(s) for s in md.norm_std))
 
 
-def detector_for(model: bytes, num_threads: int = 2, raw_nms: Any = None) -> Any:
+def detector_for(model: bytes, num_threads: int = 2, raw_nms: Any = None, resize: ResizeSpec | None = None) -> Any:
     """The model's app run: the postprocess op's outputs, or (the 2-output ``gpu`` variant,
     with ``raw_nms``: :class:`~liteship.validation.runtimes.raw_ssd.Nms`) its heads decoded
-    and suppressed as an app that decodes them itself does."""
+    and suppressed as an app that decodes them itself does. ``resize``: a letterboxed model's
+    spec (the detector letterboxes as the app must)."""
     if raw_nms is not None:
         from liteship.tflite_inspect import inspect_model
 
@@ -86,19 +88,21 @@ def detector_for(model: bytes, num_threads: int = 2, raw_nms: Any = None) -> Any
 
             return RawSsdDetector(model, raw_nms, num_threads=num_threads)
     norm = metadata_normalization(model)
-    return TFLiteDetector(model, num_threads=num_threads, mean=norm.mean, std=norm.std)
+    return TFLiteDetector(model, num_threads=num_threads, mean=norm.mean, std=norm.std, resize=resize)
 
 
 class _ReferenceDetector:
     """The reference with the detector's interface: pixel boxes, health of heads and outputs."""
 
-    def __init__(self, reference_dir: Path) -> None:
+    def __init__(self, reference_dir: Path, resize: ResizeSpec | None = None) -> None:
         from liteship.validation.reference import Reference
 
         self._ref = Reference(reference_dir)
+        self._resize = resize if resize is not None and resize.letterbox else None
 
     def detect_checked(self, rgb: np.ndarray) -> tuple[Detections, dict[str, int]]:
-        _, heads, d = self._ref.run(rgb)
+        r = self._ref.run_full(rgb)
+        heads, d = r.heads, r.detections
         h, w = rgb.shape[:2]
         health = {f"heads/{k}": int((~np.isfinite(v)).sum()) for k, v in heads.items()}
         boxes, classes, scores = d["boxes"], d["classes"], d["scores"]
@@ -106,8 +110,11 @@ class _ReferenceDetector:
         health["detections/boxes"] = int((~np.isfinite(boxes).all(axis=1)).sum())
         health["detections/scores"] = int((~np.isfinite(scores)).sum())
         boxes, classes, scores = boxes[finite], classes[finite], scores[finite]
-        # normalized (ymin, xmin, ymax, xmax), stretched like the fixed resizer
-        pixel = np.stack([boxes[:, 1] * w, boxes[:, 0] * h, boxes[:, 3] * w, boxes[:, 2] * h], axis=1)
+        if self._resize is not None:  # normalized to the padded square; the model's own resized size
+            boxes = boxes_to_pixels(boxes, self._resize, h, w, r.true_image_shape)
+        else:  # normalized (ymin, xmin, ymax, xmax), stretched like the fixed resizer
+            boxes = boxes * np.asarray([h, w, h, w], np.float64)
+        pixel = np.stack([boxes[:, 1], boxes[:, 0], boxes[:, 3], boxes[:, 2]], axis=1)
         pixel = pixel.clip(0, [w, h, w, h]) if len(pixel) else pixel.reshape(0, 4)
         return Detections(pixel.astype(np.float32), classes, scores.astype(np.float32)), health
 
@@ -135,6 +142,7 @@ def run_models(
     keep_images: int = 0,
     workers: int | None = None,
     raw_nms: Any = None,
+    resize: ResizeSpec | None = None,
 ) -> tuple[dict[str, ModelRun], list[tuple[ValidationImage, np.ndarray]]]:
     """Run every model (and the reference, under :data:`REFERENCE`) on every image;
     ``raw_nms``: how models without the postprocess op are decoded (:func:`detector_for`).
@@ -144,17 +152,19 @@ def run_models(
     cores), each with its own single-threaded interpreters and one shared reference: the
     interpreter, TensorFlow and Pillow's decoder release the GIL, and on small models one
     interpreter with several threads spends most of an invoke synchronising them. The
-    results are merged in image order, so they do not depend on ``workers``.
+    results are merged in image order, so they do not depend on ``workers``. ``resize``: a
+    letterboxed model's spec: the variants letterbox each photo as the app must, the
+    reference uses the model's own keep-aspect preprocess.
     """
     images = list(images)
     workers = max(1, min(usable_cores() if workers is None else workers, len(images)))
-    reference = _ReferenceDetector(reference_dir) if reference_dir is not None else None
+    reference = _ReferenceDetector(reference_dir, resize) if reference_dir is not None else None
     names = [*models, *([REFERENCE] if reference is not None else [])]
     runs = {name: ModelRun(name, min_score=min_score) for name in names}
 
     def share(indices: Sequence[int]) -> list[tuple[int, np.ndarray | None, dict[str, Any]]]:
         threads = 2 if workers == 1 else 1
-        detectors: dict[str, Any] = {name: detector_for(model, threads, raw_nms=raw_nms) for name, model in models.items()}
+        detectors: dict[str, Any] = {name: detector_for(model, threads, raw_nms=raw_nms, resize=resize) for name, model in models.items()}
         if reference is not None:
             detectors[REFERENCE] = reference
         done = []

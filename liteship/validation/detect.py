@@ -4,7 +4,9 @@ The four ``TFLite_Detection_PostProcess`` outputs are found by role (the op's po
 output is), so models in port order and in the TF2 converter's order both work.
 
 Preprocessing: resize to the model's input size with Pillow's bilinear filter (no aspect
-ratio kept, as apps and the OD API's ``fixed_shape_resizer`` do), then
+ratio kept, as apps and the OD API's ``fixed_shape_resizer`` do; a letterboxed model --
+``resize`` with mode letterbox -- gets the letterbox of :mod:`liteship.converter.letterbox`
+instead), then
 
 * float32 input: ``(pixel - mean) / std`` (pass the model's metadata normalization);
 * uint8 input: the raw pixels (what the Task Library and the sample apps feed);
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from liteship.converter.letterbox import ResizeSpec, boxes_to_pixels, letterbox
 from liteship.errors import ModelInputProblem
 from liteship.tflite_inspect import ModelInfo, TensorInfo, inspect_model
 from liteship.types import DEFAULT_NORMALIZATION, POSTPROCESS_OP, POSTPROCESS_PORT_ORDER, Normalization, OutputRole
@@ -83,12 +86,14 @@ class TFLiteDetector:
         *,
         mean: float | Sequence[float] = DEFAULT_NORMALIZATION.mean,
         std: float | Sequence[float] = DEFAULT_NORMALIZATION.std,
+        resize: ResizeSpec | None = None,
     ) -> None:
         data, source = _read_model(model)
         self.info: ModelInfo = inspect_model(data, source=source)
         self.source = source
         self._mean, self._std = Normalization(tuple(np.atleast_1d(mean).tolist()),
                                               tuple(np.atleast_1d(std).tolist())).channel_arrays()
+        self.resize = resize if resize is not None and resize.letterbox else None
         image = _image_input(self.info, source)
         self.input_dtype: str = image.dtype
         self.input_height, self.input_width = image.shape[1], image.shape[2]
@@ -114,6 +119,8 @@ class TFLiteDetector:
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
         """uint8 HxWx3 -> the model's input tensor [1, H, W, 3]."""
         rgb = _checked_image(rgb)
+        if self.resize is not None:
+            rgb = letterbox(rgb, self.resize)[0]
         image = Image.fromarray(rgb, "RGB")
         if image.size != (self.input_width, self.input_height):
             image = image.resize((self.input_width, self.input_height), Image.Resampling.BILINEAR)
@@ -147,13 +154,18 @@ class TFLiteDetector:
         keep = finite[OutputRole.BOXES] & finite[OutputRole.CLASSES] & finite[OutputRole.SCORES]
         if not keep.all():
             boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
+        if self.resize is not None:  # relative to the padded square, not to the photo
+            boxes = boxes_to_pixels(boxes, self.resize, height, width)
+            scale_y = scale_x = 1.0
+        else:
+            scale_y, scale_x = height, width
         ymin, xmin, ymax, xmax = (boxes[:, k] for k in range(4))
         pixel_boxes = np.stack(
             [
-                np.clip(xmin * width, 0, width),
-                np.clip(ymin * height, 0, height),
-                np.clip(xmax * width, 0, width),
-                np.clip(ymax * height, 0, height),
+                np.clip(xmin * scale_x, 0, width),
+                np.clip(ymin * scale_y, 0, height),
+                np.clip(xmax * scale_x, 0, width),
+                np.clip(ymax * scale_y, 0, height),
             ],
             axis=-1,
         )

@@ -21,7 +21,7 @@ all see the very same pixels):
   reference's ``detect``. Wrong anchors or scales in the metadata fail both comparisons.
 
 Results are :class:`~liteship.validation.parity.ParityResult` s judged with
-:func:`liteship.validation.parity.judge`, like every variant.
+:func:`liteship.validation.judge.parity_checks`, like every variant.
 """
 
 from __future__ import annotations
@@ -37,13 +37,17 @@ import numpy as np
 
 from liteship.converter import mediapipe_metadata as mpmd
 from liteship.types import Check, GpuPrecision, Variant, Verdict
+from liteship.validation import judge as judging
 from liteship.validation import parity, raw_heads
+from liteship.validation.gates import TOLERANCES, Tolerance
 from liteship.validation.contracts import MEDIAPIPE_RAW_NMS_IOU
 from liteship.validation.reference import Reference
 
 #: what MediaPipe's ObjectDetector applies to models without the postprocess op (above)
 MEDIAPIPE_NMS_IOU = MEDIAPIPE_RAW_NMS_IOU
 PARITY_SCORE_THRESHOLD = 0.3
+#: scores closer than this are a tie when matching (the gpu variant's built-in score_tie)
+SCORE_TIE = TOLERANCES[Variant.GPU].score_tie
 
 
 class ReferenceNms:
@@ -95,55 +99,23 @@ class ReferenceNms:
 
 
 class _Acc:
-    """Running sums of one runtime's comparison (the fields of a ParityResult)."""
+    """One runtime's comparison, in parity's own accumulators (the same statistics, NaN
+    handling and tie-aware matching as every variant)."""
 
     def __init__(self) -> None:
-        self.heads: dict[str, list[float]] = {}
-        self.ref = self.var = self.matched = self.same_class = 0
-        self.iou: list[float] = []
-        self.dscore: list[float] = []
+        self.acc = parity.new_accumulator()
 
     def add_heads(self, name: str, got: np.ndarray, want: np.ndarray) -> None:
-        diff = np.abs(np.subtract(np.asarray(got).reshape(want.shape), want, dtype=np.float64))
-        s = self.heads.setdefault(name, [0.0, 0.0, 0])
-        s[0], s[1], s[2] = max(s[0], float(diff.max())), s[1] + float(diff.mean()), s[2] + 1
+        self.acc["heads"][name].add(np.asarray(got).reshape(want.shape), want)
 
     def add_detections(self, ref: dict[str, np.ndarray], var: dict[str, np.ndarray], threshold: float,
                        clip: bool = True) -> None:
         """``clip``: clip the variant's boxes to the image, as the reference's are."""
-        ref = parity._above(ref, threshold)
-        var = parity._above({**var, "boxes": np.clip(var["boxes"], 0.0, 1.0)} if clip else var, threshold)
-        self.ref += len(ref["scores"])
-        self.var += len(var["scores"])
-        pairs = parity.match(ref, var)
-        self.matched += len(pairs)
-        self.same_class += sum(int(ref["classes"][i] == var["classes"][j]) for i, j, _ in pairs)
-        self.iou += [iou for _, _, iou in pairs]
-        self.dscore += [abs(float(ref["scores"][i]) - float(var["scores"][j])) for i, j, _ in pairs]
+        var = {**var, "boxes": np.clip(var["boxes"], 0.0, 1.0)} if clip else var
+        self.acc["det"].add(ref, var, threshold, SCORE_TIE, None)
 
     def result(self, name: str, images: int, threshold: float) -> parity.ParityResult:
-        def summary(values: list[float]) -> dict[str, Any]:
-            if not values:
-                return {"count": 0, "mean": None, "max": None, "min": None}
-            a = np.asarray(values)
-            return {"count": int(a.size), "mean": float(a.mean()), "max": float(a.max()), "min": float(a.min())}
-
-        hist, edges = np.histogram(np.asarray(self.iou), bins=[0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0 + 1e-9])
-        return parity.ParityResult(
-            variant=name,
-            images=images,
-            score_threshold=threshold,
-            heads={k: ({"max_abs": s[0], "mean_abs": s[1] / max(s[2], 1)} if (s := self.heads.get(k)) else
-                       {"max_abs": None, "mean_abs": None}) for k in ("box_encodings", "class_predictions")},
-            reference_detections=self.ref,
-            variant_detections=self.var,
-            matched=self.matched,
-            class_agreement=self.same_class / self.matched if self.matched else None,
-            recall=self.matched / self.ref if self.ref else None,
-            precision=self.matched / self.var if self.var else None,
-            iou={**summary(self.iou), "histogram": {"edges": [round(e, 3) for e in edges], "counts": hist.tolist()}},
-            score_delta=summary(self.dscore),
-        )
+        return parity.result_of(name, self.acc, images, threshold, SCORE_TIE)
 
 
 @dataclass(frozen=True)
@@ -322,29 +294,32 @@ def _compiled_outputs(outcome: Any) -> dict[str, np.ndarray] | None:
 # --- judging (pure) -------------------------------------------------------------------------
 
 
-def tolerance_for(precision: GpuPrecision, tolerances: dict[Variant, parity.Tolerance]) -> parity.Tolerance:
+def tolerance_for(precision: GpuPrecision, tolerances: dict[Variant, Tolerance]) -> Tolerance:
     """``[parity.gpu]`` for fp32 weights; with fp16 weights the looser of it and fp16's."""
     base = tolerances[Variant.GPU]
     if precision is GpuPrecision.FP32:
         return base
     fp16 = tolerances[Variant.FP16]
     values = {}
-    for f in dataclasses.fields(parity.Tolerance):
+    for f in dataclasses.fields(Tolerance):
         a, b = getattr(base, f.name), getattr(fp16, f.name)
-        values[f.name] = min(a, b) if f.name.startswith("min_") else max(a, b)
-    return parity.Tolerance(**values)
+        if a is None or b is None:  # an absent cap is the looser one
+            values[f.name] = None
+        else:
+            values[f.name] = min(a, b) if "min_" in f.name else max(a, b)  # min_recall, *_min_psnr_db
+    return Tolerance(**values)
 
 
 def _renamed(checks: list[Check], runtime: str) -> list[Check]:
     return [dataclasses.replace(c, id=c.id.replace("parity.", f"parity.{runtime}.", 1)) for c in checks]
 
 
-def judge(result: GpuParity, tolerance: parity.Tolerance) -> list[Check]:
+def judge(result: GpuParity, tolerance: Tolerance) -> list[Check]:
     checks: list[Check] = []
     checks += _runtime_checks("parity.mediapipe.loads", "MediaPipe ObjectDetector loads the model and detects",
                               result.mediapipe_run, result.mediapipe is not None)
     if result.mediapipe is not None:
-        judged = _renamed(parity.judge(result.mediapipe, tolerance), "mediapipe")
+        judged = _renamed(judging.parity_checks(result.mediapipe, tolerance), "mediapipe")
         checks += [dataclasses.replace(c, verdict=Verdict.NA, found=None, fix="",
                                        message="MediaPipe does not expose the model's outputs: see parity.compiled.heads")
                    if ".heads." in c.id else c for c in judged]
@@ -359,7 +334,7 @@ def judge(result: GpuParity, tolerance: parity.Tolerance) -> list[Check]:
     checks += _runtime_checks("parity.compiled.runs", "CompiledModel (CPU) loads and runs the model",
                               result.compiled_run, result.compiled is not None)
     if result.compiled is not None:
-        checks += _renamed(parity.judge(result.compiled, tolerance), "compiled")
+        checks += _renamed(judging.parity_checks(result.compiled, tolerance), "compiled")
     return checks
 
 
@@ -374,7 +349,7 @@ def _runtime_checks(cid: str, want: str, run: dict[str, Any], measured: bool) ->
 
 def validate_entry(
     entry: dict[str, Any], out: Path, exported: Any, images: Iterable[np.ndarray], labels: Sequence[str],
-    tolerances: dict[Variant, parity.Tolerance], precision: GpuPrecision,
+    tolerances: dict[Variant, Tolerance], precision: GpuPrecision,
 ) -> GpuParity:
     """Measure and judge the gpu variant's parity, fill its report entry the way ``run`` fills
     the others' (``parity``, ``checks``); its mAP and sanity come from the app run like theirs."""
@@ -391,7 +366,7 @@ def validate_entry(
     # this variant is for) finds them, heads as CompiledModel computes them
     top = result.mediapipe.to_dict() if result.mediapipe else (result.compiled.to_dict() if result.compiled else None)
     if top is not None and result.compiled is not None:
-        top["heads"] = result.compiled.heads
+        top["heads"] = result.compiled.to_dict()["heads"]  # HeadStats as report data
     entry["parity"] = None if top is None else {**top, "tolerance": dataclasses.asdict(tolerance), "gpu": result.to_dict()}
     entry["checks"] += [c.to_dict() for c in checks]
     return result

@@ -209,10 +209,74 @@ def lint_checks(contracts: Mapping[str, Any], gating: Sequence[str]) -> list[Che
     return out
 
 
-def parity_checks(result: Any, tolerance: Any) -> list[Check]:
-    from liteship.validation import parity
+_QUANT_FIX = "quantization moved the heads: see the per-layer attribution, try more or better calibration images"
 
-    return parity.judge(result, tolerance)
+
+def _measured(cid: str, value: float | None, limit: float, *, at_most: bool, fix: str, label: str = "") -> Check:
+    """:func:`threshold_check` where ``None`` means the check does not apply (nothing above
+    the threshold to compare): n/a, not a skip."""
+    if value is None:
+        return Check(cid, Verdict.NA, f"{'<=' if at_most else '>='} {limit}", None,
+                     "nothing to compare (no detections above the threshold)")
+    return threshold_check(cid, value, limit, at_most=at_most, fix=fix, label=label)
+
+
+def _head_checks(prefix: str, h: Any, max_rel: float, min_psnr: float, max_abs: float | None) -> list[Check]:
+    """Scale-aware head checks; the absolute numbers go into every message."""
+    if h.elements == 0 and not (h.nonfinite_reference or h.nonfinite_variant):
+        return [Check(f"{prefix}.max_rel", Verdict.NA, f"<= {max_rel}", None, "no elements to compare")]
+    if h.nonfinite_reference or h.nonfinite_variant:
+        label = (f"NaN/Inf: {h.nonfinite_variant} value(s) in the variant, {h.nonfinite_reference} in the reference; "
+                 "a NaN means overflow or a broken conversion or checkpoint")
+    else:
+        label = (f"reference range [{h.reference_min:.4g}, {h.reference_max:.4g}], RMS {h.reference_rms:.4g}; "
+                 f"max |diff| {h.max_abs:.4g}, RMSE {h.rmse:.4g}")
+    checks = [threshold_check(f"{prefix}.max_rel", h.max_rel, max_rel, at_most=True, fix=_QUANT_FIX, label=label)]
+    if h.psnr_db is None:  # bit-identical: no error to take a ratio of
+        checks.append(Check(f"{prefix}.psnr_db", Verdict.PASS, f">= {min_psnr}", "exact", f"({label})"))
+    else:
+        checks.append(threshold_check(f"{prefix}.psnr_db", h.psnr_db, min_psnr, at_most=False, fix=_QUANT_FIX,
+                                      label=label))
+    if max_abs is not None:
+        checks.append(threshold_check(f"{prefix}.max_abs", h.max_abs, max_abs, at_most=True, fix=_QUANT_FIX,
+                                      label=label))
+    return checks
+
+
+def _detection_checks(prefix: str, d: Any, t: Any, fix_suffix: str = "") -> list[Check]:
+    def fix(text: str) -> str:
+        return f"{text}{fix_suffix}"
+
+    ties = f"{d.ties_reference + d.ties_variant} near-tie(s) within {t.score_tie} not counted"
+    return [
+        _measured(f"{prefix}.recall", d.recall, t.min_recall, at_most=False,
+                  fix=fix("the variant misses detections the reference makes"), label=ties),
+        _measured(f"{prefix}.precision", d.precision, t.min_precision, at_most=False,
+                  fix=fix("the variant makes detections the reference does not"), label=ties),
+        _measured(f"{prefix}.class_agreement", d.class_agreement, t.min_class_agreement, at_most=False,
+                  fix=fix("matched boxes disagree on the class")),
+        _measured(f"{prefix}.mean_iou", d.iou["mean"], t.min_mean_iou, at_most=False,
+                  fix=fix("boxes moved: check box decoding / scales")),
+        _measured(f"{prefix}.mean_score_delta", d.score_delta["mean"], t.max_mean_score_delta, at_most=True,
+                  fix=fix("scores drifted")),
+    ]
+
+
+def parity_checks(result: Any, tolerance: Any) -> list[Check]:
+    """The checks of one variant's :class:`~liteship.validation.parity.ParityResult` against
+    its :class:`~liteship.validation.gates.Tolerance`."""
+    t = tolerance
+    checks = [
+        *_head_checks("parity.heads.box_encodings", result.heads["box_encodings"], t.box_encodings_max_rel,
+                      t.box_encodings_min_psnr_db, t.box_encodings_max_abs),
+        *_head_checks("parity.heads.class_predictions", result.heads["class_predictions"], t.class_scores_max_rel,
+                      t.class_scores_min_psnr_db, t.class_scores_max_abs),
+        *_detection_checks("parity.detections", result, t),
+    ]
+    if result.app_path is not None:
+        checks += _detection_checks("parity.letterbox", result.app_path, t,
+                                    " -- on the app's letterbox path: check the resize, padding and box rescaling")
+    return checks
 
 
 # ---------------------------------------------------------------------------- the decision

@@ -1,72 +1,98 @@
 """Parity of a TFLite variant against the desktop reference, on the same inputs.
 
-Measure first, judge separately: :func:`measure` returns numbers only; :func:`judge`
-turns them into checks with the tolerances of :data:`TOLERANCES` (data, per variant).
+Measure only: :func:`measure` returns typed numbers; :func:`liteship.validation.judge.parity_checks`
+judges them with the per-variant limits of :mod:`liteship.validation.gates` (data). Why each
+limit is what it is: docs/parity.md.
 
-* Tensor level: the reference's own ``preprocess`` output is fed to both sides (quantized
-  with the model's input parameters for integer inputs), and the raw heads are compared
-  elementwise: the reference ``heads`` signature vs the two tensors entering
-  TFLite_Detection_PostProcess (box encodings, class scores after the score converter).
-* Detection level: the reference ``detect`` signature (the OD API's own postprocess with
-  the op's NMS settings) vs the variant's outputs, matched greedily by IoU >= 0.5 among
-  detections scoring >= ``score_threshold``.
+* Heads: the reference's own ``preprocess`` output is fed to both sides (quantized with the
+  model's input parameters for integer inputs), and the two tensors entering
+  TFLite_Detection_PostProcess (box encodings, class scores after the score converter;
+  dequantized when the variant's heads are integer, as in a full-uint8 QAT model) are
+  compared elementwise with the reference ``heads`` signature. Measured scale-aware: the
+  worst error relative to the reference tensor's range, and the PSNR (``20 log10(range /
+  RMSE)``, the peak signal-to-noise ratio Qualcomm AI Hub reports for outputs), with the
+  absolute numbers alongside. A NaN or infinity on either side makes every statistic of
+  that head NaN (it is never a small difference) and is counted per side.
+* Detections: the reference ``detect`` signature (the OD API's own postprocess with the op's
+  NMS settings and the op's box convention: unclipped, nothing dropped) vs the variant's
+  outputs, matched greedily by IoU >= 0.5 among detections scoring >= ``score_threshold``.
+  Tie-aware: an unmatched detection is not a miss (or an extra) when its score is within the
+  variant's ``score_tie`` of the threshold or of the top-N cut, or when the other side has an
+  unmatched, overlapping detection within ``score_tie`` of its score (NMS kept the other one
+  of a near-tie).
+* App path (letterboxed models only): each variant also runs on the photo letterboxed the way
+  the app must do it (:mod:`liteship.converter.letterbox`), its boxes mapped back to photo
+  pixels with the app's rescaling, against the reference's detections on the same photo
+  through the model's own keep-aspect preprocess, mapped with the model's own resized size.
+  Both sides are clipped to the photo and boxes left with no area dropped, identically.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from liteship.types import Check, Verdict
+from liteship.converter.letterbox import ResizeSpec, boxes_to_pixels, letterbox
 from liteship.tflite_inspect import inspect_model
-from liteship.types import OutputRole, Variant
-from liteship.validation.reference import Reference
+from liteship.types import DEFAULT_NORMALIZATION, Normalization, OutputRole
+from liteship.validation.reference import Reference, ReferenceRun
+
+HEADS = ("box_encodings", "class_predictions")
+IOU_MATCH = 0.5
+
+
+# --- typed results ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Tolerance:
-    """Per-variant limits; documented in docs/parity.md."""
+class HeadStats:
+    """One head tensor, variant vs reference, over every element of every image."""
 
-    box_encodings_max_abs: float
-    class_scores_max_abs: float
-    min_recall: float  # matched / reference detections
-    min_precision: float  # matched / variant detections
-    min_class_agreement: float
-    min_mean_iou: float
-    max_mean_score_delta: float
+    elements: int
+    max_abs: float | None
+    mean_abs: float | None
+    rmse: float | None
+    reference_min: float | None
+    reference_max: float | None
+    reference_rms: float | None
+    #: max_abs / (reference_max - reference_min)
+    max_rel: float | None
+    #: 20 log10(range / rmse); None when the error is exactly 0 (``rmse == 0``)
+    psnr_db: float | None
+    nonfinite_reference: int
+    nonfinite_variant: int
 
-
-#: fp32 must reproduce the reference up to float reordering; fp16 halves the mantissa;
-#: dynamic range and int8 quantize weights (and activations) to 8 bits.
-TOLERANCES: dict[Variant, Tolerance] = {
-    Variant.FP32: Tolerance(1e-3, 1e-3, 0.98, 0.98, 0.98, 0.98, 0.005),
-    Variant.FP16: Tolerance(0.05, 0.02, 0.95, 0.95, 0.97, 0.95, 0.02),
-    Variant.DYNAMIC: Tolerance(0.5, 0.15, 0.85, 0.85, 0.92, 0.85, 0.08),
-    Variant.INT8: Tolerance(1.0, 0.25, 0.80, 0.80, 0.90, 0.80, 0.10),
-    # fp32 weights (fp16: the looser of this and FP16's, liteship/validation/gpu_parity.py);
-    # detections as MediaPipe decodes them: its own NMS, boxes in whole pixels
-    Variant.GPU: Tolerance(1e-3, 1e-3, 0.95, 0.95, 0.97, 0.90, 0.01),
-}
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
-@dataclass
-class _Stats:
-    values: list[float] = field(default_factory=list)
+@dataclass(frozen=True)
+class DetectionStats:
+    """IoU-matched detections above the threshold, tie-aware."""
 
-    def add(self, v: Iterable[float]) -> None:
-        self.values.extend(float(x) for x in v)
+    reference_detections: int
+    variant_detections: int
+    matched: int
+    misses: int  # unmatched reference detections that are not ties
+    extras: int  # unmatched variant detections that are not ties
+    ties_reference: int  # unmatched reference detections excused as ties
+    ties_variant: int
+    class_agreement: float | None
+    recall: float | None
+    precision: float | None
+    iou: dict[str, Any]  # summary + histogram
+    score_delta: dict[str, Any]  # |score_ref - score_variant| of matched pairs
+    nonfinite_reference: int  # NaN/inf in the boxes or scores each side returned
+    nonfinite_variant: int
 
-    def summary(self) -> dict[str, float | None]:
-        if not self.values:
-            return {"count": 0, "mean": None, "max": None, "min": None}
-        a = np.asarray(self.values)
-        return {"count": int(a.size), "mean": float(a.mean()), "max": float(a.max()), "min": float(a.min())}
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -74,18 +100,40 @@ class ParityResult:
     variant: str
     images: int
     score_threshold: float
-    heads: dict[str, dict[str, float]]  # name -> {max_abs, mean_abs}
+    score_tie: float
+    heads: dict[str, HeadStats]
     reference_detections: int
     variant_detections: int
     matched: int
+    misses: int
+    extras: int
+    ties_reference: int
+    ties_variant: int
     class_agreement: float | None
     recall: float | None
     precision: float | None
-    iou: dict[str, Any]  # summary + histogram
-    score_delta: dict[str, Any]  # |score_ref - score_variant| of matched pairs
+    iou: dict[str, Any]
+    score_delta: dict[str, Any]
+    nonfinite_detections: dict[str, int]
+    #: letterboxed models: the app's letterbox + box rescaling vs the model's own preprocess
+    app_path: DetectionStats | None = None
+    resize: str = "stretch"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["heads"] = {k: v.to_dict() for k, v in self.heads.items()}
+        d["app_path"] = self.app_path.to_dict() if self.app_path is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ParityResult:
+        """The inverse of :meth:`to_dict` (the step cache stores results as JSON)."""
+        app = d.get("app_path")
+        return cls(**{**d, "heads": {k: HeadStats(**v) for k, v in d["heads"].items()},
+                      "app_path": DetectionStats(**app) if app is not None else None})
+
+
+# --- matching -------------------------------------------------------------------------------
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -103,7 +151,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a + area_b - inter, 1e-12)
 
 
-def match(ref: dict[str, np.ndarray], var: dict[str, np.ndarray], iou_threshold: float = 0.5) -> list[tuple[int, int, float]]:
+def match(ref: dict[str, np.ndarray], var: dict[str, np.ndarray], iou_threshold: float = IOU_MATCH) -> list[tuple[int, int, float]]:
     """Greedy one-to-one matching by IoU, highest reference score first.
 
     Each reference detection takes the unused variant detection with the highest IoU (the
@@ -125,6 +173,216 @@ def match(ref: dict[str, np.ndarray], var: dict[str, np.ndarray], iou_threshold:
             pairs.append((i, best, row[best]))
             used.add(best)
     return pairs
+
+
+@dataclass(frozen=True)
+class ImageMatch:
+    """One image's tie-aware matching (see :func:`match_tie_aware`)."""
+
+    pairs: list[tuple[int, int, float]]
+    misses: list[int]  # reference indices (into the kept reference detections)
+    extras: list[int]  # variant indices
+    ties_reference: list[int]
+    ties_variant: list[int]
+
+
+def match_tie_aware(
+    ref: dict[str, np.ndarray],
+    var: dict[str, np.ndarray],
+    threshold: float,
+    tie: float,
+    ref_cut: float | None = None,
+    var_cut: float | None = None,
+) -> ImageMatch:
+    """:func:`match`, then the unmatched detections that are ties are told apart from misses.
+
+    ``ref``/``var``: detections scoring >= ``threshold``. ``ref_cut``/``var_cut``: the lowest
+    score of that side's full top-N list when the op returned N detections (a candidate of
+    the other side just below it was cut by N, not by the model), else None.
+
+    An unmatched detection with score ``s`` is a tie when ``s < threshold + tie`` (the other
+    side may have scored it just below the threshold), when ``s <= cut + tie`` for the other
+    side's top-N cut, or when it overlaps an unmatched detection of the other side whose
+    score is within ``tie`` of ``s`` (NMS kept the other box of a near-equal pair).
+    """
+    pairs = match(ref, var)
+    matched_r = {i for i, _, _ in pairs}
+    matched_v = {j for _, j, _ in pairs}
+    un_r = [i for i in range(len(ref["scores"])) if i not in matched_r]
+    un_v = [j for j in range(len(var["scores"])) if j not in matched_v]
+    tie_r: set[int] = set()
+    tie_v: set[int] = set()
+    if un_r and un_v:  # near-equal overlapping pairs NMS resolved differently
+        overlap = _iou(ref["boxes"][un_r], var["boxes"][un_v])
+        for a, i in enumerate(un_r):
+            for b, j in enumerate(un_v):
+                if j not in tie_v and overlap[a, b] > 0 and abs(float(ref["scores"][i]) - float(var["scores"][j])) <= tie:
+                    tie_r.add(i)
+                    tie_v.add(j)
+                    break
+
+    def borderline(score: float, other_cut: float | None) -> bool:
+        return score < threshold + tie or (other_cut is not None and score <= other_cut + tie)
+
+    tie_r |= {i for i in un_r if borderline(float(ref["scores"][i]), var_cut)}
+    tie_v |= {j for j in un_v if borderline(float(var["scores"][j]), ref_cut)}
+    return ImageMatch(
+        pairs=pairs,
+        misses=[i for i in un_r if i not in tie_r],
+        extras=[j for j in un_v if j not in tie_v],
+        ties_reference=sorted(tie_r),
+        ties_variant=sorted(tie_v),
+    )
+
+
+# --- streaming accumulators -----------------------------------------------------------------
+
+
+@dataclass
+class _Stats:
+    values: list[float] = field(default_factory=list)
+
+    def add(self, v: Iterable[float]) -> None:
+        self.values.extend(float(x) for x in v)
+
+    def summary(self) -> dict[str, float | None]:
+        if not self.values:
+            return {"count": 0, "mean": None, "max": None, "min": None}
+        a = np.asarray(self.values)
+        return {"count": int(a.size), "mean": float(a.mean()), "max": float(a.max()), "min": float(a.min())}
+
+
+class _HeadAccumulator:
+    """max/sum of |diff|, sum of diff^2, reference min/max/sum of squares. NaN-safe: non-finite
+    elements are counted per side and left out of the sums, and any count > 0 makes every
+    statistic NaN (a NaN is never a small difference; the counts say where it was)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.max_abs = 0.0
+        self.sum_abs = 0.0
+        self.sum_sq = 0.0
+        self.ref_min = math.inf
+        self.ref_max = -math.inf
+        self.ref_sum_sq = 0.0
+        self.bad_ref = 0
+        self.bad_var = 0
+
+    def add(self, var: np.ndarray, ref: np.ndarray) -> None:
+        var = np.asarray(var, np.float64)
+        ref = np.asarray(ref, np.float64)
+        ok_var, ok_ref = np.isfinite(var), np.isfinite(ref)
+        self.bad_var += int(var.size - np.count_nonzero(ok_var))
+        self.bad_ref += int(ref.size - np.count_nonzero(ok_ref))
+        both = ok_var & ok_ref
+        if not both.all():
+            var, ref = var[both], ref[both]
+        if ref.size == 0:
+            return
+        diff = np.subtract(var, ref)  # exact: float32 operands in float64
+        sq = float(np.dot(diff.ravel(), diff.ravel()))
+        np.abs(diff, out=diff)
+        self.n += diff.size
+        self.max_abs = max(self.max_abs, float(diff.max()))
+        self.sum_abs += float(diff.sum())
+        self.sum_sq += sq
+        self.ref_min = min(self.ref_min, float(ref.min()))
+        self.ref_max = max(self.ref_max, float(ref.max()))
+        self.ref_sum_sq += float(np.dot(ref.ravel(), ref.ravel()))
+
+    def result(self) -> HeadStats:
+        if self.bad_ref or self.bad_var:
+            nan = math.nan
+            return HeadStats(self.n, nan, nan, nan, nan, nan, nan, nan, nan, self.bad_ref, self.bad_var)
+        if self.n == 0:
+            return HeadStats(0, None, None, None, None, None, None, None, None, self.bad_ref, self.bad_var)
+        rmse = math.sqrt(self.sum_sq / self.n)
+        span = self.ref_max - self.ref_min
+        return HeadStats(
+            elements=self.n,
+            max_abs=self.max_abs,
+            mean_abs=self.sum_abs / self.n,
+            rmse=rmse,
+            reference_min=self.ref_min,
+            reference_max=self.ref_max,
+            reference_rms=math.sqrt(self.ref_sum_sq / self.n),
+            max_rel=self.max_abs / span if span > 0 else (0.0 if self.max_abs == 0 else math.inf),
+            psnr_db=(20.0 * math.log10(span / rmse) if span > 0 else -math.inf) if rmse > 0 else None,
+            nonfinite_reference=self.bad_ref,
+            nonfinite_variant=self.bad_var,
+        )
+
+
+class _DetectionAccumulator:
+    def __init__(self) -> None:
+        self.ref = self.var = self.matched = self.same_class = 0
+        self.misses = self.extras = self.ties_ref = self.ties_var = 0
+        self.bad_ref = self.bad_var = 0
+        self.iou = _Stats()
+        self.dscore = _Stats()
+
+    def add(self, ref_all: dict[str, np.ndarray], var_all: dict[str, np.ndarray], threshold: float, tie: float,
+            max_detections: int | None) -> None:
+        ref_all, bad_r = _finite(ref_all)
+        var_all, bad_v = _finite(var_all)
+        self.bad_ref += bad_r
+        self.bad_var += bad_v
+        ref, var = _above(ref_all, threshold), _above(var_all, threshold)
+        m = match_tie_aware(ref, var, threshold, tie, _cut(ref_all, max_detections), _cut(var_all, max_detections))
+        self.ref += len(ref["scores"])
+        self.var += len(var["scores"])
+        self.matched += len(m.pairs)
+        self.misses += len(m.misses)
+        self.extras += len(m.extras)
+        self.ties_ref += len(m.ties_reference)
+        self.ties_var += len(m.ties_variant)
+        if m.pairs:
+            self.same_class += sum(int(ref["classes"][i] == var["classes"][j]) for i, j, _ in m.pairs)
+            self.iou.add(iou for _, _, iou in m.pairs)
+            self.dscore.add(abs(float(ref["scores"][i]) - float(var["scores"][j])) for i, j, _ in m.pairs)
+
+    def result(self) -> DetectionStats:
+        ious = np.asarray(self.iou.values)
+        hist, edges = np.histogram(ious, bins=[0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0 + 1e-9])
+        return DetectionStats(
+            reference_detections=self.ref,
+            variant_detections=self.var,
+            matched=self.matched,
+            misses=self.misses,
+            extras=self.extras,
+            ties_reference=self.ties_ref,
+            ties_variant=self.ties_var,
+            class_agreement=self.same_class / self.matched if self.matched else None,
+            recall=self.matched / (self.matched + self.misses) if self.matched + self.misses else None,
+            precision=self.matched / (self.matched + self.extras) if self.matched + self.extras else None,
+            iou={**self.iou.summary(), "histogram": {"edges": [round(e, 3) for e in edges], "counts": hist.tolist()}},
+            score_delta=self.dscore.summary(),
+            nonfinite_reference=self.bad_ref,
+            nonfinite_variant=self.bad_var,
+        )
+
+
+def _finite(d: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
+    """Detections with a NaN/inf box or score removed, and how many there were."""
+    ok = np.isfinite(d["scores"]) & np.isfinite(d["boxes"]).all(axis=1)
+    if ok.all():
+        return d, 0
+    return {k: v[ok] for k, v in d.items()}, int(ok.size - np.count_nonzero(ok))
+
+
+def _cut(d: dict[str, np.ndarray], max_detections: int | None) -> float | None:
+    n = len(d["scores"])
+    return float(d["scores"].min()) if max_detections and n >= max_detections and n else None
+
+
+def _above(d: dict[str, np.ndarray], threshold: float) -> dict[str, np.ndarray]:
+    keep = d["scores"] >= threshold
+    if keep.all():
+        return d
+    return {k: v[keep] for k, v in d.items()}
+
+
+# --- the variant side -------------------------------------------------------------------------
 
 
 def _postprocess_runs_last(info: Any) -> bool:
@@ -150,6 +408,7 @@ class _Variant:
         if not info.postprocess:
             raise ValueError("no TFLite_Detection_PostProcess op")
         self.head_tensors = info.postprocess[0].inputs[:2]
+        self.max_detections = info.postprocess[0].options.max_detections
         self.role_index = {r: info.outputs[i].index for i, r in enumerate(info.output_roles) if r is not None}
         # experimental_preserve_all_tensors keeps every intermediate tensor (no arena reuse):
         # about 2x slower invokes, so only when the heads could be overwritten otherwise
@@ -169,6 +428,16 @@ class _Variant:
         self._unfold = None
         if unfold is not None:
             self._unfold = (np.asarray(unfold.std, np.float32), np.asarray(unfold.mean, np.float32))
+        details = {d["index"]: d for d in self.it.get_tensor_details()}
+        #: integer heads (a full-uint8 QAT model): (scale, zero_point) to dequantize them with
+        self.head_quantization: dict[str, tuple[float, int] | None] = {}
+        for key, index in zip(HEADS, self.head_tensors):
+            d = details[index]
+            scale, zero = d["quantization"]
+            integer = np.issubdtype(d["dtype"], np.integer)
+            if integer and not scale:
+                raise ValueError(f"head {d['name']!r} is {np.dtype(d['dtype']).name} without quantization parameters")
+            self.head_quantization[key] = (float(scale), int(zero)) if integer else None
 
     def input_for(self, pre: np.ndarray) -> np.ndarray:
         """The reference's preprocessed image as this variant's input (quantized for integer
@@ -189,32 +458,44 @@ class _Variant:
         np.clip(buf, lo, hi, out=buf)
         return buf.astype(self.inp["dtype"])
 
-    def run(self, pre: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        self.it.set_tensor(self.inp["index"], self.input_for(pre))
+    def app_input(self, pixels: np.ndarray, normalization: Normalization) -> np.ndarray:
+        """A uint8 HxWx3 image already at the input size, as an app feeds it: raw pixels for a
+        uint8 input or a folded normalization, else ``(pixel - mean) / std`` (quantized for int8)."""
+        if self.inp["dtype"] == np.uint8:
+            return pixels[None]
+        if self._unfold is not None:
+            return pixels[None].astype(self.inp["dtype"])
+        mean, std = normalization.channel_arrays()
+        return self.input_for(((pixels[None].astype(np.float32) - mean) / std).astype(np.float32))
+
+    def invoke(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The first ``count`` detections (boxes normalized to the input, unclipped, as the op writes them)."""
+        self.it.set_tensor(self.inp["index"], x)
         self.it.invoke()
         get = self.it.get_tensor  # returns a copy
-        heads = {"box_encodings": get(self.head_tensors[0]), "class_predictions": get(self.head_tensors[1])}
-        n = int(get(self.role_index[OutputRole.COUNT])[0])
-        dets = {
+        raw_count = float(get(self.role_index[OutputRole.COUNT]).reshape(-1)[0])
+        n = int(raw_count) if math.isfinite(raw_count) else 0
+        return {
             "boxes": get(self.role_index[OutputRole.BOXES])[0, :n],
-            "classes": get(self.role_index[OutputRole.CLASSES])[0, :n].astype(np.int64),
+            "classes": np.nan_to_num(get(self.role_index[OutputRole.CLASSES])[0, :n]).astype(np.int64),
             "scores": get(self.role_index[OutputRole.SCORES])[0, :n],
         }
-        return heads, dets
+
+    def heads(self) -> dict[str, np.ndarray]:
+        """The two tensors entering the postprocess op after the last invoke, as real numbers."""
+        out = {}
+        for key, index in zip(HEADS, self.head_tensors):
+            value = self.it.get_tensor(index)
+            q = self.head_quantization[key]
+            out[key] = value if q is None else (value.astype(np.float32) - q[1]) * np.float32(q[0])
+        return out
+
+    def run(self, pre: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        dets = self.invoke(self.input_for(pre))
+        return self.heads(), dets
 
 
-def _above(d: dict[str, np.ndarray], threshold: float) -> dict[str, np.ndarray]:
-    keep = d["scores"] >= threshold
-    if keep.all():
-        return d
-    return {k: v[keep] for k, v in d.items()}
-
-
-def _new_accumulator() -> dict[str, Any]:
-    return {
-        "heads": {"box_encodings": [0.0, 0.0, 0], "class_predictions": [0.0, 0.0, 0]},
-        "ref": 0, "var": 0, "matched": 0, "same_class": 0, "iou": _Stats(), "dscore": _Stats(),
-    }
+# --- measuring -------------------------------------------------------------------------------
 
 
 def compare_step(
@@ -222,32 +503,62 @@ def compare_step(
     var: _Variant,
     pre: np.ndarray,
     ref_heads: dict[str, np.ndarray],
-    ref_kept: dict[str, np.ndarray],
+    ref_dets: dict[str, np.ndarray],
     score_threshold: float,
+    score_tie: float = 0.0,
 ) -> None:
     """One image through one variant, compared with the reference's results for it.
 
     Everything :func:`measure` does per variant and image (scripts/bench.py times exactly
-    this against a bare ``invoke``).
+    this against a bare ``invoke``). ``ref_dets``: all the reference's detections (the
+    threshold is applied here, on both sides alike).
     """
     heads, dets = var.run(pre)
+    accumulate(acc, heads, dets, ref_heads, ref_dets, score_threshold, score_tie, var.max_detections)
+
+
+def accumulate(
+    acc: dict[str, Any],
+    heads: dict[str, np.ndarray],
+    dets: dict[str, np.ndarray],
+    ref_heads: dict[str, np.ndarray],
+    ref_dets: dict[str, np.ndarray],
+    score_threshold: float,
+    score_tie: float,
+    max_detections: int | None,
+) -> None:
+    """The comparison half of :func:`compare_step`, on a variant's outputs for one image."""
     for key, stat in acc["heads"].items():
-        diff = np.subtract(heads[key], ref_heads[key], dtype=np.float64)  # exact, as float64 operands
-        np.abs(diff, out=diff)
-        # NaN-safe: max(0.0, nan) is 0.0 in Python, which would let a NaN head pass
-        largest = float(diff.max())  # NaN when either side holds one
-        stat[0] = math.nan if math.isnan(largest) or math.isnan(stat[0]) else max(stat[0], largest)
-        stat[1] += float(diff.sum()) / diff.size  # what diff.mean() computes
-        stat[2] += 1
-    var_kept = _above(dets, score_threshold)
-    acc["ref"] += len(ref_kept["scores"])
-    acc["var"] += len(var_kept["scores"])
-    pairs = match(ref_kept, var_kept)
-    if pairs:
-        acc["matched"] += len(pairs)
-        acc["same_class"] += sum(int(ref_kept["classes"][i] == var_kept["classes"][j]) for i, j, _ in pairs)
-        acc["iou"].add(iou for _, _, iou in pairs)
-        acc["dscore"].add(abs(float(ref_kept["scores"][i]) - float(var_kept["scores"][j])) for i, j, _ in pairs)
+        stat.add(heads[key], ref_heads[key])
+    acc["det"].add(ref_dets, dets, score_threshold, score_tie, max_detections)
+
+
+def _clip_and_drop(d: dict[str, np.ndarray], h: int, w: int) -> dict[str, np.ndarray]:
+    """What an app does with detections in photo pixels: clip to the photo, drop empty boxes."""
+    boxes = np.clip(d["boxes"], 0, [h, w, h, w]).astype(np.float32)
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    out = {**d, "boxes": boxes}
+    return out if keep.all() else {k: v[keep] for k, v in out.items()}
+
+
+def app_path_step(
+    acc: _DetectionAccumulator,
+    var: _Variant,
+    rgb: np.ndarray,
+    ref: ReferenceRun,
+    spec: ResizeSpec,
+    normalization: Normalization,
+    score_threshold: float,
+    score_tie: float,
+) -> None:
+    """The letterbox contract on one photo: the app's letterbox + rescaling vs the model's own."""
+    h, w = rgb.shape[:2]
+    pixels, fitted = letterbox(rgb, spec)
+    dets = var.invoke(var.app_input(pixels, normalization))
+    var_px = {**dets, "boxes": boxes_to_pixels(dets["boxes"], spec, h, w, fitted).astype(np.float32)}
+    ref_d = ref.detections
+    ref_px = {**ref_d, "boxes": boxes_to_pixels(ref_d["boxes"], spec, h, w, ref.true_image_shape).astype(np.float32)}
+    acc.add(_clip_and_drop(ref_px, h, w), _clip_and_drop(var_px, h, w), score_threshold, score_tie, None)
 
 
 def measure(
@@ -256,66 +567,80 @@ def measure(
     images: Iterable[np.ndarray],
     score_threshold: float = 0.3,
     folded: dict[str, Any] | None = None,
+    score_ties: Mapping[str, float] | None = None,
+    resize: ResizeSpec | None = None,
+    normalization: Normalization = DEFAULT_NORMALIZATION,
 ) -> dict[str, ParityResult]:
     """Stream ``images`` (uint8 HxWx3) once through the reference and every variant.
-    ``folded``: variant -> the Normalization folded into its graph (liteship.converter.normfold)."""
-    from liteship.validation import parity_batch
 
+    ``folded``: variant -> the Normalization folded into its graph (liteship.converter.normfold).
+    ``score_ties``: per variant name, the score difference counted as a tie (default: that
+    variant's ``score_tie`` in the built-in gates). ``resize``: a letterbox spec adds the
+    app-path comparison (``normalization``: what the app applies, i.e. the model's metadata).
+    """
     ref = Reference(reference_dir)
     folded = folded or {}
     variants = {name: _Variant(model, unfold=folded.get(name)) for name, model in models.items()}
-    acc = {name: _new_accumulator() for name in variants}
-    accs = list(acc.values())
+    ties = {name: _default_tie(name, score_ties) for name in variants}
+    app = resize is not None and resize.letterbox
+    acc = {name: new_accumulator() for name in variants}
+    if app:
+        for a in acc.values():
+            a["app"] = _DetectionAccumulator()
     count = 0
     for rgb in images:
         count += 1
-        pre, ref_heads, ref_dets = ref.run(rgb)
-        ref_kept = _above(ref_dets, score_threshold)
-        outs = [parity_batch.run_raw(var, pre) for var in variants.values()]  # all variants compared at once
-        parity_batch.compare_image(accs, [h for h, _ in outs], [r for _, r in outs], ref_heads, ref_kept, score_threshold)
-    results = {}
-    for name, a in acc.items():
-        ious = np.asarray(a["iou"].values)
-        hist, edges = np.histogram(ious, bins=[0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0 + 1e-9])
-        results[name] = ParityResult(
-            variant=name,
-            images=count,
-            score_threshold=score_threshold,
-            heads={k: {"max_abs": s[0], "mean_abs": s[1] / max(s[2], 1)} for k, s in a["heads"].items()},
-            reference_detections=a["ref"],
-            variant_detections=a["var"],
-            matched=a["matched"],
-            class_agreement=a["same_class"] / a["matched"] if a["matched"] else None,
-            recall=a["matched"] / a["ref"] if a["ref"] else None,
-            precision=a["matched"] / a["var"] if a["var"] else None,
-            iou={**a["iou"].summary(), "histogram": {"edges": [round(e, 3) for e in edges], "counts": hist.tolist()}},
-            score_delta=a["dscore"].summary(),
-        )
-    return results
+        r = ref.run_full(rgb)
+        for name, var in variants.items():
+            compare_step(acc[name], var, r.preprocessed, r.heads, r.detections, score_threshold, ties[name])
+            if app:
+                assert resize is not None
+                app_path_step(acc[name]["app"], var, rgb, r, resize, normalization, score_threshold, ties[name])
+    return {name: result_of(name, a, count, score_threshold, ties[name], resize) for name, a in acc.items()}
 
 
-def _ge(cid: str, value: float | None, limit: float, fix: str) -> Check:
-    if value is None:
-        return Check(cid, Verdict.NA, f">= {limit}", None, "nothing to compare (no detections above the threshold)")
-    ok = value >= limit
-    return Check(cid, Verdict.PASS if ok else Verdict.FAIL, f">= {limit}", round(value, 6), "", "" if ok else fix)
+def new_accumulator() -> dict[str, Any]:
+    """The running sums of one variant's comparison: ``heads`` (per head: ``add(variant,
+    reference)``), ``det`` (``add(reference, variant, threshold, tie, max_detections)``) and
+    the letterbox ``app`` path (None unless set)."""
+    return {"heads": {k: _HeadAccumulator() for k in HEADS}, "det": _DetectionAccumulator(), "app": None}
 
 
-def _le(cid: str, value: float | None, limit: float, fix: str) -> Check:
-    if value is None:
-        return Check(cid, Verdict.NA, f"<= {limit}", None, "nothing to compare")
-    ok = value <= limit
-    return Check(cid, Verdict.PASS if ok else Verdict.FAIL, f"<= {limit}", round(value, 6), "", "" if ok else fix)
+def result_of(name: str, acc: dict[str, Any], images: int, score_threshold: float, score_tie: float,
+              resize: ResizeSpec | None = None) -> ParityResult:
+    """A :func:`new_accumulator` 's sums as the variant's ParityResult."""
+    det: DetectionStats = acc["det"].result()
+    return ParityResult(
+        variant=name,
+        images=images,
+        score_threshold=score_threshold,
+        score_tie=score_tie,
+        heads={k: s.result() for k, s in acc["heads"].items()},
+        reference_detections=det.reference_detections,
+        variant_detections=det.variant_detections,
+        matched=det.matched,
+        misses=det.misses,
+        extras=det.extras,
+        ties_reference=det.ties_reference,
+        ties_variant=det.ties_variant,
+        class_agreement=det.class_agreement,
+        recall=det.recall,
+        precision=det.precision,
+        iou=det.iou,
+        score_delta=det.score_delta,
+        nonfinite_detections={"reference": det.nonfinite_reference, "variant": det.nonfinite_variant},
+        app_path=acc["app"].result() if acc["app"] is not None else None,
+        resize=resize.mode if resize is not None else "stretch",
+    )
 
 
-def judge(result: ParityResult, tolerance: Tolerance) -> list[Check]:
-    quant = "quantization moved the heads: see the per-layer attribution, try more or better calibration images"
-    return [
-        _le("parity.heads.box_encodings.max_abs", result.heads["box_encodings"]["max_abs"], tolerance.box_encodings_max_abs, quant),
-        _le("parity.heads.class_predictions.max_abs", result.heads["class_predictions"]["max_abs"], tolerance.class_scores_max_abs, quant),
-        _ge("parity.detections.recall", result.recall, tolerance.min_recall, "the variant misses detections the reference makes"),
-        _ge("parity.detections.precision", result.precision, tolerance.min_precision, "the variant makes detections the reference does not"),
-        _ge("parity.detections.class_agreement", result.class_agreement, tolerance.min_class_agreement, "matched boxes disagree on the class"),
-        _ge("parity.detections.mean_iou", result.iou["mean"], tolerance.min_mean_iou, "boxes moved: check box decoding / scales"),
-        _le("parity.detections.mean_score_delta", result.score_delta["mean"], tolerance.max_mean_score_delta, "scores drifted"),
-    ]
+def _default_tie(name: str, score_ties: Mapping[str, float] | None) -> float:
+    if score_ties is not None and name in score_ties:
+        return float(score_ties[name])
+    from liteship.types import Variant
+    from liteship.validation.gates import TOLERANCES
+
+    try:
+        return TOLERANCES[Variant(name)].score_tie
+    except ValueError:
+        return TOLERANCES[Variant.FP32].score_tie

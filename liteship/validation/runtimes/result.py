@@ -46,7 +46,7 @@ EXACT = AgreementTolerance(min_iou=MIN_IOU, min_mean_iou=MIN_IOU, min_matched=1.
 #: MediaPipe 489/500 (0.995), CompiledModel 500/500 identical; on an untrained random model
 #: the Task Library matched 8 of 10. A difference of this kind is numerics, not a consumer that
 #: misreads the model, so it is a warning beyond the parity tolerances of the dynamic variant
-#: (liteship.validation.parity.TOLERANCES: scores >= 0.3, recall/precision >= 0.85, class
+#: (liteship.validation.gates.TOLERANCES: scores >= 0.3, recall/precision >= 0.85, class
 #: agreement >= 0.92, mean IoU >= 0.85); it fails where a misread model lands (most
 #: detections unmatched, other classes or boxes: wrong binding, box order or normalization).
 HYBRID = AgreementTolerance(
