@@ -76,12 +76,26 @@ def write_json(path: Path, obj: Any) -> Path:
 
 
 def json_safe(obj: Any) -> Any:
+    """Strict-JSON values: non-finite floats as strings, and the typed values measurements
+    carry (dataclasses, enums, paths, numpy scalars and arrays) as plain ones, so that one
+    measurement object left in a report can never keep the report from being written."""
+    import dataclasses
+    import enum
+
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else str(obj)
     if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
+        return {k.value if isinstance(k, enum.Enum) else k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]
+    if isinstance(obj, enum.Enum):
+        return json_safe(obj.value)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return json_safe(obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj))
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist") and callable(obj.tolist):  # numpy scalars and arrays
+        return json_safe(obj.tolist())
     return obj
 
 

@@ -103,9 +103,9 @@ def code_fingerprint() -> str:
 @functools.cache
 def tool_versions() -> dict[str, str | None]:
     """Versions of everything a cached result was made with (part of every key)."""
-    from liteship.report.model import _dist, versions
+    from liteship.report.model import dist_version, versions
 
-    extra = {name: _dist(name) for name in ("tf-keras", "mediapipe", "pycocotools")}
+    extra = {name: dist_version(name) for name in ("tf-keras", "mediapipe", "pycocotools")}
     return {**versions(), **extra, "liteship_code": code_fingerprint()}
 
 

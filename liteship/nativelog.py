@@ -19,6 +19,11 @@ from contextlib import contextmanager
 _enabled = False
 
 
+def enabled() -> bool:
+    """Whether native output is captured in this process (workers inherit the parent's choice)."""
+    return _enabled
+
+
 def quiet(enabled: bool = True) -> None:
     """Turn capturing on for the process (the CLI does, unless --debug)."""
     global _enabled

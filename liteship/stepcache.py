@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from liteship import atomic
-from liteship.cache import HIT, MISS, OFF, Cache, digest_bytes, digest_files, digest_tree, key_of, tool_versions
+from liteship.cache import MISS, OFF, Cache, digest_bytes, digest_files, digest_tree, key_of, tool_versions
 from liteship.types import (
     FrozenGraphOptions,
     InputKind,

@@ -21,7 +21,7 @@ from liteship.errors import EnvironmentProblem
 _loaded = False
 
 
-def _preload_libusb() -> None:
+def preload_libusb() -> None:
     global _loaded
     if _loaded:
         return
@@ -45,14 +45,14 @@ def _preload_libusb() -> None:
 
 def metadata() -> types.ModuleType:
     """``tensorflow_lite_support.metadata.python.metadata`` (MetadataDisplayer, populator)."""
-    _preload_libusb()
+    preload_libusb()
     from tensorflow_lite_support.metadata.python import metadata as md
 
     return md
 
 
 def object_detector_writer() -> types.ModuleType:
-    _preload_libusb()
+    preload_libusb()
     from tensorflow_lite_support.metadata.python.metadata_writers import object_detector
 
     return object_detector

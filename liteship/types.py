@@ -140,6 +140,24 @@ class Check:
         d["verdict"] = str(self.verdict)
         return d
 
+    @classmethod
+    def passed(cls, id: str, expected: Any, found: Any, message: str = "") -> Check:
+        return cls(id, Verdict.PASS, expected, found, message)
+
+    @classmethod
+    def failed(cls, id: str, expected: Any, found: Any, message: str, fix: str) -> Check:
+        return cls(id, Verdict.FAIL, expected, found, message, fix)
+
+    @classmethod
+    def skipped(cls, id: str, expected: Any, message: str) -> Check:
+        """The check applies but could not run (the reason in ``message``)."""
+        return cls(id, Verdict.SKIP, expected, None, message)
+
+    @classmethod
+    def not_applicable(cls, id: str, expected: Any, message: str) -> Check:
+        """The check does not apply to this model or contract."""
+        return cls(id, Verdict.NA, expected, None, message)
+
 
 @dataclass(frozen=True)
 class ExportOptions:

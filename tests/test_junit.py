@@ -58,3 +58,31 @@ def test_reference_checks_get_their_own_suite() -> None:
     root = ET.fromstring(junit_xml({"variants": [], "validation": {"reference": {"checks": [ref]}}, "errors": []}))
     suite = root.find("testsuite[@name='liteship.reference']")
     assert suite is not None and suite.get("failures") == "1"
+
+
+def test_reports_are_written_when_a_measurement_object_is_left_in_the_report(tmp_path) -> None:
+    """A typed value in a report entry (a dataclass, a numpy number, a Path, an enum) is
+    written as plain JSON: such a slip must never keep report.json from being written."""
+    import json
+    from dataclasses import dataclass
+    from pathlib import Path
+
+    import numpy as np
+
+    from liteship.report.write import write_reports
+    from liteship.types import Variant, Verdict
+
+    @dataclass(frozen=True)
+    class Stats:
+        max_abs: float
+        where: Path
+
+    report = _report()
+    report["variants"][0]["parity"] = {"heads": {"box_encodings": Stats(float("nan"), Path("/x/y"))},
+                                       "recall": np.float32(0.5), "counts": np.arange(3), Variant.FP32: Verdict.PASS}
+    data = write_reports(report, tmp_path)
+    on_disk = json.loads((tmp_path / "report.json").read_text())
+    assert on_disk == data
+    assert on_disk["variants"][0]["parity"] == {"heads": {"box_encodings": {"max_abs": "nan", "where": "/x/y"}},
+                                                "recall": 0.5, "counts": [0, 1, 2], "fp32": "pass"}
+    assert (tmp_path / "junit.xml").is_file() and (tmp_path / "report.html").is_file()

@@ -207,7 +207,7 @@ def test_resnet_fpn_float_variants_are_folded_and_load_everywhere(tmp_path: Path
             if run["tolerance"] == "exact":
                 assert a["runtime"] == a["desktop"] == a["matched"] and a["min_iou"] >= 0.9, (v["name"], name, a)
     fp32 = {c["id"]: c for c in report["variants"][0]["checks"]}
-    assert fp32["parity.heads.box_encodings.max_abs"]["verdict"] == "pass"  # folding keeps fp32 exact
-    assert fp32["parity.heads.box_encodings.max_abs"]["found"] < 1e-3
+    assert fp32["parity.heads.box_encodings.max_rel"]["verdict"] == "pass"  # folding keeps fp32 exact
+    assert fp32["parity.heads.box_encodings.max_rel"]["found"] < 1e-3  # of the reference range
     matrix = report["validation"]["consumers"]["variants"]
     assert all(matrix[v]["mediapipe"]["verdict"] == "pass" for v in ("fp32", "fp16", "dynamic", "int8"))

@@ -74,7 +74,7 @@ def child_harness(p: dict[str, Any]) -> dict[str, Any]:
     from liteship.validation.reference import Reference
 
     ref = Reference(Path(p["reference"]))
-    variants = {v: parity._Variant(m) for v, m in models.items()}
+    variants = {v: parity.VariantModel(m) for v, m in models.items()}
     bare = {}
     for v, m in models.items():
         it = Interpreter(model_content=m, num_threads=2)

@@ -232,7 +232,7 @@ class ConversionPool:
                 max_workers=workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_worker_init,
-                initargs=(nativelog._enabled,),  # the parent's --debug choice
+                initargs=(nativelog.enabled(),),  # the parent's --debug choice
             )
             with _main_module_hidden():  # workers are spawned on demand: ask for all of them now
                 self._futures = [self._pool.submit(int, 0) for _ in range(workers)]

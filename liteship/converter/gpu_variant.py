@@ -321,7 +321,7 @@ def deploy_engines_arg() -> str:
 
 def is_gpu_form(model: bytes) -> bool:
     """The 2-output form (raw heads + DETECTOR_METADATA, no postprocess op) of this variant."""
-    from liteship.validation.lint import read_metadata_view
+    from liteship.tflite_metadata import read_metadata_view
     from liteship.validation.runtimes.raw_ssd import is_raw_ssd
 
     info = inspect_model(model)

@@ -324,10 +324,10 @@ def replace_detector_options(model: bytes, options: DetectorOptions) -> bytes:
     import flatbuffers
     from tensorflow_lite_support.metadata import metadata_schema_py_generated as mdfb
 
-    from liteship.tflite_inspect import TFLITE_METADATA_NAME, _Reader
+    from liteship.tflite_inspect import TFLITE_METADATA_NAME, metadata_buffers
 
     try:
-        raw = _Reader(model, "the model").metadata()[TFLITE_METADATA_NAME]
+        raw = metadata_buffers(model)[TFLITE_METADATA_NAME]
         meta = mdfb.ModelMetadataT.InitFromObj(mdfb.ModelMetadata.GetRootAsModelMetadata(raw, 0))
         custom = mdfb.CustomMetadataT()
         custom.name = METADATA_NAME
@@ -346,52 +346,28 @@ def replace_detector_options(model: bytes, options: DetectorOptions) -> bytes:
 
 
 def read_metadata(model: bytes) -> tuple[GpuMetadataSummary, DetectorOptions | None]:
-    """The metadata of a gpu-variant model, read with tflite-support's generated schema
-    module (no TensorFlow), plus its decoded ``DETECTOR_METADATA`` (None when absent)."""
-    import io
-    import zipfile
+    """The metadata of a gpu-variant model, read with the one metadata reader
+    (:mod:`liteship.tflite_metadata`, no TensorFlow), plus its decoded ``DETECTOR_METADATA``
+    (None when absent)."""
+    from liteship.tflite_metadata import read_metadata_view
 
-    from tensorflow_lite_support.metadata import metadata_schema_py_generated as mdfb
-
-    from liteship.tflite_inspect import TFLITE_METADATA_NAME, _Reader
-
+    view = read_metadata_view(model)
+    if not view.readable:
+        found = view.error or "no TFLITE_METADATA entry"
+        raise MetadataProblem(f"cannot read the gpu variant's metadata back: expected a TFLITE_METADATA entry, "
+                              f"found {found}")
+    score_files = view.output_files.get(view.output_names.index(SCORE_NAME), ()) if SCORE_NAME in view.output_names else ()
+    label = score_files[-1] if score_files else None
     try:
-        raw = _Reader(model, "the model").metadata()[TFLITE_METADATA_NAME]
-        meta = mdfb.ModelMetadata.GetRootAsModelMetadata(raw, 0)
-        sub = meta.SubgraphMetadata(0)
-        names, label_type, label_name = [], "", ""
-        type_names = {v: k for k, v in vars(mdfb.AssociatedFileType).items() if not k.startswith("_")}
-        for i in range(sub.OutputTensorMetadataLength()):
-            t = sub.OutputTensorMetadata(i)
-            names.append((t.Name() or b"").decode("utf-8", "replace"))
-            for j in range(t.AssociatedFilesLength()):
-                f = t.AssociatedFiles(j)
-                if names[-1] == SCORE_NAME:
-                    label_name = (f.Name() or b"").decode("utf-8", "replace")
-                    label_type = type_names.get(f.Type(), str(f.Type()))
-        mean: tuple[float, ...] = ()
-        std: tuple[float, ...] = ()
-        t = sub.InputTensorMetadata(0)
-        for k in range(t.ProcessUnitsLength()):
-            unit = t.ProcessUnits(k)
-            if unit.OptionsType() == mdfb.ProcessUnitOptions.NormalizationOptions:
-                opts = mdfb.NormalizationOptions()
-                opts.Init(unit.Options().Bytes, unit.Options().Pos)
-                mean = tuple(float(v) for v in opts.MeanAsNumpy())
-                std = tuple(float(v) for v in opts.StdAsNumpy())
-        detector = None
-        for k in range(sub.CustomMetadataLength()):
-            entry = sub.CustomMetadata(k)
-            if (entry.Name() or b"").decode() == METADATA_NAME:
-                detector = decode(entry.DataAsNumpy().tobytes())
-        with zipfile.ZipFile(io.BytesIO(model)) as archive:
-            files = tuple(archive.namelist())
-            labels = archive.read(label_name).decode("utf-8") if label_name in files else ""
+        raw = view.custom_data.get(METADATA_NAME)
+        detector = decode(raw) if raw is not None else None
     except Exception as exc:
-        raise MetadataProblem(f"cannot read the gpu variant's metadata back: {type(exc).__name__}: {str(exc)[:300]}") from exc
+        raise MetadataProblem(f"cannot read the gpu variant's {METADATA_NAME} back: {type(exc).__name__}: "
+                              f"{str(exc)[:300]}") from exc
+    mean, std = view.normalization or ((), ())
     summary = GpuMetadataSummary(
-        output_names=tuple(names), associated_files=files, norm_mean=mean, norm_std=std,
-        label_count=len(labels.splitlines()), labels_type=label_type,
+        output_names=view.output_names, associated_files=view.packed_files, norm_mean=mean, norm_std=std,
+        label_count=(label.lines or 0) if label is not None else 0, labels_type=label.type if label is not None else "",
         detector=detector.summary() if detector is not None else {},
     )
     return summary, detector

@@ -18,7 +18,7 @@ from typing import Any, Callable, TypeVar
 import adbutils
 from adbutils import errors as adbu_errors
 
-from liteship.device.base import Device, DeviceInfo, ShellResult, quote
+from liteship.device.base import Device, DeviceInfo, ShellResult
 from liteship.errors import (DeviceAuthProblem, DeviceConnectionProblem, DeviceProblem,
                              DeviceStorageProblem)
 
@@ -129,7 +129,7 @@ class AdbServerDevice(Device):
             return fn()
         except DeviceProblem:
             raise
-        except (adbu_errors.AdbError, OSError, EOFError) as e:
+        except (adbu_errors.AdbError, OSError, EOFError):
             if retry:
                 time.sleep(0.2)
                 try:

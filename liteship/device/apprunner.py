@@ -455,7 +455,7 @@ def serve(request_file: Path, *, producer_kind: str = "emulated", perturb: bool 
     folder = Path(request_file).parent
     try:
         result = run_request(request_file, producer_kind=producer_kind, perturb=perturb)
-        errors = protocol._errors(result, "result")
+        errors = protocol.result_errors(result)
         if errors:
             bad = _base(str(result.get("run_id", folder.name)), producer_kind)
             bad.update(status="error", finished_at=_now(), error={

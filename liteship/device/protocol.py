@@ -70,6 +70,11 @@ def _errors(doc: Any, defn: str) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errs[:5]]
 
 
+def result_errors(doc: Any) -> list[str]:
+    """Every way ``doc`` breaks the result schema (empty: it is a valid result)."""
+    return _errors(doc, "result")
+
+
 def request_errors(doc: Any) -> list[str]:
     """Schema errors, plus what JSON Schema cannot say: each engine at most once."""
     errs = _errors(doc, "request")

@@ -23,7 +23,7 @@ SCHEMA = "liteship.report"
 SCHEMA_VERSION = 1
 
 
-def _dist(name: str) -> str | None:
+def dist_version(name: str) -> str | None:
     try:
         return version(name)
     except PackageNotFoundError:
@@ -34,13 +34,13 @@ def versions() -> dict[str, str | None]:
     return {
         "liteship": __version__,
         "python": platform.python_version(),
-        "tensorflow": _dist("tensorflow"),
-        "tflite_converter": _dist("tensorflow"),  # the converter ships inside TensorFlow
-        "ai_edge_litert": _dist("ai-edge-litert"),
-        "od_api": _dist("tf-models-research-object-detection"),
-        "tflite_support": _dist("tflite-support"),
-        "protobuf": _dist("protobuf"),
-        "numpy": _dist("numpy"),
+        "tensorflow": dist_version("tensorflow"),
+        "tflite_converter": dist_version("tensorflow"),  # the converter ships inside TensorFlow
+        "ai_edge_litert": dist_version("ai-edge-litert"),
+        "od_api": dist_version("tf-models-research-object-detection"),
+        "tflite_support": dist_version("tflite-support"),
+        "protobuf": dist_version("protobuf"),
+        "numpy": dist_version("numpy"),
     }
 
 

@@ -54,11 +54,11 @@ class ReferenceNms:
     """The OD API's own decode + NMS of the reference heads, with another NMS IoU threshold
     (class-agnostic, one class per box: what MediaPipe's ``multiclass_nms = false`` does).
 
-    ``clip``: clip boxes to the image as the model's own postprocess does (its clip window);
-    MediaPipe does not clip.
+    No clip window, like the reference's ``detect`` (the op's convention: boxes unclipped)
+    and MediaPipe.
     """
 
-    def __init__(self, reference_dir: Path, iou_threshold: float, max_detections: int, clip: bool = True) -> None:
+    def __init__(self, reference_dir: Path, iou_threshold: float, max_detections: int) -> None:
         import tensorflow as tf
 
         from liteship import odapi
@@ -73,8 +73,7 @@ class ReferenceNms:
         nms.max_classes_per_detection = 1
         nms.max_detections_per_class = max_detections
         nms.max_total_detections = max_detections
-        if not clip:  # [0, 0, 1, 1] makes the frame change an identity; without a window there is none
-            nms.change_coordinate_frame = False
+        nms.change_coordinate_frame = False  # there is no window to change the frame to
         self._nms, _ = odapi.module("builders.post_processing_builder").build(post)
         self._coder = odapi.module("builders.box_coder_builder").build(ssd.box_coder)
         box_list = odapi.module("core.box_list")
@@ -82,14 +81,13 @@ class ReferenceNms:
         corners = np.stack([yc - h / 2, xc - w / 2, yc + h / 2, xc + w / 2], axis=1).astype(np.float32)
         self._anchors = box_list.BoxList(tf.constant(corners))
         self._num_classes = int(ssd.num_classes)
-        self._clip = tf.constant([[0.0, 0.0, 1.0, 1.0]]) if clip else None
         self._tf = tf
 
     def __call__(self, heads: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         tf = self._tf
         boxes = self._coder.decode(tf.constant(heads["box_encodings"][0]), self._anchors).get()
         scores = tf.constant(heads["class_predictions"][0][:, -self._num_classes:])
-        out = self._nms(boxes[None, :, None, :], scores[None], clip_window=self._clip)
+        out = self._nms(boxes[None, :, None, :], scores[None], clip_window=None)
         nmsed_boxes, nmsed_scores, nmsed_classes, n = out[0], out[1], out[2], int(out[5][0])
         return {
             "boxes": nmsed_boxes[0, :n].numpy(),
@@ -108,10 +106,8 @@ class _Acc:
     def add_heads(self, name: str, got: np.ndarray, want: np.ndarray) -> None:
         self.acc["heads"][name].add(np.asarray(got).reshape(want.shape), want)
 
-    def add_detections(self, ref: dict[str, np.ndarray], var: dict[str, np.ndarray], threshold: float,
-                       clip: bool = True) -> None:
-        """``clip``: clip the variant's boxes to the image, as the reference's are."""
-        var = {**var, "boxes": np.clip(var["boxes"], 0.0, 1.0)} if clip else var
+    def add_detections(self, ref: dict[str, np.ndarray], var: dict[str, np.ndarray], threshold: float) -> None:
+        """Both unclipped (ymin, xmin, ymax, xmax), relative to the input."""
         self.acc["det"].add(ref, var, threshold, SCORE_TIE, None)
 
     def result(self, name: str, images: int, threshold: float) -> parity.ParityResult:
@@ -180,7 +176,7 @@ def measure(
         heads.append(hd)
         dets.append(d)
     n = len(rgbs)
-    nms = ReferenceNms(reference_dir, MEDIAPIPE_NMS_IOU, max_detections, clip=False)
+    nms = ReferenceNms(reference_dir, MEDIAPIPE_NMS_IOU, max_detections)
     how = f"the OD API's decode + class-agnostic NMS at IoU {MEDIAPIPE_NMS_IOU}, boxes not clipped (as MediaPipe)"
     # the reference's boxes in MediaPipe's result type (whole pixels of the image it was given)
     mp_refs = [{**r, "boxes": _as_mediapipe_pixels(r["boxes"], h, w)} for r in (nms(hd) for hd in heads)]
@@ -192,7 +188,7 @@ def measure(
     if mp_dets is not None:
         acc = _Acc()
         for r, v in zip(mp_refs, mp_dets):
-            acc.add_detections(r, v, parity_threshold, clip=False)
+            acc.add_detections(r, v, parity_threshold)
         mediapipe = acc.result(f"{Variant.GPU.value}/mediapipe", n, parity_threshold)
     compiled = None
     notes: list[str] = []
@@ -366,7 +362,7 @@ def validate_entry(
     # this variant is for) finds them, heads as CompiledModel computes them
     top = result.mediapipe.to_dict() if result.mediapipe else (result.compiled.to_dict() if result.compiled else None)
     if top is not None and result.compiled is not None:
-        top["heads"] = result.compiled.to_dict()["heads"]  # HeadStats as report data
+        top["heads"] = result.compiled.to_dict()["heads"]
     entry["parity"] = None if top is None else {**top, "tolerance": dataclasses.asdict(tolerance), "gpu": result.to_dict()}
     entry["checks"] += [c.to_dict() for c in checks]
     return result

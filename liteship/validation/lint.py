@@ -122,25 +122,11 @@ def analyze_gpu(path: Path) -> GpuResult:
 # --- checks ------------------------------------------------------------------------------
 
 
-def _pass(id: str, expected: Any, found: Any, message: str = "") -> Check:
-    return Check(id, Verdict.PASS, expected, found, message)
+_pass, _fail, _skip, _na = Check.passed, Check.failed, Check.skipped, Check.not_applicable
 
 
-def _fail(id: str, expected: Any, found: Any, message: str, fix: str) -> Check:
-    return Check(id, Verdict.FAIL, expected, found, message, fix)
-
-
-def _skip(id: str, expected: Any, message: str) -> Check:
-    """The check applies but could not run (the reason in ``message``)."""
-    return Check(id, Verdict.SKIP, expected, None, message)
-
-
-def _na(id: str, expected: Any, message: str) -> Check:
-    """The check does not apply to this model or contract."""
-    return Check(id, Verdict.NA, expected, None, message)
-
-
-def _roles(info: ModelInfo) -> list[str | None]:
+def output_role_names(info: ModelInfo) -> list[str | None]:
+    """Each output's postprocess role (``location``, ``category``, ...), None for other outputs."""
     return [r.value if isinstance(r, OutputRole) else None for r in info.output_roles]
 
 
@@ -249,7 +235,7 @@ def _app_checks(c: C.Contract, f: Facts, max_results: int | None = None) -> list
     add(_op_versions(c, info))
 
     # -- outputs
-    roles = _roles(info)
+    roles = output_role_names(info)
     if len(info.outputs) != 4:
         add(_fail("outputs.count", 4, len(info.outputs), "the app reads 4 outputs: boxes, classes, scores, count",
                   "export with the postprocess op (raw box/class heads cannot be read by the app)"))

@@ -24,16 +24,13 @@ from liteship.types import POSTPROCESS_OP, POSTPROCESS_PORT_ORDER, Check
 from liteship.validation import contracts as C
 from liteship.validation.lint import (
     Facts,
-    _fail,
-    _na,
-    _pass,
-    _roles,
-    _skip,
     name_binding,
+    output_role_names,
     runtime_checks,
 )
 
 E = C.MEDIAPIPE_ERRORS
+_pass, _fail, _skip, _na = Check.passed, Check.failed, Check.skipped, Check.not_applicable
 
 
 def _refused(cid: str, expected: object, found: object, key: str, change: str, **fields: object) -> Check:
@@ -211,7 +208,7 @@ def _output_dtypes(f: Facts) -> Check:
 def _postprocess_form(c: C.Contract, f: Facts, max_results: int | None) -> list[Check]:
     info, meta = f.info, f.meta
     out = []
-    roles = _roles(info)
+    roles = output_role_names(info)
     want = [r.value for r in POSTPROCESS_PORT_ORDER]
     if set(roles) == set(want):
         out.append(_pass("outputs.roles", f"the 4 ports {want} in any order", roles))

@@ -394,7 +394,7 @@ def _postprocess_runs_last(info: Any) -> bool:
     return info.subgraph_count == 1 and info.postprocess[0].operator_index == sum(info.op_counts.values()) - 1
 
 
-class _Variant:
+class VariantModel:
     """One variant in the LiteRT interpreter, as an app runs it (default XNNPack delegate)."""
 
     def __init__(self, model: bytes, num_threads: int = 2, unfold: Any = None) -> None:
@@ -500,7 +500,7 @@ class _Variant:
 
 def compare_step(
     acc: dict[str, Any],
-    var: _Variant,
+    var: VariantModel,
     pre: np.ndarray,
     ref_heads: dict[str, np.ndarray],
     ref_dets: dict[str, np.ndarray],
@@ -543,7 +543,7 @@ def _clip_and_drop(d: dict[str, np.ndarray], h: int, w: int) -> dict[str, np.nda
 
 def app_path_step(
     acc: _DetectionAccumulator,
-    var: _Variant,
+    var: VariantModel,
     rgb: np.ndarray,
     ref: ReferenceRun,
     spec: ResizeSpec,
@@ -580,7 +580,7 @@ def measure(
     """
     ref = Reference(reference_dir)
     folded = folded or {}
-    variants = {name: _Variant(model, unfold=folded.get(name)) for name, model in models.items()}
+    variants = {name: VariantModel(model, unfold=folded.get(name)) for name, model in models.items()}
     ties = {name: _default_tie(name, score_ties) for name in variants}
     app = resize is not None and resize.letterbox
     acc = {name: new_accumulator() for name in variants}

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from liteship import protocompat, tflsupport
 
-tflsupport._preload_libusb()
+tflsupport.preload_libusb()
 protocompat.install(["tensorflow_lite_support"])
 from tensorflow_lite_support.metadata.python.metadata_writers import object_detector, writer_utils  # noqa: E402
 

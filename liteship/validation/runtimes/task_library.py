@@ -44,7 +44,7 @@ _CHILD = f"MARKER = {MARKER!r}\n" + runner.CHILD_PRELUDE + r"""
 sys.modules["tensorflow"] = None  # never TensorFlow in this process
 try:
     from liteship import protocompat, tflsupport
-    tflsupport._preload_libusb()
+    tflsupport.preload_libusb()
     protocompat.install(["tensorflow_lite_support"])
     from google.protobuf import message_factory
     if not hasattr(message_factory.MessageFactory, "GetPrototype"):
