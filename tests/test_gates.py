@@ -18,11 +18,40 @@ def _toml(tmp_path: Path, text: str) -> Path:
     return p
 
 
+#: the columns of docs/parity.md's "The limits" table, as Tolerance fields
+DOCUMENTED_COLUMNS = {
+    "box max_rel": "box_encodings_max_rel", "box PSNR dB": "box_encodings_min_psnr_db",
+    "class max_rel": "class_scores_max_rel", "class PSNR dB": "class_scores_min_psnr_db",
+    "recall": "min_recall", "precision": "min_precision", "class agr.": "min_class_agreement",
+    "mean IoU": "min_mean_iou", "mean score delta": "max_mean_score_delta", "score tie": "score_tie",
+}
+
+
+def _documented_limits() -> dict[str, dict[str, float]]:
+    """docs/parity.md's limits table: variant -> Tolerance field -> number."""
+    lines = (Path(__file__).resolve().parents[1] / "docs" / "parity.md").read_text(encoding="utf-8").splitlines()
+    start = lines.index("## The limits")
+    rows = [line for line in lines[start:] if line.startswith("|")]
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
+    header, body = cells[0], [c for c in cells[2:] if c and c[0]]
+    table: dict[str, dict[str, float]] = {}
+    for row in body:
+        if len(row) != len(header):
+            break
+        table[row[0]] = {DOCUMENTED_COLUMNS[h]: float(v) for h, v in zip(header[1:], row[1:])}
+    return table
+
+
 def test_defaults_are_the_documented_gates() -> None:
     g = gates.Gates()
     assert g.max_map50_drop == 0.02 and g.min_map50 is None
     assert g.contracts == ("bundled-app", "task-library", "mediapipe", "litert-compiled")
-    assert g.tolerances == TOLERANCES
+    documented = _documented_limits()
+    assert set(documented) == {v.value for v in g.tolerances}
+    for variant, tolerance in g.tolerances.items():
+        judged = {field: getattr(tolerance, field) for field in DOCUMENTED_COLUMNS.values()}
+        assert judged == documented[variant.value], variant
+        assert tolerance.box_encodings_max_abs is None and tolerance.class_scores_max_abs is None  # no absolute cap by default
 
 
 def test_toml_overrides_accuracy_contracts_and_one_tolerance(tmp_path: Path) -> None:
