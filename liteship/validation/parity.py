@@ -40,7 +40,8 @@ import numpy as np
 
 from liteship.converter.letterbox import ResizeSpec, boxes_to_pixels, letterbox
 from liteship.tflite_inspect import inspect_model
-from liteship.types import DEFAULT_NORMALIZATION, Normalization, OutputRole
+from liteship.types import DEFAULT_NORMALIZATION, Normalization
+from liteship.validation.detect import decode_outputs
 from liteship.validation.reference import Reference, ReferenceRun
 
 HEADS = ("box_encodings", "class_predictions")
@@ -473,14 +474,8 @@ class VariantModel:
         """The first ``count`` detections (boxes normalized to the input, unclipped, as the op writes them)."""
         self.it.set_tensor(self.inp["index"], x)
         self.it.invoke()
-        get = self.it.get_tensor  # returns a copy
-        raw_count = float(get(self.role_index[OutputRole.COUNT]).reshape(-1)[0])
-        n = int(raw_count) if math.isfinite(raw_count) else 0
-        return {
-            "boxes": get(self.role_index[OutputRole.BOXES])[0, :n],
-            "classes": np.nan_to_num(get(self.role_index[OutputRole.CLASSES])[0, :n]).astype(np.int64),
-            "scores": get(self.role_index[OutputRole.SCORES])[0, :n],
-        }
+        boxes, classes, scores = decode_outputs({role: self.it.get_tensor(i) for role, i in self.role_index.items()})
+        return {"boxes": boxes, "classes": np.nan_to_num(classes).astype(np.int64), "scores": scores}
 
     def heads(self) -> dict[str, np.ndarray]:
         """The two tensors entering the postprocess op after the last invoke, as real numbers."""
