@@ -129,7 +129,7 @@ class AdbServerDevice(Device):
             return fn()
         except DeviceProblem:
             raise
-        except (adbu_errors.AdbError, OSError, EOFError):
+        except (adbu_errors.AdbError, OSError, EOFError) as e:  # noqa: F841 -- used by the raise below
             if retry:
                 time.sleep(0.2)
                 try:
