@@ -183,3 +183,9 @@ def is_dynamic_range(data: bytes) -> bool:
         if any(0 <= op.Inputs(k) and constant_int8(op.Inputs(k)) for k in range(op.InputsLength())):
             return True
     return False
+
+
+def payload_detections(payload: dict) -> list[list[Det]]:
+    """A runtime child's ``detections`` (per image: [x0, y0, x1, y1, label, score] rows, pixels) as Dets."""
+    return [[Det((float(x0), float(y0), float(x1), float(y1)), str(name), float(score))
+             for x0, y0, x1, y1, name, score in image] for image in payload["detections"]]

@@ -16,7 +16,7 @@ import importlib.util
 from collections.abc import Sequence
 
 from liteship.validation.runtimes import runner
-from liteship.validation.runtimes.compare import Det
+from liteship.validation.runtimes.compare import payload_detections
 
 MARKER = "LITESHIP_MEDIAPIPE"
 TIMEOUT_S = 120
@@ -79,6 +79,5 @@ def run(jobs: Sequence[runner.Job]) -> list[runner.JobOutcome]:
     return runner.run_jobs(_CHILD, MARKER, jobs, timeout_s=TIMEOUT_S, per_job_s=PER_JOB_S)
 
 
-def detections(payload: dict) -> list[list[Det]]:
-    return [[Det((float(x0), float(y0), float(x1), float(y1)), str(name), float(score))
-             for x0, y0, x1, y1, name, score in image] for image in payload["detections"]]
+#: the child's per-image [x0, y0, x1, y1, label, score] rows as Dets (pixels)
+detections = payload_detections
