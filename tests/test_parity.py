@@ -36,6 +36,76 @@ def test_a_variant_box_is_matched_at_most_once() -> None:
     assert len(parity.match(ref, var)) == 1
 
 
+def _greedy_spec(ref: dict[str, np.ndarray], var: dict[str, np.ndarray], thr: float = 0.5) -> list[tuple[int, int]]:
+    """The matching rule, written plainly: reference detections by score (stable), each takes
+    the unused variant detection of highest IoU >= thr, the lowest index among equal IoUs."""
+    if not len(ref["scores"]) or not len(var["scores"]):
+        return []
+    iou = parity._iou(ref["boxes"], var["boxes"])
+    used: set[int] = set()
+    pairs = []
+    for i in sorted(range(len(ref["scores"])), key=lambda k: -float(ref["scores"][k])):
+        free = [j for j in range(len(var["scores"])) if j not in used and iou[i, j] >= thr]
+        if free:
+            j = max(free, key=lambda j: (iou[i, j], -j))
+            pairs.append((i, j))
+            used.add(j)
+    return pairs
+
+
+def test_vectorised_matching_is_the_greedy_rule_on_random_crowded_images() -> None:
+    rng = np.random.default_rng(7)
+    conflicts = 0
+    for _ in range(3000):
+        def dets(k: int) -> dict[str, np.ndarray]:
+            corner = rng.random((k, 2)) * 0.6
+            boxes = np.concatenate([corner, corner + rng.random((k, 2)) * 0.4 + 0.05], 1).astype(np.float32)
+            if k > 1 and rng.random() < 0.3:
+                boxes[1] = boxes[0]  # equal IoUs: the lowest index must win
+            return {"boxes": boxes, "classes": np.zeros(k, int), "scores": np.round(rng.random(k), 1).astype(np.float32)}
+
+        ref, var = dets(int(rng.integers(0, 12))), dets(int(rng.integers(0, 12)))
+        k = min(len(ref["scores"]), len(var["scores"]))
+        var["boxes"][:k] = ref["boxes"][:k] + rng.normal(0, 0.03, (k, 4)).astype(np.float32)
+        got = parity.match(ref, var)
+        assert [(i, j) for i, j, _ in got] == _greedy_spec(ref, var)
+        iou = parity._iou(ref["boxes"], var["boxes"]) if k else None
+        assert all(v == pytest.approx(float(iou[i, j])) for i, j, v in got)  # type: ignore[index]
+        if k and ((iou >= 0.5).sum(axis=0) > 1).any():  # type: ignore[operator]
+            conflicts += 1
+    assert conflicts > 100  # the greedy (competing) path was exercised, not only the fast one
+
+
+def test_head_statistics_are_the_same_on_the_fast_and_the_non_finite_paths() -> None:
+    rng = np.random.default_rng(3)
+    ref = rng.normal(0, 3, (2, 500, 91)).astype(np.float32)
+    var = (ref + rng.normal(0, 0.01, ref.shape)).astype(np.float32)
+    fast = parity._HeadAccumulator()
+    fast.add(var, ref)
+    fast.add(var[:1], ref[:1])
+    # the same values through the non-finite path: one extra NaN element, left out of the sums
+    slow = parity._HeadAccumulator()
+    for v, r in ((var, ref), (var[:1], ref[:1])):
+        slow.add(np.append(v.ravel(), np.float32(np.nan)), np.append(r.ravel(), np.float32(0)))
+    a, b = fast.result(), slow.result()
+    assert b.nonfinite_variant == 2 and np.isnan(b.max_abs)  # judged as broken...
+    for name in ("n", "max_abs", "sum_abs", "sum_sq", "ref_min", "ref_max", "ref_sum_sq"):
+        assert getattr(fast, name) == pytest.approx(getattr(slow, name), rel=1e-12), name  # ...with equal sums
+    d = var.astype(np.float64) - ref.astype(np.float64)
+    assert a.max_abs == pytest.approx(np.abs(d).max(), rel=1e-12)
+    assert a.rmse == pytest.approx(np.sqrt(np.mean(np.concatenate([d.ravel(), d[:1].ravel()]) ** 2)), rel=1e-9)
+
+
+def test_reference_sums_are_per_array_not_per_shape() -> None:
+    # the per-image cache of the reference's sums must never serve another image's values
+    acc = parity._HeadAccumulator()
+    first, second = np.zeros((4, 3), np.float32), np.full((4, 3), 5.0, np.float32)
+    acc.add(first, first)
+    acc.add(second, second)
+    r = acc.result()
+    assert (r.reference_min, r.reference_max) == (0.0, 5.0)
+
+
 def _head(max_abs: float = 0.0, rmse: float = 0.0, lo: float = -5.0, hi: float = 5.0, bad_ref: int = 0, bad_var: int = 0) -> parity.HeadStats:
     acc = parity._HeadAccumulator()
     ref = np.linspace(lo, hi, 101)

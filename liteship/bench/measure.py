@@ -66,8 +66,12 @@ def build_ssd320(s: Setup) -> BenchModel:
     from liteship.pipeline import DEMO_DIR
 
     result, m = run_child("build_ssd320", {"root": str(s.work / "ssd320-model")}, s.work)
-    model = BenchModel("ssd320", Path(result["pipeline_config"]), Path(result["checkpoint_dir"]),
-                       Path(result["label_map"]), DEMO_DIR / "data" / "calibration", (320, 320))
+    # The zoo's "ssd_mobilenet_v2_320x320" config resizes to 300x300 (fixed_shape_resizer), so
+    # the size comes from the config, never from the name (the manual int8 calibration fed
+    # 320x320 images into a 300x300 graph: RESHAPE 8136 != 7668).
+    config = Path(result["pipeline_config"])
+    model = BenchModel("ssd320", config, Path(result["checkpoint_dir"]),
+                       Path(result["label_map"]), DEMO_DIR / "data" / "calibration", _config_size(config))
     model.built = {**result, "wall_s": m.wall_s, "command": m.command}
     return model
 

@@ -156,23 +156,35 @@ def match(ref: dict[str, np.ndarray], var: dict[str, np.ndarray], iou_threshold:
     """Greedy one-to-one matching by IoU, highest reference score first.
 
     Each reference detection takes the unused variant detection with the highest IoU (the
-    lowest index among equal ones), if that IoU reaches ``iou_threshold``. Plain Python on
-    the IoU matrix: a handful of detections per image, and this runs per image and variant.
+    lowest index among equal ones), if that IoU reaches ``iou_threshold``.
+
+    This runs per image and variant with up to max_detections (often 100) per side, so it
+    avoids Python over the N x M matrix: when no variant detection is a candidate of two
+    reference detections (the usual case: NMS leaves boxes that barely overlap), every
+    reference row simply takes its best candidate, which is what the greedy order gives.
+    Only the rows that compete for a column go through the greedy loop, in score order.
     """
     n, m = len(ref["scores"]), len(var["scores"])
     if n == 0 or m == 0:
         return []
-    rows = _iou(ref["boxes"], var["boxes"]).tolist()
-    scores = ref["scores"].tolist()
+    iou = _iou(ref["boxes"], var["boxes"])
+    ok = iou >= iou_threshold
+    rows = np.flatnonzero(ok.any(axis=1))
+    if rows.size == 0:
+        return []
+    # greedy order: score descending, index ascending among equal scores (a stable sort)
+    order = rows[np.argsort(-ref["scores"][rows], kind="stable")]
+    candidates = np.where(ok[order], iou[order], -1.0)
+    if (ok[order].sum(axis=0) <= 1).all():  # no column is wanted by two rows
+        best = candidates.argmax(axis=1)  # argmax takes the lowest index among equal IoUs
+        return [(int(i), int(j), float(iou[i, j])) for i, j in zip(order, best)]
     pairs: list[tuple[int, int, float]] = []
-    used: set[int] = set()
-    for i in sorted(range(n), key=lambda k: -scores[k]):
-        row = rows[i]
-        best = max((j for j in range(m) if j not in used and row[j] >= iou_threshold),
-                   key=lambda j: (row[j], -j), default=None)
-        if best is not None:
-            pairs.append((i, best, row[best]))
-            used.add(best)
+    for i, row in zip(order.tolist(), candidates):
+        j = int(row.argmax())
+        if row[j] < 0:
+            continue
+        pairs.append((i, j, float(iou[i, j])))
+        candidates[:, j] = -1.0
     return pairs
 
 
@@ -253,6 +265,40 @@ class _Stats:
         return {"count": int(a.size), "mean": float(a.mean()), "max": float(a.max()), "min": float(a.min())}
 
 
+def _all_finite(a: np.ndarray) -> bool:
+    """One pass: a float64 sum of float32 values cannot overflow, so it is finite exactly
+    when every element is (NaN and inf propagate)."""
+    return bool(np.isfinite(np.add.reduce(a, axis=None, dtype=np.float64)))
+
+
+@dataclass(frozen=True)
+class _ReferenceSums:
+    finite: bool
+    minimum: float
+    maximum: float
+    sum_sq: float
+
+
+#: the last reference head summed, and its sums: every variant is compared with the same
+#: reference arrays for an image, so they are summed once, not once per variant (the
+#: identity check keeps the array alive, so a recycled id can never match)
+_last_reference: tuple[np.ndarray, _ReferenceSums] | None = None
+
+
+def _reference_sums(ref: np.ndarray) -> _ReferenceSums:
+    global _last_reference
+    last = _last_reference
+    if last is not None and last[0] is ref:
+        return last[1]
+    if ref.size == 0 or not _all_finite(ref):
+        sums = _ReferenceSums(ref.size == 0, math.inf, -math.inf, 0.0)
+    else:
+        flat = ref.ravel().astype(np.float64, copy=False)
+        sums = _ReferenceSums(True, float(flat.min()), float(flat.max()), float(np.dot(flat, flat)))
+    _last_reference = (ref, sums)
+    return sums
+
+
 class _HeadAccumulator:
     """max/sum of |diff|, sum of diff^2, reference min/max/sum of squares. NaN-safe: non-finite
     elements are counted per side and left out of the sums, and any count > 0 makes every
@@ -270,26 +316,41 @@ class _HeadAccumulator:
         self.bad_var = 0
 
     def add(self, var: np.ndarray, ref: np.ndarray) -> None:
-        var = np.asarray(var, np.float64)
-        ref = np.asarray(ref, np.float64)
+        var, ref = np.asarray(var), np.asarray(ref)
+        r = _reference_sums(ref)
+        if r.finite and _all_finite(var):
+            # the usual case, in a few passes over the (up to A x classes) heads: the
+            # difference is taken in float64, exact for float32 operands
+            diff = np.subtract(var, ref, dtype=np.float64).ravel()
+            self.n += diff.size
+            if diff.size == 0:
+                return
+            self.sum_sq += float(np.dot(diff, diff))
+            np.abs(diff, out=diff)
+            self.max_abs = max(self.max_abs, float(diff.max()))
+            self.sum_abs += float(diff.sum())
+            self.ref_min = min(self.ref_min, r.minimum)
+            self.ref_max = max(self.ref_max, r.maximum)
+            self.ref_sum_sq += r.sum_sq
+            return
+        var = var.astype(np.float64)
+        ref = ref.astype(np.float64)
         ok_var, ok_ref = np.isfinite(var), np.isfinite(ref)
         self.bad_var += int(var.size - np.count_nonzero(ok_var))
         self.bad_ref += int(ref.size - np.count_nonzero(ok_ref))
         both = ok_var & ok_ref
-        if not both.all():
-            var, ref = var[both], ref[both]
+        var, ref = var[both], ref[both]
         if ref.size == 0:
             return
-        diff = np.subtract(var, ref)  # exact: float32 operands in float64
-        sq = float(np.dot(diff.ravel(), diff.ravel()))
-        np.abs(diff, out=diff)
+        diff = np.subtract(var, ref)
         self.n += diff.size
+        self.sum_sq += float(np.dot(diff, diff))
+        np.abs(diff, out=diff)
         self.max_abs = max(self.max_abs, float(diff.max()))
         self.sum_abs += float(diff.sum())
-        self.sum_sq += sq
         self.ref_min = min(self.ref_min, float(ref.min()))
         self.ref_max = max(self.ref_max, float(ref.max()))
-        self.ref_sum_sq += float(np.dot(ref.ravel(), ref.ravel()))
+        self.ref_sum_sq += float(np.dot(ref, ref))
 
     def result(self) -> HeadStats:
         if self.bad_ref or self.bad_var:
