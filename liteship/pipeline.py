@@ -93,6 +93,13 @@ def demo_request(out: Path, **overrides: Any) -> Request:
     return Request(**base)  # type: ignore[arg-type]
 
 
+def _reference_needed(req: Request, variants: list[Variant], steps: Any) -> bool:
+    """Whether this run writes the desktop reference (input a): validation compares with it
+    and the gpu variant is made from it; a cached export keeps it for a later `run`. A
+    `liteship metadata --no-cache` uses none of these and skips it (~17 s on the demo)."""
+    return req.until != Stage.METADATA or Variant.GPU in variants or steps.cache.enabled
+
+
 def check_out_dir(out: Path) -> None:
     """The output folder must be creatable and writable; checked before anything is written."""
     if out.exists() and not out.is_dir():
@@ -289,7 +296,9 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
                     req.pipeline_config, req.checkpoint_dir, out / "export", req.export, req.checkpoint, config=config,
                     normalization=req.normalization,
                 )
-                exported = staged.finish() if pool is None else staged.result
+                # with a pool the reference is written while the workers convert (below)
+                exported = staged.result if pool is not None or not _reference_needed(
+                    req, list(req.convert.variants), steps) else staged.finish()
         elif req.kind is InputKind.SAVED_MODEL:
             assert req.saved_model is not None
             exported = export_mod.inspect_saved_model(req.saved_model, req.normalization, "cli")
@@ -358,8 +367,11 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
         calibration = representative.calibration if representative is not None else None
         converting = pool.submit(exported, to_convert, calibration, req.convert.int8_input)
     if staged is not None and not staged.done:
-        with progress.step("desktop reference"), nativelog.captured():
-            exported = staged.finish()
+        if _reference_needed(req, variants, steps):
+            with progress.step("desktop reference"), nativelog.captured():
+                exported = staged.finish()
+        else:
+            exported = dataclasses.replace(staged.result, reference_dir=None)
         report.export = exported.to_dict()
     steps.save_export(exported)
     for variant in variants:

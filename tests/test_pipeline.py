@@ -239,3 +239,24 @@ def test_parity_uses_the_first_parity_images_of_the_ground_truth(tmp_path: Path)
     assert all(np.array_equal(load(), g.load_rgb()) for load, g in zip(loaders, gt))
     from_folder = pipeline._parity_images(req, None)
     assert from_folder is not None and len(from_folder) == 3 and from_folder[0]().dtype == np.uint8
+
+
+def test_metadata_without_cache_skips_the_reference_and_its_models_match_a_cached_run(
+    tmp_path: Path, tiny_checkpoint: tuple[Path, Path, Path], calib_images: Path, run_a: Path
+) -> None:
+    # nothing in `metadata --no-cache` compares with the desktop reference, so it is not
+    # written (the bench's pipeline-vs-manual path); the models are those of a run that wrote it
+    config, ckpt, label_map = tiny_checkpoint
+    out = tmp_path / "out"
+    code = run_cli([
+        "metadata", "--pipeline-config", str(config), "--checkpoint-dir", str(ckpt), "--label-map", str(label_map),
+        "--images", str(calib_images), "--calibration-images", "8", "--max-detections", "7", "--variants", "fp32",
+        "--no-cache", "--out", str(out), "--quiet",
+    ])
+    report = read_report(out)
+    assert code == 0, report.get("errors")
+    assert not (out / "export" / "reference").exists() and report["export"]["reference_dir"] is None
+    assert (run_a / "export" / "reference").is_dir()  # the cached default writes it
+    fp32 = _run(out / "models" / "fp32.tflite")
+    for got, want in zip(fp32, _run(run_a / "models" / "fp32.tflite")):
+        np.testing.assert_array_equal(got, want)
