@@ -301,8 +301,10 @@ class AppModel:
         if scores.shape[1] != options.num_classes:
             raise ValueError(f"'score' has {scores.shape[1]} classes per anchor, DETECTOR_METADATA says "
                              f"{options.num_classes}")
-        loc = np.where(np.isfinite(loc), loc, np.float32(0))  # a non-finite head decodes to no detection
-        scores = np.where(np.isfinite(scores), scores, np.float32(-np.inf))
+        # an anchor with a non-finite encoding or score is no detection (RawSsdDecoder skips it too)
+        bad = ~np.all(np.isfinite(loc), axis=1)
+        loc = np.where(bad[:, None], np.float32(0), loc)
+        scores = np.where(np.isfinite(scores) & ~bad[:, None], scores, np.float32(-np.inf))
         d = raw_heads.detect(loc, scores, options, score_threshold=score_threshold, iou_threshold=RAW_NMS_IOU,
                              max_detections=max_results)
         found = []
