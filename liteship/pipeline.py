@@ -460,11 +460,11 @@ def _device_stage(req: Request, report: Report, progress: Progress) -> LiteshipE
     if wanted == Variant.GPU.value:
         import dataclasses
 
-        from liteship.converter.gpu_variant import DEPLOY_ENGINES, deploy_engines_problem
+        from liteship.converter import gpu_variant
 
         if options.engines is None:  # not the interpreter (the default): the engines the variant is for
-            options = dataclasses.replace(options, engines=DEPLOY_ENGINES)
-        problem = deploy_engines_problem("--device-variant gpu", options.engines)
+            options = dataclasses.replace(options, engines=gpu_variant.DEPLOY_ENGINES)
+        problem = gpu_variant.deploy_engines_problem("--device-variant gpu", options.engines)
         if problem is not None:
             return problem
     variant = next(v for v in report.variants if v["name"] == wanted)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -73,7 +72,7 @@ def test_emulated_app_reads_the_heads_by_name_and_decodes_them_with_the_detector
     app = apprunner.ModelRunner(data)
     assert app.roles == {"location": 0, "score": 1} and app.roles_problem is None
     assert app.output_roles == ["location", "score"]
-    image = sorted(gpu_model["images"].iterdir())[0]
+    image = min(gpu_model["images"].iterdir())
     x = app.image_tensor(image)
     assert x.dtype == np.float32 and list(x.shape) == [1, 16, 16, 3]
     app.invoke(x)
