@@ -572,6 +572,16 @@ def harness_runs(compiled: tuple[Path, str], tmp_path_factory: pytest.TempPathFa
     reqs["gpu"] = write_run(root, "gpu", gpu["fake"], request, {"t.bin": gpu["input"]})
     expect["gpu"] = gpu
 
+    # 14. NMS, sigmoid, ties and linear box sizes, on heads made up for it (no model): anchors 0/1 and 3/4
+    #     overlap, anchor 5 ties anchor 2's score, anchor 4 holds a NaN
+    nms = nms_case()
+    request = base_request("gpu_nms", engines=[{"engine": "compiled", "accelerators": ["cpu"]}],
+                           score_threshold=0.3, max_results=10,
+                           inputs=[{"id": "t", "kind": "tensor", "file": "t.bin", "dtype": "float32", "shape": [1, 2, 2, 3]}])
+    del request["delegates"]
+    reqs["gpu_nms"] = write_run(root, "gpu_nms", nms["fake"], request, {"t.bin": bytes(48)})
+    expect["gpu_nms"] = nms
+
     b64_cases = ["", "00", "ff01", "000102", "fffefd fc".replace(" ", ""), bytes(range(256)).hex()]
     args = [JAVA, *FAST_JVM, "-cp", str(compiled[0]), "dev.liteship.demo.harness.Harness"]
     for case in b64_cases:
@@ -598,6 +608,31 @@ def harness_runs(compiled: tuple[Path, str], tmp_path_factory: pytest.TempPathFa
     detector = [json.loads(line[9:]) for line in proc.stdout.splitlines() if line.startswith("detector:")]
     return {"results": results, "expect": expect, "b64": dict(zip(b64_cases, b64)), "root": root,
             "detector": detector}
+
+
+def nms_case() -> dict[str, Any]:
+    """Made-up heads of 6 anchors x 2 classes, with sigmoid_score and linear box sizes in the
+    DETECTOR_METADATA, and what validation/raw_heads.py makes of them."""
+    import numpy as np
+
+    from liteship.converter import mediapipe_metadata as mpmd
+    from liteship.validation import raw_heads
+
+    anchors = np.asarray([[0.3, 0.3, 0.4, 0.4], [0.32, 0.3, 0.4, 0.4], [0.7, 0.7, 0.2, 0.2],
+                          [0.5, 0.8, 0.3, 0.3], [0.5, 0.82, 0.3, 0.3], [0.1, 0.9, 0.1, 0.1]], np.float32)
+    options = mpmd.DetectorOptions(anchors=anchors, num_classes=2, x_scale=10.0, y_scale=10.0, w_scale=5.0,
+                                   h_scale=5.0, apply_exponential_on_box_size=False, sigmoid_score=True)
+    location = np.asarray([[0.5, -0.2, 5.0, 5.0], [0.1, 0.1, 4.0, 6.0], [0.0, 0.0, 5.0, 5.0],
+                           [-1.0, 0.3, 5.5, 4.5], [0.2, 0.2, 5.0, 5.0], [0.0, 0.0, 5.0, 5.0]], np.float32)
+    logits = np.asarray([[2.0, -1.0], [1.0, 1.5], [-3.0, 0.4], [0.2, -0.2], [np.nan, 3.0], [0.4, -3.0]], np.float32)
+    d = raw_heads.detect(location, logits, options, score_threshold=0.3, iou_threshold=0.3, max_detections=10)
+    fake = fake_model(output_names=["score", "location"], labels=["a", "b"], mean=[127.5], std=[127.5],
+                      input={"dtype": "float32", "shape": [1, 2, 2, 3]},
+                      detector_metadata_b64=base64.b64encode(mpmd.encode(options)).decode(),
+                      raw_outputs={"location": {"shape": [1, 6, 4], "values": location.ravel().tolist()},
+                                   "score": {"shape": [1, 6, 2], "values": [None if np.isnan(v) else float(v)
+                                                                            for v in logits.ravel()]}})
+    return {"fake": fake, **d}
 
 
 def gpu_case(root: Path) -> tuple[Path, dict[str, Any]]:
@@ -640,7 +675,7 @@ def gpu_case(root: Path) -> tuple[Path, dict[str, Any]]:
 def test_harness_results_validate_against_the_schema(harness_runs: dict[str, Any]) -> None:
     results = harness_runs["results"]
     assert set(results) == {"ok", "float", "bad", "sha", "noroles", "mixed", "escape", "newline", "garbage", "drift",
-                            "engines", "guard", "both", "gpu"}
+                            "engines", "guard", "both", "gpu", "gpu_nms"}
     for key, doc in results.items():
         assert doc["schema"] == protocol.RESULT_SCHEMA and doc["version"] == protocol.VERSION, key
         assert doc["producer"]["kind"] == "device", key
@@ -826,3 +861,21 @@ def test_harness_decodes_the_gpu_variants_heads_like_the_python_decoder(harness_
         assert [d["label"] for d in dets] == [("circle", "square", "triangle")[c] for c in want["classes"]]
         assert np.allclose([d["score"] for d in dets], want["scores"], atol=1e-6)
         assert np.allclose([d["box"] for d in dets], want["boxes"], atol=1e-5), key
+
+
+@needs_jdk
+def test_harness_raw_decoder_suppresses_ties_and_sigmoids_like_the_python_decoder(harness_runs: dict[str, Any]) -> None:
+    """Outputs in another order (score first: found by metadata name), sigmoid_score, linear sizes,
+    overlapping anchors suppressed at IoU 0.3, a tie kept in anchor order."""
+    import numpy as np
+
+    doc = harness_runs["results"]["gpu_nms"]
+    want = harness_runs["expect"]["gpu_nms"]
+    (run,) = doc["delegates"]
+    assert run["status"] == "ok", run
+    (out,) = run["outputs"]
+    dets = out["detections"]
+    assert 2 <= len(dets) < 6  # something was suppressed, something kept
+    assert [d["class_index"] for d in dets] == want["classes"].tolist()
+    assert np.allclose([d["score"] for d in dets], want["scores"], atol=1e-6)
+    assert np.allclose([d["box"] for d in dets], want["boxes"], atol=1e-6)

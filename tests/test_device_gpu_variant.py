@@ -191,3 +191,28 @@ def test_run_device_stage_of_the_gpu_variant_refuses_the_interpreter_engine(tmp_
     error = pipeline._device_stage(req, report, None)  # type: ignore[arg-type]
     assert isinstance(error, UsageProblem) and "mediapipe:gpu,compiled:cpu+gpu" in error.message
     assert report.devices in (None, [])
+
+
+def test_run_device_stage_deploys_the_gpu_variant_with_its_engines_by_default(
+        gpu_model: dict[str, Path], make_emulator, key_path, tmp_path: Path) -> None:  # noqa: F811
+    """`run --device SPEC --device-variant gpu` without --engines: mediapipe:gpu and compiled:cpu+gpu
+    (the variant's DEPLOY_ENGINES), not the interpreter."""
+    from liteship import pipeline
+    from liteship.progress import Progress
+    from liteship.report import Report
+    from liteship.validation.gates import Gates
+
+    emu = make_emulator(installed=APP)
+    (tmp_path / "models").mkdir()
+    shutil.copyfile(gpu_model["model"], tmp_path / "models" / "gpu.tflite")
+    report = Report(command=[], out_dir=tmp_path)
+    report.variants = [{"name": "fp32", "path": "models/fp32.tflite"}, {"name": "gpu", "path": "models/gpu.tflite"}]
+    req = pipeline.Request(out=tmp_path, devices=(emu.spec,), device_variant="gpu", images=gpu_model["images"],
+                           device_key=key_path, device_images=2,
+                           gates=Gates(allow_skip=("device.*.gpu.accelerator",)))
+    error = pipeline._device_stage(req, report, Progress(quiet=True))
+    assert error is None, error
+    (device,) = report.devices
+    assert device["variant"] == "gpu" and device["status"] == "ok" and device["producer_kind"] == "emulated"
+    assert [(d["engine"], d["delegate"]) for d in device["delegates"]] == [
+        ("mediapipe", "gpu"), ("compiled", "cpu"), ("compiled", "gpu")]

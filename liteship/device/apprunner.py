@@ -301,10 +301,10 @@ class AppModel:
         if scores.shape[1] != options.num_classes:
             raise ValueError(f"'score' has {scores.shape[1]} classes per anchor, DETECTOR_METADATA says "
                              f"{options.num_classes}")
-        # an anchor with a non-finite encoding or score is no detection (RawSsdDecoder skips it too)
-        bad = ~np.all(np.isfinite(loc), axis=1)
+        # an anchor with a non-finite encoding or a NaN score is no detection (RawSsdDecoder skips it too)
+        bad = ~np.all(np.isfinite(loc), axis=1) | np.any(np.isnan(scores), axis=1)
         loc = np.where(bad[:, None], np.float32(0), loc)
-        scores = np.where(np.isfinite(scores) & ~bad[:, None], scores, np.float32(-np.inf))
+        scores = np.where(bad[:, None], np.float32(np.nan), scores)  # NaN: raw_heads' argmax drops the anchor
         d = raw_heads.detect(loc, scores, options, score_threshold=score_threshold, iou_threshold=RAW_NMS_IOU,
                              max_detections=max_results)
         found = []

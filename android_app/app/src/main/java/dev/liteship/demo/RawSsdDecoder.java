@@ -18,7 +18,8 @@ import java.util.List;
  *       (x, w alike), as [ymin, xmin, ymax, xmax], not clamped;
  *   <li>sigmoid on the scores only when the metadata says sigmoid_score (liteship applies the score
  *       converter in the graph);
- *   <li>each anchor's best class (the first on a tie), scores below the threshold dropped, greedy
+ *   <li>each anchor's best class (the first on a tie; an anchor with a NaN score or a non-finite box is
+ *       no detection), scores below the threshold dropped, greedy
  *       class-agnostic NMS best first (ties: lower anchor first), suppressed when IoU > 0.3 (MediaPipe's
  *       fixed min_suppression_threshold for this form), at most maxResults.
  * </ul>
@@ -73,10 +74,14 @@ public final class RawSsdDecoder {
             float top = Float.NEGATIVE_INFINITY;
             for (int j = 0; j < c; j++) {
                 float s = score[i * c + j];
+                if (Float.isNaN(s)) {   // a NaN score makes the anchor no detection (as raw_heads.py's argmax)
+                    k = -1;
+                    break;
+                }
                 if (meta.sigmoidScore) {
                     s = (float) (1.0 / (1.0 + Math.exp(-s)));
                 }
-                if (s > top || k < 0 && !Float.isNaN(s)) {
+                if (s > top || k < 0) {
                     top = s;
                     k = j;
                 }
