@@ -573,7 +573,7 @@ def harness_runs(compiled: tuple[Path, str], tmp_path_factory: pytest.TempPathFa
     expect["gpu"] = gpu
 
     # 14. NMS, sigmoid, ties and linear box sizes, on heads made up for it (no model): anchors 0/1 and 3/4
-    #     overlap, anchor 5 ties anchor 2's score, anchor 4 holds a NaN
+    #     overlap (IoU 0.46 and 0.64: suppressed at 0.3, not at 0.5), anchor 5 ties anchor 2, anchor 4 holds a NaN
     nms = nms_case()
     request = base_request("gpu_nms", engines=[{"engine": "compiled", "accelerators": ["cpu"]}],
                            score_threshold=0.3, max_results=10,
@@ -618,7 +618,7 @@ def nms_case() -> dict[str, Any]:
     from liteship.converter import mediapipe_metadata as mpmd
     from liteship.validation import raw_heads
 
-    anchors = np.asarray([[0.3, 0.3, 0.4, 0.4], [0.32, 0.3, 0.4, 0.4], [0.7, 0.7, 0.2, 0.2],
+    anchors = np.asarray([[0.3, 0.3, 0.4, 0.4], [0.42, 0.3, 0.4, 0.4], [0.7, 0.7, 0.2, 0.2],
                           [0.5, 0.8, 0.3, 0.3], [0.5, 0.82, 0.3, 0.3], [0.1, 0.9, 0.1, 0.1]], np.float32)
     options = mpmd.DetectorOptions(anchors=anchors, num_classes=2, x_scale=10.0, y_scale=10.0, w_scale=5.0,
                                    h_scale=5.0, apply_exponential_on_box_size=False, sigmoid_score=True)
@@ -875,7 +875,8 @@ def test_harness_raw_decoder_suppresses_ties_and_sigmoids_like_the_python_decode
     assert run["status"] == "ok", run
     (out,) = run["outputs"]
     dets = out["detections"]
-    assert 2 <= len(dets) < 6  # something was suppressed, something kept
+    assert [d["class_index"] for d in dets] == [0, 1, 0, 0]  # anchor 1 (0.82) suppressed by anchor 0 (0.88)
+    assert dets[1]["score"] == dets[2]["score"] and dets[1]["box"][0] < dets[2]["box"][0]  # tie: anchor 2, then 5
     assert [d["class_index"] for d in dets] == want["classes"].tolist()
     assert np.allclose([d["score"] for d in dets], want["scores"], atol=1e-6)
     assert np.allclose([d["box"] for d in dets], want["boxes"], atol=1e-6)
