@@ -360,7 +360,7 @@ def _device_parsers(sub: Any) -> None:
                    help="images sent to the device (jpg/png; default: 3 of the embedded demo's images)")
     p.add_argument("--max-images", type=_positive, default=10, metavar="N", help="use at most N images (default 10)")
     p.add_argument("--variant", type=_variant_name, metavar="VARIANT",
-                   help="tolerances to apply: fp32, fp16, dynamic or int8 (default: from the file name, else the input type)")
+                   help="tolerances to apply: fp32, fp16, dynamic, int8 or gpu (default: from the file name; the gpu variant's form: gpu; else the input type)")
     p.add_argument("--out", type=Path, default=Path("liteship-deploy"), metavar="DIR",
                    help="output folder for report.json, junit.xml, report.html (default liteship-deploy)")
     _common(p)
@@ -449,7 +449,9 @@ def _deploy(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
     from liteship.converter import gpu_variant
 
     if gpu_variant.is_gpu_form(args.model.read_bytes()):
-        raise gpu_variant.deploy_refused(str(args.model))
+        problem = gpu_variant.deploy_engines_problem(str(args.model), options.engines)
+        if problem is not None:
+            raise problem
     images = _deploy_images(args.images, args.max_images)
     report = Report(command=list(sys.argv), out_dir=args.out)
     report.inputs = {"kind": "tflite", "model": str(args.model), "images": [str(p) for p in images],

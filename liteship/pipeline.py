@@ -468,10 +468,17 @@ def _device_stage(req: Request, report: Report, progress: Progress) -> LiteshipE
     wanted = req.device_variant or (Variant.INT8.value if Variant.INT8.value in names else deployable[-1])
     if wanted not in names:
         return UsageProblem(f"--device-variant {wanted} was not converted in this run (converted: {', '.join(names)})")
+    options = req.device_options or DeployOptions()
     if wanted == Variant.GPU.value:
-        from liteship.converter.gpu_variant import deploy_refused
+        import dataclasses
 
-        return deploy_refused("--device-variant gpu")
+        from liteship.converter import gpu_variant
+
+        if options.engines is None:  # not the interpreter (the default): the engines the variant is for
+            options = dataclasses.replace(options, engines=gpu_variant.DEPLOY_ENGINES)
+        problem = gpu_variant.deploy_engines_problem("--device-variant gpu", options.engines)
+        if problem is not None:
+            return problem
     variant = next(v for v in report.variants if v["name"] == wanted)
     from liteship.converter import calibration
 
@@ -481,7 +488,7 @@ def _device_stage(req: Request, report: Report, progress: Progress) -> LiteshipE
     with tempfile.TemporaryDirectory(prefix="liteship-device-") as tmp:
         entries, error = validate_on_devices(
             req.out / variant["path"], req.devices, images=images[: req.device_images],
-            options=req.device_options or DeployOptions(), work_dir=Path(tmp), transport=req.device_transport,
+            options=options, work_dir=Path(tmp), transport=req.device_transport,
             key_path=req.device_key, variant=wanted, log=progress.info, allow_skip=_gates(req).allow_skip)
     report.devices = entries
     return error

@@ -46,10 +46,10 @@ A = "{http://schemas.android.com/apk/res/android}"
 
 #: app classes that must stay free of android.*/LiteRT so the harness can run them
 PURE = [
-    "Base64Codec", "DelegateUnavailableException", "Detection", "DetectionBoxes", "DetectionDecoder", "DetectorSession",
-    "DeviceFacts", "Dtypes", "ModelRoles", "ModelSignature", "ModelSpec", "OutputGuard", "PixelPacker", "Platform",
-    "Protocol", "ProtocolException", "ResultWriter", "SchemaCheck", "Session", "TensorSpec", "ValidationRequest",
-    "ValidationRunner",
+    "Base64Codec", "DelegateUnavailableException", "Detection", "DetectionBoxes", "DetectionDecoder", "DetectorMetadata",
+    "DetectorSession", "DeviceFacts", "Dtypes", "ModelRoles", "ModelSignature", "ModelSpec", "OutputGuard", "PixelPacker",
+    "Platform", "Protocol", "ProtocolException", "RawSsdDecoder", "ResultWriter", "SchemaCheck", "Session", "TensorSpec",
+    "ValidationRequest", "ValidationRunner",
 ]
 
 JAVAC = shutil.which("javac")
@@ -560,10 +560,40 @@ def harness_runs(compiled: tuple[Path, str], tmp_path_factory: pytest.TempPathFa
     # 12. delegates and engines together are ambiguous: a request error
     reqs["both"] = write_run(root, "both", fake_model(), base_request("both", engines=engines))
 
+    # 13. the gpu variant's form (tests/fixtures/gpu_form.py, a real .tflite): its heads as the real model
+    #     computes them on a tensor input, answered by the fake session; the app decodes them with the
+    #     DETECTOR_METADATA (RawSsdDecoder) and the result is compared with liteship's Python decoder
+    gpu_path, gpu = gpu_case(root)
+    request = base_request("gpu", engines=[{"engine": "compiled", "accelerators": ["cpu", "gpu"]},
+                                           {"engine": "interpreter", "accelerators": ["cpu"]}],
+                           score_threshold=0.3, max_results=4,
+                           inputs=[{"id": "t", "kind": "tensor", "file": "t.bin", "dtype": "float32", "shape": [1, 16, 16, 3]}])
+    del request["delegates"]
+    reqs["gpu"] = write_run(root, "gpu", gpu["fake"], request, {"t.bin": gpu["input"]})
+    expect["gpu"] = gpu
+
+    # 14. NMS, sigmoid, ties and linear box sizes, on heads made up for it (no model): anchors 0/1 and 3/4
+    #     overlap (IoU 0.46 and 0.64: suppressed at 0.3, not at 0.5), anchor 5 ties anchor 2, anchor 4 holds a NaN
+    nms = nms_case()
+    request = base_request("gpu_nms", engines=[{"engine": "compiled", "accelerators": ["cpu"]}],
+                           score_threshold=0.3, max_results=10,
+                           inputs=[{"id": "t", "kind": "tensor", "file": "t.bin", "dtype": "float32", "shape": [1, 2, 2, 3]}])
+    del request["delegates"]
+    reqs["gpu_nms"] = write_run(root, "gpu_nms", nms["fake"], request, {"t.bin": bytes(48)})
+    expect["gpu_nms"] = nms
+
     b64_cases = ["", "00", "ff01", "000102", "fffefd fc".replace(" ", ""), bytes(range(256)).hex()]
     args = [JAVA, *FAST_JVM, "-cp", str(compiled[0]), "dev.liteship.demo.harness.Harness"]
     for case in b64_cases:
         args += ["--b64", case]
+    from liteship.converter.metadata import write_metadata
+    from liteship.types import Normalization
+    from tests.fixtures.tiny_ssd import image_model
+
+    postprocess = root / "postprocess.tflite"  # metadata, but no DETECTOR_METADATA
+    postprocess.write_bytes(write_metadata(image_model("uint8"), Normalization((127.5,), (127.5,)), "a\nb\nc\n"))
+    args += ["--detector-metadata", str(gpu_path), "--detector-metadata", str(postprocess),
+             "--detector-metadata", str(HARNESS / "README.md")]
     args += ["--schema", str(SCHEMA)] + [str(reqs[k]) for k in reqs if k != "drift"]
     args += ["--schema", str(drift_schema), str(reqs["drift"])]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=60)
@@ -575,14 +605,77 @@ def harness_runs(compiled: tuple[Path, str], tmp_path_factory: pytest.TempPathFa
         assert not (req.parent / protocol.RESULT_TMP_NAME).exists(), f"{key}: result.json.tmp left behind"
         results[key] = protocol.parse_result(path.read_bytes(), source=f"{key}/result.json")  # schema validation
     b64 = [line[4:] for line in proc.stdout.splitlines() if line.startswith("b64:")]
-    return {"results": results, "expect": expect, "b64": dict(zip(b64_cases, b64)), "root": root}
+    detector = [json.loads(line[9:]) for line in proc.stdout.splitlines() if line.startswith("detector:")]
+    return {"results": results, "expect": expect, "b64": dict(zip(b64_cases, b64)), "root": root,
+            "detector": detector}
+
+
+def nms_case() -> dict[str, Any]:
+    """Made-up heads of 6 anchors x 2 classes, with sigmoid_score and linear box sizes in the
+    DETECTOR_METADATA, and what validation/raw_heads.py makes of them."""
+    import numpy as np
+
+    from liteship.converter import mediapipe_metadata as mpmd
+    from liteship.validation import raw_heads
+
+    anchors = np.asarray([[0.3, 0.3, 0.4, 0.4], [0.42, 0.3, 0.4, 0.4], [0.7, 0.7, 0.2, 0.2],
+                          [0.5, 0.8, 0.3, 0.3], [0.5, 0.82, 0.3, 0.3], [0.1, 0.9, 0.1, 0.1]], np.float32)
+    options = mpmd.DetectorOptions(anchors=anchors, num_classes=2, x_scale=10.0, y_scale=10.0, w_scale=5.0,
+                                   h_scale=5.0, apply_exponential_on_box_size=False, sigmoid_score=True)
+    location = np.asarray([[0.5, -0.2, 5.0, 5.0], [0.1, 0.1, 4.0, 6.0], [0.0, 0.0, 5.0, 5.0],
+                           [-1.0, 0.3, 5.5, 4.5], [0.2, 0.2, 5.0, 5.0], [0.0, 0.0, 5.0, 5.0]], np.float32)
+    logits = np.asarray([[2.0, -1.0], [1.0, 1.5], [-3.0, 0.4], [0.2, -0.2], [np.nan, 3.0], [0.4, -3.0]], np.float32)
+    d = raw_heads.detect(location, logits, options, score_threshold=0.3, iou_threshold=0.3, max_detections=10)
+    fake = fake_model(output_names=["score", "location"], labels=["a", "b"], mean=[127.5], std=[127.5],
+                      input={"dtype": "float32", "shape": [1, 2, 2, 3]},
+                      detector_metadata_b64=base64.b64encode(mpmd.encode(options)).decode(),
+                      raw_outputs={"location": {"shape": [1, 6, 4], "values": location.ravel().tolist()},
+                                   "score": {"shape": [1, 6, 2], "values": [None if np.isnan(v) else float(v)
+                                                                            for v in logits.ravel()]}})
+    return {"fake": fake, **d}
+
+
+def gpu_case(root: Path) -> tuple[Path, dict[str, Any]]:
+    """The gpu-form model written to ``root``, and the fake model JSON of the harness for it: its
+    DETECTOR_METADATA bytes, its heads on a seeded input, and the Python decoder's detections."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    from liteship.converter import mediapipe_metadata as mpmd
+    from liteship.tflite_metadata import read_metadata_view
+    from liteship.validation.runtimes.raw_ssd import detections
+    from tests.fixtures.gpu_form import LABELS, gpu_form_model
+
+    data = gpu_form_model()
+    path = root / "gpu.tflite"
+    path.write_bytes(data)
+    meta = read_metadata_view(data).custom_data[mpmd.METADATA_NAME]
+    from tests.test_device_apprunner import photo
+
+    x = ((photo(16, 16, 5).astype(np.float32) - np.float32(127.5)) / np.float32(127.5))[None]
+    it = Interpreter(model_content=data)
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    heads = {d["name"]: it.get_tensor(d["index"]) for d in it.get_output_details()}
+    options = mpmd.decode(meta)
+    boxes, classes, scores = detections(heads["location"], heads["score"], options)
+    keep = scores >= 0.3
+    fake = fake_model(output_names=["location", "score"], labels=list(LABELS), mean=[127.5], std=[127.5],
+                      input={"dtype": "float32", "shape": [1, 16, 16, 3]},
+                      detector_metadata_b64=base64.b64encode(meta).decode(),
+                      raw_outputs={k: {"shape": list(v.shape), "values": [float(f) for f in v.ravel()]}
+                                   for k, v in heads.items()})
+    return path, {"fake": fake, "input": x.astype("<f4").tobytes(), "options": options, "heads": heads,
+                  "boxes": boxes[keep][:4], "classes": classes[keep][:4], "scores": scores[keep][:4],
+                  "above": int(keep.sum())}
 
 
 @needs_jdk
 def test_harness_results_validate_against_the_schema(harness_runs: dict[str, Any]) -> None:
     results = harness_runs["results"]
     assert set(results) == {"ok", "float", "bad", "sha", "noroles", "mixed", "escape", "newline", "garbage", "drift",
-                            "engines", "guard", "both"}
+                            "engines", "guard", "both", "gpu", "gpu_nms"}
     for key, doc in results.items():
         assert doc["schema"] == protocol.RESULT_SCHEMA and doc["version"] == protocol.VERSION, key
         assert doc["producer"]["kind"] == "device", key
@@ -726,3 +819,64 @@ def test_harness_compiled_engine_refuses_buffers_too_small(harness_runs: dict[st
 def test_harness_v1_requests_get_v1_results(harness_runs: dict[str, Any]) -> None:
     for run in harness_runs["results"]["ok"]["delegates"]:
         assert not {"engine", "accelerator_used", "runtime", "warnings", "fallback_reason"} & set(run)
+
+
+@needs_jdk
+def test_harness_reads_the_detector_metadata_of_a_real_gpu_model_like_python(harness_runs: dict[str, Any]) -> None:
+    """The app's own FlatBuffers walk (Model.metadata -> TFLITE_METADATA -> custom_metadata) on the
+    real .tflite equals mediapipe_metadata.decode; a model with the postprocess op has none; a file
+    that is no FlatBuffer is a ProtocolException, not a crash."""
+    import numpy as np
+
+    ours, none, not_tflite = harness_runs["detector"]
+    assert none is None
+    assert not_tflite.startswith("error: the model's metadata is not a readable FlatBuffer")
+    options = harness_runs["expect"]["gpu"]["options"]
+    assert (ours["num_classes"], ours["num_boxes"], ours["num_coords"]) == (3, 16, 4)
+    assert ours["scales"] == [options.x_scale, options.y_scale, options.w_scale, options.h_scale] == [10, 10, 5, 5]
+    assert ours["apply_exponential_on_box_size"] is True and ours["sigmoid_score"] is False
+    assert np.array_equal(np.asarray(ours["anchors"], np.float32).reshape(-1, 4), options.anchors)
+
+
+@needs_jdk
+def test_harness_decodes_the_gpu_variants_heads_like_the_python_decoder(harness_runs: dict[str, Any]) -> None:
+    """RawSsdDecoder (Java) vs validation/raw_heads.py on the same heads of the same model: same anchors,
+    classes, order and NMS (IoU 0.3, threshold 0.3, max results 4); tensors come back by name."""
+    import numpy as np
+
+    doc = harness_runs["results"]["gpu"]
+    want = harness_runs["expect"]["gpu"]
+    assert doc["status"] == "ok", doc
+    assert doc["model"]["output_roles"] == ["location", "score"]
+    assert want["above"] > 4  # NMS and max_results both matter here
+    runs = {(d["engine"], d["delegate"]): d for d in doc["delegates"]}
+    assert set(runs) == {("compiled", "cpu"), ("compiled", "gpu"), ("interpreter", "cpu")}
+    for key, run in runs.items():
+        assert run["status"] == "ok", (key, run)
+        (out,) = run["outputs"]
+        assert [t["name"] for t in out["tensors"]] == ["location", "score"]
+        assert floats(out["tensors"][1]["data_b64"]) == pytest.approx(want["heads"]["score"].ravel().tolist(), abs=0)
+        dets = out["detections"]
+        assert [d["class_index"] for d in dets] == want["classes"].tolist(), key
+        assert [d["label"] for d in dets] == [("circle", "square", "triangle")[c] for c in want["classes"]]
+        assert np.allclose([d["score"] for d in dets], want["scores"], atol=1e-6)
+        assert np.allclose([d["box"] for d in dets], want["boxes"], atol=1e-5), key
+
+
+@needs_jdk
+def test_harness_raw_decoder_suppresses_ties_and_sigmoids_like_the_python_decoder(harness_runs: dict[str, Any]) -> None:
+    """Outputs in another order (score first: found by metadata name), sigmoid_score, linear sizes,
+    overlapping anchors suppressed at IoU 0.3, a tie kept in anchor order."""
+    import numpy as np
+
+    doc = harness_runs["results"]["gpu_nms"]
+    want = harness_runs["expect"]["gpu_nms"]
+    (run,) = doc["delegates"]
+    assert run["status"] == "ok", run
+    (out,) = run["outputs"]
+    dets = out["detections"]
+    assert [d["class_index"] for d in dets] == [0, 1, 0, 0]  # anchor 1 (0.82) suppressed by anchor 0 (0.88)
+    assert dets[1]["score"] == dets[2]["score"] and dets[1]["box"][0] < dets[2]["box"][0]  # tie: anchor 2, then 5
+    assert [d["class_index"] for d in dets] == want["classes"].tolist()
+    assert np.allclose([d["score"] for d in dets], want["scores"], atol=1e-6)
+    assert np.allclose([d["box"] for d in dets], want["boxes"], atol=1e-6)

@@ -50,3 +50,31 @@ def test_push_shell_pull_round_trip_on_a_real_device(tmp_path: Path) -> None:
         finally:
             dev.shell(f"rm -f {quote(remote)}")
         assert not dev.exists(remote)
+
+
+def test_gpu_variant_deploy_on_a_real_device(tmp_path: Path) -> None:
+    """The gpu variant's form (tests/fixtures/gpu_form.py) through the installed validation app on a
+    phone: MediaPipe on GPU, CompiledModel on CPU and GPU against the desktop; the first on-device
+    evidence for the app's RawSsdDecoder and DetectorMetadata. The GPU may be missing (a reported
+    fallback, allowed to skip here); a parity failure is not."""
+    import json
+
+    from liteship.cli import main
+    from liteship.device import protocol
+    from tests.fixtures.gpu_form import gpu_form_model
+
+    serial = _real_serials()[0]
+    with open_device(serial, timeout_s=20) as dev:
+        if "package:" not in dev.shell(f"pm path {protocol.APP_PACKAGE}").stdout:
+            pytest.skip(f"{serial}: the validation app is not installed (./gradlew assembleDebug, then --apk)")
+    model = tmp_path / "gpu.tflite"
+    model.write_bytes(gpu_form_model())
+    out = tmp_path / "out"
+    code = main(["deploy", str(model), "--device", serial, "--out", str(out), "--quiet", "--iterations", "3",
+                 "--engines", "mediapipe:gpu,compiled:cpu+gpu", "--allow-skip", "device.*.gpu.accelerator"])
+    report = json.loads((out / "report.json").read_text())
+    assert code == 0, json.dumps(report["devices"], indent=1)[:3000]
+    (device,) = report["devices"]
+    assert device["producer_kind"] == "device" and device["variant"] == "gpu"
+    assert {(d["engine"], d["delegate"]) for d in device["delegates"]} == {
+        ("mediapipe", "gpu"), ("compiled", "cpu"), ("compiled", "gpu")}

@@ -153,20 +153,6 @@ def test_gpu_variant_needs_input_a() -> None:
             require_input_a(kind, (Variant.FP32, Variant.GPU))
 
 
-def test_run_device_stage_refuses_the_gpu_variant_before_any_device(tmp_path: Path) -> None:
-    """`run --device-variant gpu`: a usage error naming its engines (port 9: nothing listens)."""
-    from liteship import pipeline
-    from liteship.errors import UsageProblem
-    from liteship.report import Report
-
-    report = Report(command=[], out_dir=tmp_path)
-    report.variants = [{"name": "fp32", "path": "models/fp32.tflite"}, {"name": "gpu", "path": "models/gpu.tflite"}]
-    req = pipeline.Request(out=tmp_path, devices=("tcp:127.0.0.1:9",), device_variant="gpu")
-    error = pipeline._device_stage(req, report, None)  # type: ignore[arg-type]
-    assert isinstance(error, UsageProblem) and "mediapipe:gpu,compiled:cpu+gpu" in error.message
-    assert report.devices in (None, [])
-
-
 # --- TF tier: a small FPN model through `liteship run --variants fp32,gpu` ------------------------
 
 
@@ -263,18 +249,19 @@ def test_fpn_gpu_entry_has_every_key_of_the_other_variants_and_says_who_can_load
     ship = ship[: ship.index("</section>")]
     assert "<strong>gpu</strong>" in ship and '<span class="pass" title="mediapipe.load' in ship
     assert by_name["gpu"]["latency"]["threads"]  # desktop latency measured like the others'
-    # the phone: the engines it is for, and no silent Interpreter deploy
+    # the phone: the engines it is for, which `liteship deploy` validates
     assert by_name["gpu"]["deploy"]["engines"] == [{"engine": "mediapipe", "accelerators": ["gpu"]},
                                                  {"engine": "compiled", "accelerators": ["cpu", "gpu"]}]
-    assert by_name["gpu"]["deploy"]["liteship_deploy"] is False
+    assert by_name["gpu"]["deploy"]["liteship_deploy"] is True
 
 
 @pytest.mark.tf
 @pytest.mark.slow
-@pytest.mark.parametrize("engines", [[], ["--engines", "mediapipe,compiled:cpu+gpu"]])
-def test_fpn_gpu_deploy_is_refused_up_front_naming_its_engines(
+@pytest.mark.parametrize("engines", [[], ["--engines", "interpreter"]])
+def test_fpn_gpu_deploy_with_the_interpreter_is_refused_up_front_naming_its_engines(
         fpn_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], engines: list[str]) -> None:
-    """Before any device is contacted (port 9: nothing listens), whatever the engines."""
+    """Before any device is contacted (port 9: nothing listens); the default engine is the interpreter.
+    (Its deploy with the engines it is for: tests/test_device_gpu_variant.py.)"""
     code = run_cli(["deploy", str(fpn_run / "models" / "gpu.tflite"), "--device", "tcp:127.0.0.1:9",
                     "--out", str(tmp_path / "deploy"), *engines])
     err = capsys.readouterr().err

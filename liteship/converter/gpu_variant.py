@@ -282,9 +282,9 @@ def variant_entry(
             "detector_metadata": spec.options.summary(),
             "consumers": CONSUMERS,
         },
-        # the engines it is for on a phone; `liteship deploy` cannot validate it yet (deploy_refused)
+        # the engines it is for on a phone, which `liteship deploy` validates (deploy_engines_problem)
         "deploy": {"engines": [{"engine": e, "accelerators": list(a)} for e, a in DEPLOY_ENGINES],
-                   "liteship_deploy": False},
+                   "liteship_deploy": True},
     }
 
 
@@ -328,13 +328,19 @@ def is_gpu_form(model: bytes) -> bool:
     return is_raw_ssd(info, read_metadata_view(model, info))
 
 
-def deploy_refused(what: str) -> UsageProblem:
-    """``liteship deploy`` prepares every engine's inputs and desktop side from the postprocess
-    op's outputs (liteship/device/: ModelRunner, desktop.py, the validation app): the gpu
-    variant would fail there with a misleading message, so it is refused up front."""
+def deploy_engines_problem(what: str, engines: tuple[tuple[str, tuple[str, ...]], ...] | None) -> UsageProblem | None:
+    """``liteship deploy`` of the gpu variant runs the engines that read its two outputs by name
+    and decode them (:data:`DEPLOY_ENGINES`: MediaPipe's ObjectDetector, CompiledModel + the app's
+    own decoder). The interpreter engine (the default, the v1 request) stands for the apps that read
+    the postprocess op's outputs (the LiteRT sample by index, the Task Library by name): it is
+    refused up front, naming the engines that can run the model, before any device is touched."""
+    usable = {engine for engine, _ in DEPLOY_ENGINES}
+    wrong = ["interpreter (the default)"] if engines is None else [e for e, _ in engines if e not in usable]
+    if not wrong:
+        return None
     return UsageProblem(
         f"{what} is the gpu variant (outputs location and score + DETECTOR_METADATA, no {POSTPROCESS_OP}): "
-        "liteship's on-device validation reads the postprocess op's outputs in every engine and cannot run it yet; "
-        f"on a phone it is for the engines {deploy_engines_arg()} (MediaPipe ObjectDetector, CompiledModel on GPU)",
-        hint="its desktop checks are `liteship run --variants ...,gpu` (MediaPipe and CompiledModel parity, the "
-             "GPU-delegate analysis); deploy fp32/fp16/dynamic/int8 to validate on a device")
+        f"the engine {', '.join(wrong)} reads the postprocess op's outputs, like the LiteRT sample (by index) and "
+        f"the Task Library, and cannot run it; the engines that can are {', '.join(sorted(usable))}: "
+        f"pass --engines {deploy_engines_arg()} (MediaPipe ObjectDetector on GPU, CompiledModel on CPU and GPU)",
+        hint="or deploy fp32/fp16/dynamic/int8 (they end in the postprocess op) to validate the interpreter engine")

@@ -63,6 +63,11 @@ NNAPI_WARNING = "NNAPI is deprecated since Android 15 (API 35); prefer the compi
 
 #: the Task Library metadata names the app finds outputs by (ModelRoles.java); count is optional
 ROLE_NAMES = ("location", "category", "score", "number of detections")
+#: the gpu variant's two outputs (raw box encodings, class scores), decoded by the app (RawSsdDecoder.java)
+RAW_ROLE_NAMES = ("location", "score")
+#: the NMS the app applies to the raw heads: MediaPipe's for this form (class-agnostic, IoU 0.3), so
+#: the compiled and mediapipe engines answer alike (RawSsdDecoder.IOU_THRESHOLD)
+RAW_NMS_IOU = 0.3
 
 
 def runtime_version() -> str:
@@ -133,10 +138,25 @@ class AppModel:
             raise ValueError(f"the model has {len(self.info.inputs)} inputs; an SSD detector has one image input")
         self.input = self.info.inputs[0]
         self.outputs = self.info.outputs
+        #: the gpu variant's form (``location`` + ``score`` raw heads, DETECTOR_METADATA): its decoding options
+        self.raw_options = self._raw_options()
         self.roles, self.roles_problem = self._roles()
+
+    def _raw_options(self) -> Any:
+        """``DetectorMetadata.find`` + ``parse``'s twin: the DETECTOR_METADATA custom metadata of a
+        2-output model without the postprocess op (mediapipe_metadata's reader), else None."""
+        from liteship.validation.runtimes import raw_ssd
+
+        view = read_metadata_view(self.data, self.info)
+        return raw_ssd.options_of(view) if raw_ssd.is_raw_ssd(self.info, view) else None
 
     def _roles(self) -> tuple[dict[str, int], str | None]:
         names = self.facts.output_names
+        if self.raw_options is not None:
+            # RawSsdDecoder.positions: by metadata name, else outputs 0 and 1 (MediaPipe's fallback)
+            if all(n in names for n in RAW_ROLE_NAMES):
+                return {n: names.index(n) for n in RAW_ROLE_NAMES}, None
+            return dict(zip(RAW_ROLE_NAMES, (0, 1))), None
         positions: dict[str, int] = {}
         twice = []
         for i, name in enumerate(names):
@@ -225,6 +245,8 @@ class AppModel:
         threshold skipped, at most ``max_results``; boxes as the model emits them."""
         if self.roles_problem:
             raise ValueError(self.roles_problem)
+        if self.raw_options is not None:
+            return self.decode_raw(values, score_threshold, max_results)
 
         def floats(role: str) -> np.ndarray:
             position = self.roles[role]
@@ -253,6 +275,45 @@ class AppModel:
             index = _java_round(c)
             label = self.facts.labels[index] if index < len(self.facts.labels) else None
             found.append({"box": box, "class_index": index, "label": label, "score": score})
+        return found
+
+
+    def decode_raw(self, values: list[np.ndarray], score_threshold: float, max_results: int) -> list[dict[str, Any]]:
+        """``RawSsdDecoder``'s twin for the gpu variant's form: ``location`` and ``score`` by metadata
+        name, decoded with the model's DETECTOR_METADATA (anchors, scales, exp, sigmoid), best class
+        per anchor, class-agnostic greedy NMS at IoU 0.3, scores >= the threshold, at most
+        ``max_results``; boxes unclipped. (The decoding itself is validation/raw_heads.py's.)"""
+        from liteship.validation import raw_heads
+
+        heads = {}
+        for role in RAW_ROLE_NAMES:
+            position = self.roles[role]
+            value = values[position]
+            if value.dtype != np.float32:
+                raise ValueError(f"output {position} ('{self.outputs[position].name}') is {dtype_name(value.dtype)}; "
+                                 "the gpu variant's location and score outputs are float32")
+            heads[role] = value
+        options = self.raw_options
+        loc = heads["location"].reshape(-1, 4)
+        if len(loc) != options.num_boxes:
+            raise ValueError(f"'location' holds {len(loc)} boxes, DETECTOR_METADATA has {options.num_boxes} anchors")
+        scores = heads["score"].reshape(len(loc), -1)
+        if scores.shape[1] != options.num_classes:
+            raise ValueError(f"'score' has {scores.shape[1]} classes per anchor, DETECTOR_METADATA says "
+                             f"{options.num_classes}")
+        # an anchor with a non-finite encoding or a NaN score is no detection (RawSsdDecoder skips it too)
+        bad = ~np.all(np.isfinite(loc), axis=1) | np.any(np.isnan(scores), axis=1)
+        loc = np.where(bad[:, None], np.float32(0), loc)
+        scores = np.where(bad[:, None], np.float32(np.nan), scores)  # NaN: raw_heads' argmax drops the anchor
+        d = raw_heads.detect(loc, scores, options, score_threshold=score_threshold, iou_threshold=RAW_NMS_IOU,
+                             max_detections=max_results)
+        found = []
+        for box, c, score in zip(d["boxes"], d["classes"], d["scores"]):
+            if not np.isfinite(score) or not np.all(np.isfinite(box)):
+                continue
+            index = int(c)
+            label = self.facts.labels[index] if index < len(self.facts.labels) else None
+            found.append({"box": [float(v) for v in box], "class_index": index, "label": label, "score": float(score)})
         return found
 
 

@@ -15,6 +15,14 @@ side therefore shows up as a difference, never as the same code agreeing with it
 * ``mediapipe``: the desktop MediaPipe ObjectDetector (same C++ graph as tasks-vision), in
   a child process, image inputs only.
 
+A model of the ``gpu`` variant's form (outputs ``location`` [1,A,4] and ``score`` [1,A,C],
+MediaPipe's ``DETECTOR_METADATA``, no postprocess op) has no ports: its outputs are found by
+the SIGNATURE's names (``gpu_variant.output_names``; the app uses the metadata names), images
+are stretched and normalized by ``validation/runtimes/raw_ssd.RawSsdDetector``, and the
+CompiledModel's heads are decoded with the model's own DETECTOR_METADATA by
+``raw_ssd.detections`` (``validation/raw_heads.py``: anchors, scales, sigmoid, class-agnostic
+NMS at MediaPipe's IoU 0.3, at most ``max_results``), the decoder the ``run`` parity uses.
+
 An engine the desktop cannot run (CompiledModel on a model whose postprocess outputs are
 stored with shape ``[]``) is a :class:`DesktopRun` with ``error`` set: the comparison then
 has nothing to compare against and says so.
@@ -89,11 +97,27 @@ def normalization(data: bytes, info: ModelInfo) -> tuple[tuple[float, ...], tupl
     return tuple(DEFAULT_NORMALIZATION.mean), tuple(DEFAULT_NORMALIZATION.std)
 
 
-def detector(data: bytes, threads: int = 1) -> Any:
-    """``validation/detect.py``'s TFLiteDetector with the model's metadata normalization."""
+def raw_form(data: bytes, info: ModelInfo | None = None) -> Any:
+    """The model's DETECTOR_METADATA options when it has the gpu variant's 2-output form, else None."""
+    from liteship.validation.runtimes import raw_ssd
+
+    info = info or inspect_model(data)
+    meta = read_metadata_view(data, info)
+    return raw_ssd.options_of(meta) if raw_ssd.is_raw_ssd(info, meta) else None
+
+
+def detector(data: bytes, threads: int = 1, max_results: int = 100) -> Any:
+    """``validation/detect.py``'s TFLiteDetector with the model's metadata normalization; for
+    the gpu variant's form ``raw_ssd.RawSsdDetector`` (MediaPipe's NMS: IoU 0.3, score >= 0)."""
+    info = inspect_model(data)
+    if raw_form(data, info) is not None:
+        from liteship.validation import contracts
+        from liteship.validation.runtimes.raw_ssd import Nms, RawSsdDetector
+
+        return RawSsdDetector(data, Nms(0.0, contracts.MEDIAPIPE_RAW_NMS_IOU, max_results), num_threads=threads)
     from liteship.validation.detect import TFLiteDetector
 
-    mean, std = normalization(data, inspect_model(data))
+    mean, std = normalization(data, info)
     return TFLiteDetector(data, num_threads=threads, mean=mean, std=std)
 
 
@@ -105,6 +129,12 @@ def image_tensor(det: Any, path: Path) -> np.ndarray:
 
 
 def _roles(info: ModelInfo) -> list[str]:
+    """Per output: the postprocess port's role; without the op (the gpu variant's form) the
+    signature's output name (``location``, ``score``), else the tensor name."""
+    if not info.postprocess:
+        from liteship.converter.gpu_variant import output_names
+
+        return [name or t.name for name, t in zip(output_names(info), info.outputs)]
     return [role.value if role is not None else t.name for role, t in zip(info.output_roles, info.outputs)]
 
 
@@ -112,7 +142,8 @@ def desktop_runs(data: bytes, inputs: Sequence[Input], engines: Sequence[str], *
                  max_results: int = 100) -> dict[str, DesktopRun]:
     """One :class:`DesktopRun` per engine (never raises for an engine the desktop cannot run)."""
     info = inspect_model(data)
-    det = detector(data, threads=threads)
+    det = detector(data, threads=threads, max_results=max_results)
+    raw = raw_form(data, info)
     runs: dict[str, DesktopRun] = {}
     with tempfile.TemporaryDirectory(prefix="liteship-desktop-") as tmp:
         model_path = Path(tmp) / "model.tflite"
@@ -121,7 +152,8 @@ def desktop_runs(data: bytes, inputs: Sequence[Input], engines: Sequence[str], *
             if engine == "interpreter":
                 runs[engine] = _interpreter(data, info, det, inputs, threads)
             elif engine == "compiled":
-                runs[engine] = _compiled(model_path, info, det, inputs, threads, Path(tmp))
+                runs[engine] = _compiled(model_path, info, det, inputs, threads, Path(tmp), raw_options=raw,
+                                         max_results=max_results)
             elif engine == "mediapipe":
                 runs[engine] = _mediapipe(model_path, data, info, inputs, max_results)
             else:
@@ -178,6 +210,17 @@ def decode_ports(values: dict[str, np.ndarray]) -> list[dict[str, Any]]:
             for k in range(n) if np.isfinite(scores[k]) and np.isfinite(classes[k])]
 
 
+def decode_raw(values: dict[str, np.ndarray], options: Any, max_results: int) -> list[dict[str, Any]]:
+    """Detections from the gpu variant's heads by role (``location``, ``score``): decoded with the
+    model's DETECTOR_METADATA and suppressed as MediaPipe does (``raw_ssd.detections``);
+    normalized, unclipped boxes."""
+    from liteship.validation.runtimes.raw_ssd import detections
+
+    boxes, classes, scores = detections(values["location"], values["score"], options, max_detections=max_results)
+    return [{"box": [float(v) for v in b], "class_index": int(c), "score": float(s)}
+            for b, c, s in zip(boxes, classes, scores) if np.isfinite(s) and np.all(np.isfinite(b))]
+
+
 def _child_failure(what: str, outcome: child.ChildResult) -> str:
     from liteship.device.appengines import runtime_words
 
@@ -189,7 +232,7 @@ def _child_failure(what: str, outcome: child.ChildResult) -> str:
 
 
 def _compiled(model_path: Path, info: ModelInfo, det: Any, inputs: Sequence[Input], threads: int,
-              tmp: Path) -> DesktopRun:
+              tmp: Path, *, raw_options: Any = None, max_results: int = 100) -> DesktopRun:
     from liteship.device.appengines import package_version
 
     run = DesktopRun("compiled", f"ai-edge-litert {package_version('ai-edge-litert')} CompiledModel (desktop, cpu)")
@@ -221,7 +264,9 @@ def _compiled(model_path: Path, info: ModelInfo, det: Any, inputs: Sequence[Inpu
         if kinds[answer["id"]] == "tensor":
             out.tensors = tensors
         else:
-            out.detections = decode_ports({t.role: t.value for t in tensors})
+            by_role = {t.role: t.value for t in tensors}
+            out.detections = (decode_ports(by_role) if raw_options is None
+                              else decode_raw(by_role, raw_options, max_results))
         run.outputs[answer["id"]] = out
     return run
 

@@ -26,10 +26,20 @@ def is_raw_ssd(info: ModelInfo, meta: Any) -> bool:
             and C.DETECTOR_METADATA_NAME in meta.custom_data)
 
 
+def options_of(meta: Any) -> Any:
+    """The model's DETECTOR_METADATA (anchors, scales, sigmoid) as DetectorOptions."""
+    return _options(meta)
+
+
 def _options(meta: Any) -> Any:
     from liteship.converter import mediapipe_metadata as mpmd
 
     return mpmd.decode(meta.custom_data[C.DETECTOR_METADATA_NAME])
+
+
+def positions(info: ModelInfo, meta: Any) -> tuple[int, int]:
+    """Output positions of ``location`` and ``score`` (metadata names; MediaPipe's 0, 1 otherwise)."""
+    return _positions(info, meta)
 
 
 def _positions(info: ModelInfo, meta: Any) -> tuple[int, int]:
@@ -40,12 +50,16 @@ def _positions(info: ModelInfo, meta: Any) -> tuple[int, int]:
     return 0, 1  # MediaPipe's fallback when the names do not match
 
 
-def detections(location: np.ndarray, score: np.ndarray, options: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def detections(location: np.ndarray, score: np.ndarray, options: Any, max_detections: int | None = None,
+               score_threshold: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The heads of one image decoded and suppressed as MediaPipe does for this form
+    (class-agnostic, IoU 0.3); every detection kept unless ``max_detections`` is given."""
     from liteship.validation import raw_heads
 
     loc = np.asarray(location, np.float32).reshape(-1, 4)
-    d = raw_heads.detect(loc, np.asarray(score, np.float32).reshape(len(loc), -1), options, score_threshold=0.0,
-                         iou_threshold=C.MEDIAPIPE_RAW_NMS_IOU, max_detections=len(loc))
+    d = raw_heads.detect(loc, np.asarray(score, np.float32).reshape(len(loc), -1), options,
+                         score_threshold=score_threshold, iou_threshold=C.MEDIAPIPE_RAW_NMS_IOU,
+                         max_detections=len(loc) if max_detections is None else max_detections)
     return d["boxes"], d["classes"], d["scores"]
 
 
@@ -126,14 +140,23 @@ class RawSsdDetector:
         self._input = self._it.get_input_details()[0]["index"]
         self._outputs = self._it.get_output_details()
 
+    def preprocess(self, rgb: np.ndarray) -> np.ndarray:
+        """uint8 HxWx3 -> the model's float32 input [1, H, W, 3]: stretched (Pillow bilinear) and
+        normalized with the metadata's mean/std, as MediaPipe and an app feed it."""
+        from liteship.validation.runtimes.compare import resize_to_input
+
+        x = (resize_to_input(rgb, self._h, self._w).astype(np.float32) - self._mean) / self._std
+        return x[None].astype(np.float32)
+
+    def detect(self, rgb: np.ndarray) -> Any:
+        return self.detect_checked(rgb)[0]
+
     def detect_checked(self, rgb: np.ndarray) -> tuple[Any, dict[str, int]]:
         from liteship.validation import raw_heads
         from liteship.validation.detect import Detections
-        from liteship.validation.runtimes.compare import resize_to_input
 
         h, w = rgb.shape[:2]
-        x = (resize_to_input(rgb, self._h, self._w).astype(np.float32) - self._mean) / self._std
-        self._it.set_tensor(self._input, x[None].astype(np.float32))
+        self._it.set_tensor(self._input, self.preprocess(rgb))
         self._it.invoke()
         heads = {name: self._it.get_tensor(self._outputs[pos]["index"]) for name, pos in
                  zip(C.RAW_SSD_OUTPUT_NAMES, self._positions)}

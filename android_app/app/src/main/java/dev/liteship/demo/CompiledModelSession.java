@@ -18,7 +18,10 @@ import java.util.Map;
  *       op it refuses, e.g. TFLite_Detection_PostProcess: LiteRT#7936) the session falls back to
  *       the CPU and says so in acceleratorUsed()/fallbackReason(), the runtime's own words;
  *   <li>buffers are created by signature name (the Kotlin API cannot list names: {@link
- *       SignatureReader}); outputs are answered in the model's output order, like the Interpreter's;
+ *       SignatureReader}); outputs are answered in the model's output order, like the Interpreter's.
+ *       For the "gpu" variant (no postprocess op, so the GPU accelerator compiles the whole graph)
+ *       those names are "location" and "score": its raw heads are read by name and decoded by
+ *       {@link RawSsdDecoder} with the model's DETECTOR_METADATA;
  *   <li>before any run, {@link OutputGuard} compares each output buffer with what the Interpreter
  *       allocates for that tensor: a model whose outputs are stored without static shapes is refused
  *       instead of corrupting the app's memory.

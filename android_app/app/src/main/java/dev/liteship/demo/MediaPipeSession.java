@@ -20,7 +20,10 @@ import java.util.List;
  * The "mediapipe" engine: MediaPipe Tasks ObjectDetector (com.google.mediapipe:tasks-vision) in IMAGE
  * mode with the request's score threshold and max results. It stretches the image to the input size
  * and reads the model's metadata itself; it exposes no tensors. "gpu" that cannot start falls back
- * to the CPU and says so.
+ * to the CPU and says so. Both model forms load as they are: the postprocess op's four outputs, and
+ * the "gpu" variant's two (location + score), which MediaPipe decodes and suppresses itself from the
+ * model's DETECTOR_METADATA (IoU 0.3); its categories are named by the score tensor's
+ * TENSOR_AXIS_LABELS, which {@link MetadataReader} reads into the spec's labels (class index by name).
  */
 final class MediaPipeSession implements DetectorSession {
     private final ObjectDetector detector;

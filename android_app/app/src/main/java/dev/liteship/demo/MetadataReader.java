@@ -18,7 +18,9 @@ import org.tensorflow.lite.support.metadata.schema.TensorMetadata;
 /**
  * Reads what the app needs from the TFLite metadata with LiteRT's MetadataExtractor, the way the
  * Task Library's ObjectDetector does: output roles by tensor NAME, labels from the
- * TENSOR_VALUE_LABELS file of the category output, NormalizationOptions of input 0.
+ * TENSOR_VALUE_LABELS file of the category output, NormalizationOptions of input 0. For the "gpu"
+ * variant's form (location + score, no postprocess op): the TENSOR_AXIS_LABELS of score and the
+ * DETECTOR_METADATA ({@link DetectorMetadata}, read from the model bytes).
  */
 public final class MetadataReader {
     private MetadataReader() {}
@@ -41,6 +43,13 @@ public final class MetadataReader {
         String labelFile = category >= 0 ? labelFile(metas.get(category)) : null;
         for (int i = 0; labelFile == null && i < metas.size(); i++) {
             labelFile = labelFile(metas.get(i));
+        }
+        // the gpu variant's form: no category output; its labels name the score tensor's columns
+        // (TENSOR_AXIS_LABELS), and its DETECTOR_METADATA says how to decode the raw heads
+        DetectorMetadata detector = category < 0 ? DetectorMetadata.fromModel(model) : null;
+        int score = names.indexOf(ModelRoles.SCORE);
+        if (labelFile == null && detector != null && score >= 0) {
+            labelFile = labelFile(metas.get(score), AssociatedFileType.TENSOR_AXIS_LABELS);
         }
         if (labelFile != null) {
             labels = readLines(extractor.getAssociatedFile(labelFile));
@@ -66,16 +75,20 @@ public final class MetadataReader {
                 }
             }
         }
-        return new ModelSpec(true, names, labels, mean, std);
+        return new ModelSpec(true, names, labels, mean, std, detector);
     }
 
     private static String labelFile(TensorMetadata m) {
+        return labelFile(m, AssociatedFileType.TENSOR_VALUE_LABELS);
+    }
+
+    private static String labelFile(TensorMetadata m, byte type) {
         if (m == null) {
             return null;
         }
         for (int f = 0; f < m.associatedFilesLength(); f++) {
             AssociatedFile file = m.associatedFiles(f);
-            if (file != null && file.type() == AssociatedFileType.TENSOR_VALUE_LABELS) {
+            if (file != null && file.type() == type) {
                 return file.name();
             }
         }

@@ -14,9 +14,21 @@ public final class ModelSpec {
     /** NormalizationOptions of input 0 (per channel or one value); null when absent. */
     public final float[] mean;
     public final float[] std;
+    /**
+     * MediaPipe's DETECTOR_METADATA (anchors, box-coder scales) of a model of the "gpu" variant's form
+     * (outputs location + score, no TFLite_Detection_PostProcess): the app decodes its outputs with
+     * {@link RawSsdDecoder}. Null for a model with the postprocess op.
+     */
+    public final DetectorMetadata detector;
 
     public ModelSpec(boolean hasMetadata, List<String> outputNames, List<String> labels,
                      float[] mean, float[] std) {
+        this(hasMetadata, outputNames, labels, mean, std, null);
+    }
+
+    public ModelSpec(boolean hasMetadata, List<String> outputNames, List<String> labels,
+                     float[] mean, float[] std, DetectorMetadata detector) {
+        this.detector = detector;
         this.hasMetadata = hasMetadata;
         this.outputNames = Collections.unmodifiableList(new ArrayList<>(outputNames));
         this.labels = Collections.unmodifiableList(new ArrayList<>(labels));
@@ -26,6 +38,11 @@ public final class ModelSpec {
 
     public static ModelSpec withoutMetadata() {
         return new ModelSpec(false, new ArrayList<String>(), new ArrayList<String>(), null, null);
+    }
+
+    /** The gpu variant's form: raw heads decoded by the app, not the postprocess op's four outputs. */
+    public boolean isRawSsd() {
+        return detector != null;
     }
 
     public boolean hasNormalization() {

@@ -405,8 +405,10 @@ public final class ValidationRunner {
                 }
                 out.put("tensors", tensors);
             }
-            List<Detection> detections = DetectionDecoder.decode(session, roles, spec,
-                    request.scoreThreshold, request.maxResults);
+            // the gpu variant's form: raw heads decoded here with the model's DETECTOR_METADATA
+            List<Detection> detections = spec.isRawSsd()
+                    ? RawSsdDecoder.decode(session, spec, request.scoreThreshold, request.maxResults)
+                    : DetectionDecoder.decode(session, roles, spec, request.scoreThreshold, request.maxResults);
             out.put("detections", ResultWriter.detections(detections));
         } catch (Throwable t) {
             out.put("error", ResultWriter.error(Protocol.STAGE_RUN, t));
