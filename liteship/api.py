@@ -91,11 +91,12 @@ def run(*, out: str | Path = "liteship-out", pipeline_config: str | Path | None 
         ground_truth: str | Path | None = None, variants: Sequence[str] | None = None,
         gates: str | Path | None = None, contracts: Sequence[str] = (), allow_skip: Sequence[str] = (),
         min_map50: float | None = None, max_map50_drop: float | None = None, parity_images: int | None = None,
-        extra_args: Sequence[str] = ()) -> RunResult:
-    """``liteship run`` (no model arguments: the embedded demo). ``extra_args`` passes any
-    other CLI flag as written (e.g. ``["--int8-input", "int8"]``)."""
+        demo: str | None = None, extra_args: Sequence[str] = ()) -> RunResult:
+    """``liteship run`` (no model arguments: the embedded demo, ``demo`` names which one:
+    ``mobilenetv2`` by default, ``fpnlite``). ``extra_args`` passes any other CLI flag as
+    written (e.g. ``["--int8-input", "int8"]``)."""
     argv: list[str] = ["run", "--out", str(out), "--quiet"]
-    for flag, value in (("--pipeline-config", pipeline_config), ("--checkpoint-dir", checkpoint_dir),
+    for flag, value in (("--demo", demo), ("--pipeline-config", pipeline_config), ("--checkpoint-dir", checkpoint_dir),
                         ("--checkpoint", checkpoint), ("--saved-model", saved_model),
                         ("--frozen-graph", frozen_graph), ("--label-map", label_map), ("--images", images),
                         ("--ground-truth", ground_truth), ("--gates", gates), ("--min-map50", min_map50),

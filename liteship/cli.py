@@ -102,11 +102,20 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
+def _demo_names() -> list[str]:
+    from liteship.pipeline import DEMOS
+
+    return list(DEMOS)
+
+
 def _model_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", nargs="?", type=Path, metavar="PATH",
                    help="a folder an OD API tool wrote (training folder, exporter / model-zoo folder, "
                         "export_tflite_graph_tf2 or export_tflite_ssd_graph output): liteship finds the input in it")
     g = p.add_argument_group("model (one of a, b, c; none = the embedded demo)")
+    g.add_argument("--demo", metavar="NAME", choices=_demo_names(),
+                   help="which embedded demo when no model is given: " + ", ".join(_demo_names())
+                        + " (default mobilenetv2: SSD MobileNetV2; fpnlite: SSD MobileNetV2-FPNLite; docs/demo.md)")
     g.add_argument("--pipeline-config", type=Path, metavar="FILE", help="(a) pipeline.config used for training")
     g.add_argument("--checkpoint-dir", type=Path, metavar="DIR", help="(a) model_dir written by model_main_tf2.py")
     g.add_argument("--checkpoint", metavar="NAME", help="(a) a checkpoint in --checkpoint-dir (e.g. ckpt-12); default: latest")
@@ -737,7 +746,10 @@ def request_from_args(args: argparse.Namespace, command: Sequence[str] | None = 
         cache_dir=args.cache_dir,
     )
     if kind is None:
-        return pipeline.demo_request(args.out, label_map=args.label_map, images=args.images, **common)
+        return pipeline.demo_request(args.out, demo=args.demo or pipeline.DEFAULT_DEMO, label_map=args.label_map,
+                                     images=args.images, **common)
+    if args.demo is not None:
+        raise UsageProblem(f"--demo {args.demo} runs an embedded demo; it cannot go with a model input ({kind.value})")
     return pipeline.Request(
         out=args.out,
         kind=kind,

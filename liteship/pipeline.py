@@ -33,6 +33,14 @@ from liteship.types import (
 )
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
+#: the embedded demo models (`liteship run --demo NAME`; the first is the default). Both were
+#: trained by scripts/train_demo.py on the same synthetic data and share DEMO_DIR/data
+#: (docs/demo.md): name -> the packed model folder (pipeline.config, checkpoint/, label_map.pbtxt)
+DEMOS: dict[str, Path] = {
+    "mobilenetv2": DEMO_DIR / "model",  # ssd_mobilenet_v2_keras, depth 0.35, 160x160
+    "fpnlite": DEMO_DIR / "fpnlite" / "model",  # ssd_mobilenet_v2_fpn_keras (FPNLite), depth 0.35, 160x160
+}
+DEFAULT_DEMO = "mobilenetv2"
 
 
 class Stage(enum.StrEnum):
@@ -77,9 +85,15 @@ class Request:
     cache_dir: Path | None = None
 
 
-def demo_request(out: Path, **overrides: Any) -> Request:
-    """The embedded demo: a small SSD trained on synthetic shapes, shipped in the package."""
-    model = DEMO_DIR / "model"
+def demo_request(out: Path, demo: str = DEFAULT_DEMO, **overrides: Any) -> Request:
+    """The embedded demo ``demo`` (a key of DEMOS): a small SSD trained on synthetic shapes,
+    shipped in the package with its validation and calibration images."""
+    if demo not in DEMOS:
+        raise UsageProblem(f"--demo {demo}: no such embedded demo; choose from {', '.join(DEMOS)}")
+    model = DEMOS[demo]
+    if not (model / "pipeline.config").is_file() or not list((model / "checkpoint").glob("*.index")):
+        raise UsageProblem(f"--demo {demo}: its model is not in this installation ({model}); "
+                           f"make it with `python scripts/train_demo.py all --arch {demo}` (docs/demo.md)")
     base = dict(
         out=out,
         kind=InputKind.CHECKPOINT,
@@ -261,6 +275,8 @@ def _run(req: Request, progress: Progress, pools: list[Any], state: _Run) -> Lit
     report.inputs = {
         "kind": req.kind.value if req.kind else None,
         "demo": req.pipeline_config is not None and DEMO_DIR in req.pipeline_config.resolve().parents,
+        "demo_name": next((name for name, folder in DEMOS.items() if req.pipeline_config is not None
+                           and req.pipeline_config.resolve().parent == folder.resolve()), None),
         "pipeline_config": _s(req.pipeline_config),
         "checkpoint_dir": _s(req.checkpoint_dir),
         "saved_model": _s(req.saved_model),

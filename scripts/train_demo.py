@@ -15,6 +15,18 @@ Usage (needs the `train` extra: `.venv/bin/uv sync --extra train`):
   .venv/bin/python scripts/train_demo.py all --work work-tmp/demo --steps 3000 --batch 16
 
 On a 2-core CPU machine training takes 40-60 minutes; CI never retrains.
+
+--arch picks the model (default mobilenetv2, the `liteship run` demo):
+
+  mobilenetv2  ssd_mobilenet_v2_keras, liteship/demo/pipeline_template.config, packed into
+               liteship/demo/model + liteship/demo/data
+  fpnlite      ssd_mobilenet_v2_fpn_keras (FPNLite), liteship/demo/fpnlite/pipeline_template.config,
+               packed into liteship/demo/fpnlite/model (`liteship run --demo fpnlite`). Same
+               data (same generator and seed): it shares liteship/demo/data, and pack refuses
+               a work dir whose validation set differs from the packed one.
+
+The train step resumes from the latest checkpoint in WORK/train (written every
+--checkpoint-every steps) when one is there; rerun the same command to continue.
 """
 
 from __future__ import annotations
@@ -34,7 +46,12 @@ from liteship import odapi  # noqa: E402  (sets TF_USE_LEGACY_KERAS before TF lo
 from liteship.demo import synth  # noqa: E402
 
 DEMO_DIR = REPO / "liteship" / "demo"
-TEMPLATE = DEMO_DIR / "pipeline_template.config"
+# arch -> (pipeline template, where pack puts the model, whether pack also writes DEMO_DIR/data)
+ARCHS = {
+    "mobilenetv2": (DEMO_DIR / "pipeline_template.config", DEMO_DIR / "model", True),
+    "fpnlite": (DEMO_DIR / "fpnlite" / "pipeline_template.config", DEMO_DIR / "fpnlite" / "model", False),
+}
+TEMPLATE = ARCHS["mobilenetv2"][0]
 
 
 def _example(sample: synth.SynthSample):  # -> tf.train.Example
@@ -93,8 +110,8 @@ def make_data(work: Path, seed: int, n_train: int, n_val: int, n_calib: int) -> 
     print(f"data: {n_train} train, {n_val} val, {n_calib} calibration images in {work}")
 
 
-def write_config(work: Path, steps: int, batch: int, lr: float = 0.004) -> Path:
-    text = TEMPLATE.read_text()
+def write_config(work: Path, steps: int, batch: int, lr: float = 0.004, template: Path = TEMPLATE) -> Path:
+    text = template.read_text()
     text = text.replace("LABEL_MAP", str(work / "label_map.pbtxt")).replace("TRAIN_RECORD", str(work / "train.record"))
     text = text.replace("total_steps: 4000", f"total_steps: {steps}").replace("num_steps: 4000", f"num_steps: {steps}")
     text = text.replace("batch_size: 32", f"batch_size: {batch}")
@@ -105,14 +122,14 @@ def write_config(work: Path, steps: int, batch: int, lr: float = 0.004) -> Path:
     return path
 
 
-def train(work: Path, steps: int, batch: int, lr: float) -> None:
+def train(work: Path, steps: int, batch: int, lr: float, template: Path = TEMPLATE, checkpoint_every: int = 500) -> None:
     import tensorflow as tf
 
     from absl import logging as absl_logging
 
     absl_logging.set_verbosity(absl_logging.INFO)  # the loop logs step time and losses at INFO
     tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.INFO)  # "Step N per-step time" lines
-    config = write_config(work, steps, batch, lr)
+    config = write_config(work, steps, batch, lr, template)
     model_lib_v2 = odapi.module("model_lib_v2")
     strategy = tf.distribute.get_strategy()  # default (single device) strategy
     t0 = time.time()
@@ -121,7 +138,7 @@ def train(work: Path, steps: int, batch: int, lr: float) -> None:
             pipeline_config_path=str(config),
             model_dir=str(work / "train"),
             train_steps=steps,
-            checkpoint_every_n=500,
+            checkpoint_every_n=checkpoint_every,
             checkpoint_max_to_keep=3,
             record_summaries=False,
             num_steps_per_iteration=50,
@@ -129,7 +146,12 @@ def train(work: Path, steps: int, batch: int, lr: float) -> None:
     print(f"train: {steps} steps in {time.time() - t0:.0f} s")
 
 
-def pack(work: Path) -> None:
+def _same_files(a: Path, b: Path) -> bool:
+    names = sorted(p.name for p in a.iterdir())
+    return names == sorted(p.name for p in b.iterdir()) and all((a / n).read_bytes() == (b / n).read_bytes() for n in names)
+
+
+def pack(work: Path, out: Path | None = None, with_data: bool = True) -> None:
     """Re-save model weights only (no optimizer slots) and copy the demo assets."""
     import tensorflow as tf
 
@@ -141,11 +163,17 @@ def pack(work: Path) -> None:
     latest = tf.train.latest_checkpoint(str(work / "train"))
     if latest is None:
         raise SystemExit(f"no checkpoint in {work / 'train'}; run the train step first")
-    image, shapes = model.preprocess(tf.zeros([1, 160, 160, 3]))
+    resizer = configs["model"].ssd.image_resizer.fixed_shape_resizer
+    image, shapes = model.preprocess(tf.zeros([1, resizer.height, resizer.width, 3]))
     model.postprocess(model.predict(image, shapes), shapes)
     ckpt.restore(latest).assert_existing_objects_matched().expect_partial()
 
-    out = DEMO_DIR / "model"
+    data = DEMO_DIR / "data"
+    if not with_data:  # the model shares the packed validation/calibration images: they must be these
+        for sub in ("val", "calibration"):
+            if not _same_files(work / sub, data / sub):
+                raise SystemExit(f"{work / sub} differs from {data / sub}: make the data with the demo's seed and sizes")
+    out = out or DEMO_DIR / "model"
     shutil.rmtree(out, ignore_errors=True)
     (out / "checkpoint").mkdir(parents=True)
     tf.train.Checkpoint(model=model).save(str(out / "checkpoint" / "ckpt"))
@@ -154,17 +182,18 @@ def pack(work: Path) -> None:
     text = text.replace(str(work / "label_map.pbtxt"), "label_map.pbtxt").replace(str(work / "train.record"), "train.record")
     (out / "pipeline.config").write_text(text)
     shutil.copy(work / "label_map.pbtxt", out / "label_map.pbtxt")
-    data = DEMO_DIR / "data"
-    shutil.rmtree(data, ignore_errors=True)
-    shutil.copytree(work / "val", data / "val")
-    shutil.copytree(work / "calibration", data / "calibration")
+    if with_data:
+        shutil.rmtree(data, ignore_errors=True)
+        shutil.copytree(work / "val", data / "val")
+        shutil.copytree(work / "calibration", data / "calibration")
     print(f"pack: {latest} -> {out}")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("step", choices=["data", "train", "pack", "all"])
-    p.add_argument("--work", type=Path, default=REPO / "work-tmp" / "demo")
+    p.add_argument("--arch", choices=sorted(ARCHS), default="mobilenetv2")
+    p.add_argument("--work", type=Path, help="work folder (default: work-tmp/demo, work-tmp/fpnlite for --arch fpnlite)")
     p.add_argument("--seed", type=int, default=20261121)
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=16)
@@ -172,14 +201,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-images", type=int, default=4000)
     p.add_argument("--val-images", type=int, default=50)
     p.add_argument("--calibration-images", type=int, default=64)
+    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (resume point)")
     args = p.parse_args(argv)
-    work = args.work.resolve()
+    template, packed, with_data = ARCHS[args.arch]
+    work = (args.work or REPO / "work-tmp" / ("demo" if args.arch == "mobilenetv2" else args.arch)).resolve()
     if args.step in ("data", "all"):
         make_data(work, args.seed, args.train_images, args.val_images, args.calibration_images)
     if args.step in ("train", "all"):
-        train(work, args.steps, args.batch, args.lr)
+        train(work, args.steps, args.batch, args.lr, template, args.checkpoint_every)
     if args.step in ("pack", "all"):
-        pack(work)
+        pack(work, packed, with_data)
     return 0
 
 

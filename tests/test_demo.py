@@ -84,3 +84,40 @@ def test_default_run_converts_validates_and_fp32_reaches_map50_080(tmp_path: Pat
         assert v["lint"]["task-library"]["verdict"] == "pass" and v["lint"]["bundled-app"]["verdict"] == "pass"
     assert by["int8"]["lint"]["litert-sample"]["verdict"] == "pass"  # uint8 input, port order, labelmap.txt
     assert by["fp32"]["lint"]["litert-sample"]["failed"] == ["input.dtype"]  # that app feeds uint8
+
+
+def test_fpnlite_demo_ships_its_model_and_shares_the_demo_data() -> None:
+    from liteship.pipeline import DEFAULT_DEMO, DEMOS
+
+    assert DEFAULT_DEMO == "mobilenetv2" and DEMOS[DEFAULT_DEMO] == DEMO_DIR / "model"
+    model = DEMOS["fpnlite"]
+    assert 'type: "ssd_mobilenet_v2_fpn_keras"' in (model / "pipeline.config").read_text()
+    assert (model / "label_map.pbtxt").read_text() == synth.label_map_pbtxt()
+    assert list((model / "checkpoint").glob("*.index")), "no FPNLite checkpoint shipped"
+    assert not (model.parent / "data").exists(), "the FPNLite demo uses the demo's data/, not a copy"
+
+
+def test_demo_flag_is_refused_with_a_model_input_or_an_unknown_name(tmp_path: Path) -> None:
+    assert run_cli(["run", "--demo", "fpnlite", "--saved-model", str(tmp_path), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    with pytest.raises(SystemExit) as exc:
+        run_cli(["run", "--demo", "resnet", "--out", str(tmp_path / "o"), "--quiet"])
+    assert exc.value.code == 2
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_fpnlite_demo_run_converts_validates_and_fp32_reaches_map50_080(tmp_path: Path) -> None:
+    """`liteship run --demo fpnlite`: a trained multi-scale model (3 FPN levels, weight-shared
+    depthwise tower) through the whole flow, validated against the demo's 50 held-out images."""
+    out = tmp_path / "out"
+    assert run_cli(["run", "--demo", "fpnlite", "--out", str(out), "--quiet"]) == 0
+    report = read_report(out)
+    assert report["inputs"]["demo"] is True and report["inputs"]["demo_name"] == "fpnlite"
+    assert report["validation"]["ground_truth"] == str(DEMO_DIR / "data" / "val")  # the demo's held-out split
+    assert [v["name"] for v in report["variants"]] == ["fp32", "fp16", "dynamic", "int8"]
+    by = {v["name"]: v for v in report["variants"]}
+    assert by["fp32"]["map50"] >= 0.80, by["fp32"]["map50"]
+    assert report["validation"]["reference"]["map50"] >= 0.80
+    assert by["fp32"]["parity"]["recall"] == 1.0
+    for v in report["variants"]:
+        assert not [c for c in v["checks"] if c["verdict"] in ("fail", "skip")], (v["name"], v["checks"])
