@@ -167,8 +167,8 @@ def measure_wall(s: Setup, m: BenchModel) -> tuple[float, dict[str, Any]]:
             run["wall_s"] += r.wall_s
         run["sizes"] = {v: (work / "shipped" / f"{v}.tflite").stat().st_size for v in VARIANTS}
         manual_runs.append(run)
-        if m.models_out is None and i == s.args.wall_runs - 1:
-            m.models_out = out
+        if m.models_out is None and i == s.args.wall_runs - 1 and (out / "export" / "reference").is_dir():
+            m.models_out = out  # else (`metadata --no-cache` writes no reference) ensure_models makes them
         for folder in (work / "exported",):  # the biggest leftovers (SavedModels)
             shutil.rmtree(folder, ignore_errors=True)
     pipe = summary([r["wall_s"] for r in pipeline_runs])

@@ -117,6 +117,29 @@ def _crashed(entry: dict[str, Any], outcome: child.ChildResult, what: str) -> di
     return entry
 
 
+def _launch(entry: dict[str, Any], job: dict[str, Any], tmp: Path, child_fn: str,
+            what: str) -> tuple[dict[str, Any] | None, child.ChildResult]:
+    """Run one engine's child (``child_fn`` of this module) on ``job`` (written to ``tmp``).
+
+    Returns its payload with the run-level facts applied to ``entry``, or None when the
+    child crashed or reported an error: ``entry`` then says so and is the engine's answer."""
+    job_file = tmp / "job.json"
+    job_file.write_text(json.dumps(job))
+    outcome = child.run_python(f"from liteship.device.appengines import {child_fn}; {child_fn}()",
+                               [str(job_file)], timeout_s=CHILD_TIMEOUT_S, marker=MARKER)
+    payload = outcome.payload
+    if payload is None:
+        _crashed(entry, outcome, what)
+        return None, outcome
+    if "error" in payload:
+        for key in ("warmup_ms", "latency_ms", "outputs"):
+            entry.pop(key)
+        entry.update(status="error", error=_error_from(payload, outcome.stderr))
+        return None, outcome
+    _apply_run_level(entry, payload, outcome.stderr)
+    return payload, outcome
+
+
 def _apply_run_level(entry: dict[str, Any], payload: dict[str, Any], stderr: str) -> None:
     entry["accelerator_used"] = payload.get("accelerator_used", entry["delegate"])
     if payload.get("fallback_reason"):
@@ -157,19 +180,9 @@ def _compiled(accelerator: str, app: "AppModel", model_path: Path, folder: Path,
         job = {"model": str(model_path), "accelerator": accelerator, "threads": request["threads"],
                "warmup": request["warmup"], "iterations": request["iterations"], "inputs": jobs,
                "first": request["inputs"][0]["id"] if request["inputs"] else None}
-        job_file = Path(tmp) / "job.json"
-        job_file.write_text(json.dumps(job))
-        outcome = child.run_python("from liteship.device.appengines import compiled_child; compiled_child()",
-                                   [str(job_file)], timeout_s=CHILD_TIMEOUT_S, marker=MARKER)
-    payload = outcome.payload
+        payload, outcome = _launch(entry, job, Path(tmp), "compiled_child", "CompiledModel run (child process)")
     if payload is None:
-        return _crashed(entry, outcome, "CompiledModel run (child process)")
-    if "error" in payload:
-        for key in ("warmup_ms", "latency_ms", "outputs"):
-            entry.pop(key)
-        entry.update(status="error", error=_error_from(payload, outcome.stderr))
         return entry
-    _apply_run_level(entry, payload, outcome.stderr)
     answered = {r["id"]: r for r in payload["inputs"]}
     position_of = {t.index: t.position for t in app.outputs}
     for item in request["inputs"]:
@@ -306,19 +319,9 @@ def _mediapipe(accelerator: str, app: "AppModel", model_path: Path, folder: Path
            "first": images[0]["id"] if images else None,
            "inputs": [{"id": i["id"], "file": str(folder / i["file"])} for i in images]}
     with tempfile.TemporaryDirectory(prefix="liteship-app-mediapipe-") as tmp:
-        job_file = Path(tmp) / "job.json"
-        job_file.write_text(json.dumps(job))
-        outcome = child.run_python("from liteship.device.appengines import mediapipe_child; mediapipe_child()",
-                                   [str(job_file)], timeout_s=CHILD_TIMEOUT_S, marker=MARKER)
-    payload = outcome.payload
+        payload, outcome = _launch(entry, job, Path(tmp), "mediapipe_child", "MediaPipe ObjectDetector (child process)")
     if payload is None:
-        return _crashed(entry, outcome, "MediaPipe ObjectDetector (child process)")
-    if "error" in payload:
-        for key in ("warmup_ms", "latency_ms", "outputs"):
-            entry.pop(key)
-        entry.update(status="error", error=_error_from(payload, outcome.stderr))
         return entry
-    _apply_run_level(entry, payload, outcome.stderr)
     answered = {r["id"]: r for r in payload["inputs"]}
     labels = app.facts.labels
     for item in request["inputs"]:
