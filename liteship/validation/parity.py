@@ -638,7 +638,11 @@ def app_path_step(
     var_px = {**dets, "boxes": boxes_to_pixels(dets["boxes"], spec, h, w, fitted).astype(np.float32)}
     ref_d = ref.detections
     ref_px = {**ref_d, "boxes": boxes_to_pixels(ref_d["boxes"], spec, h, w, ref.true_image_shape).astype(np.float32)}
-    acc.add(_clip_and_drop(ref_px, h, w), _clip_and_drop(var_px, h, w), score_threshold, score_tie, None)
+    # the op's top-N cut applies here too (a near-equal pair swapped at the cut of a full
+    # list is a tie, as on the network path); a box dropped by the clipping only shortens the
+    # list, which then has no cut: stricter, never looser
+    acc.add(_clip_and_drop(ref_px, h, w), _clip_and_drop(var_px, h, w), score_threshold, score_tie,
+            var.max_detections)
 
 
 def measure(
