@@ -182,26 +182,27 @@ def test_liteship_variants_load_and_detect_in_every_runtime(run_a: Path) -> None
     loads them and detects what the desktop run detects (same count, IoU >= 0.9), on real
     synthetic shapes photos; every gating contract passes."""
     from liteship.tflite_inspect import inspect_model
+    from liteship.validation.runtimes import result as rr
     from liteship.validation.runtimes.compare import is_dynamic_range
-    from liteship.validation.runtimes.result import EXACT, HYBRID, INTEGER, agreement_problems
 
     models = {name: run_a / "models" / f"{name}.tflite" for name in ("fp32", "fp16", "dynamic", "int8")}
     images = runtimes.default_images(2)
     runs = runtimes.check(models, list(Runtime), images)
     for name, by_runtime in runs.items():
-        dynamic = is_dynamic_range(models[name].read_bytes())
+        data = models[name].read_bytes()
+        dynamic = is_dynamic_range(data)
         assert dynamic == (name == "dynamic")
+        assert runtimes.tolerance_for(data, inspect_model(data)) is {"dynamic": rr.HYBRID, "int8": rr.INTEGER}.get(
+            name, rr.EXACT)
         for runtime, run in by_runtime.items():
             assert run.outcome is Outcome.OK, (name, run)
             a = run.agreement
             assert a is not None and a.images == 2 and a.desktop > 0, (name, runtime, run)
-            # hybrid and integer kernels differ between TFLite builds; float ones compute identically
-            data = models[name].read_bytes()
-            tolerance = EXACT if runtime is Runtime.COMPILED_MODEL else runtimes.tolerance_for(data, inspect_model(data))
-            assert tolerance is {"dynamic": HYBRID, "int8": INTEGER}.get(name, EXACT) or runtime is Runtime.COMPILED_MODEL
+            # hybrid and integer kernels differ between TFLite builds; CompiledModel is the desktop's own
+            tolerance = rr.EXACT if runtime is Runtime.COMPILED_MODEL else runtimes.tolerance_for(data, inspect_model(data))
             assert run.tolerance == tolerance
-            assert agreement_problems(a, tolerance) == [], (name, runtime, a)
-            if tolerance is not HYBRID:  # on this model even int8 is computed identically everywhere
+            assert rr.agreement_problems(a, tolerance) == [], (name, runtime, a)
+            if tolerance is not rr.HYBRID:  # on this model even int8 is computed identically everywhere
                 assert a.runtime == a.desktop == a.matched == a.same_class, (name, runtime, a)
         result = lint.lint_file(models[name], runtime_runs=by_runtime, max_results=7)  # run (a) exports N=7
         for contract in ("bundled-app", "task-library", "mediapipe", "litert-compiled"):
