@@ -27,18 +27,18 @@ DOCUMENTED_COLUMNS = {
 }
 
 
-def _documented_limits() -> dict[str, dict[str, float]]:
+def _documented_limits() -> dict[str, dict[str, float | None]]:
     """docs/parity.md's limits table: variant -> Tolerance field -> number."""
     lines = (Path(__file__).resolve().parents[1] / "docs" / "parity.md").read_text(encoding="utf-8").splitlines()
     start = lines.index("## The limits")
     rows = [line for line in lines[start:] if line.startswith("|")]
     cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
     header, body = cells[0], [c for c in cells[2:] if c and c[0]]
-    table: dict[str, dict[str, float]] = {}
+    table: dict[str, dict[str, float | None]] = {}
     for row in body:
         if len(row) != len(header):
             break
-        table[row[0]] = {DOCUMENTED_COLUMNS[h]: float(v) for h, v in zip(header[1:], row[1:])}
+        table[row[0]] = {DOCUMENTED_COLUMNS[h]: None if v == "-" else float(v) for h, v in zip(header[1:], row[1:])}
     return table
 
 

@@ -43,9 +43,11 @@ class Tolerance:
     errors are always reported and judged only when a cap is set. Why each number is what
     it is: docs/parity.md."""
 
-    box_encodings_max_rel: float  # max |diff| / range of the reference box encodings
+    #: max |diff| / range of the reference box encodings; None = reported, not judged (the
+    #: 8-bit variants: the worst of 10^5..10^8 elements grows with their number, docs/parity.md)
+    box_encodings_max_rel: float | None
     box_encodings_min_psnr_db: float  # 20 log10(range / RMSE)
-    class_scores_max_rel: float
+    class_scores_max_rel: float | None
     class_scores_min_psnr_db: float
     min_recall: float  # matched / (matched + misses)
     min_precision: float  # matched / (matched + extras)
@@ -63,9 +65,11 @@ class Tolerance:
 #: dynamic range and int8 quantize to 8 bits. Derivation of every number: docs/parity.md.
 TOLERANCES: dict[Variant, Tolerance] = {
     Variant.FP32: Tolerance(1e-3, 60.0, 1e-3, 60.0, 0.98, 0.98, 0.98, 0.98, 0.005, 1e-3),
-    Variant.FP16: Tolerance(0.02, 35.0, 0.02, 35.0, 0.95, 0.95, 0.97, 0.95, 0.02, 0.02),
-    Variant.DYNAMIC: Tolerance(0.30, 20.0, 0.35, 25.0, 0.85, 0.85, 0.90, 0.80, 0.08, 0.08),
-    Variant.INT8: Tolerance(0.30, 15.0, 0.35, 20.0, 0.80, 0.80, 0.85, 0.80, 0.10, 0.10),
+    Variant.FP16: Tolerance(0.05, 35.0, 0.05, 35.0, 0.95, 0.95, 0.97, 0.95, 0.02, 0.02),
+    # 8-bit variants: no per-element limit by default (PSNR and the detections judge them); the
+    # worst single element of a correct full-size int8 model reached 0.54 of the range
+    Variant.DYNAMIC: Tolerance(None, 20.0, None, 25.0, 0.85, 0.85, 0.90, 0.80, 0.08, 0.08),
+    Variant.INT8: Tolerance(None, 15.0, None, 20.0, 0.80, 0.80, 0.85, 0.80, 0.10, 0.10),
     # fp32 weights (fp16: the looser of this and FP16's, liteship/validation/gpu_parity.py);
     # detections as MediaPipe decodes them: its own NMS, boxes in whole pixels
     Variant.GPU: Tolerance(1e-3, 60.0, 1e-3, 60.0, 0.95, 0.95, 0.97, 0.90, 0.01, 1e-3),

@@ -221,8 +221,9 @@ def _measured(cid: str, value: float | None, limit: float, *, at_most: bool, fix
     return threshold_check(cid, value, limit, at_most=at_most, fix=fix, label=label)
 
 
-def _head_checks(prefix: str, h: Any, max_rel: float, min_psnr: float, max_abs: float | None) -> list[Check]:
-    """Scale-aware head checks; the absolute numbers go into every message."""
+def _head_checks(prefix: str, h: Any, max_rel: float | None, min_psnr: float, max_abs: float | None) -> list[Check]:
+    """Scale-aware head checks; the absolute numbers go into every message. ``max_rel`` None:
+    the worst element is reported (an ``n/a`` check with the numbers), not judged."""
     if h.elements == 0 and not (h.nonfinite_reference or h.nonfinite_variant):
         return [Check(f"{prefix}.max_rel", Verdict.NA, f"<= {max_rel}", None, "no elements to compare")]
     if h.nonfinite_reference or h.nonfinite_variant:
@@ -231,7 +232,13 @@ def _head_checks(prefix: str, h: Any, max_rel: float, min_psnr: float, max_abs: 
     else:
         label = (f"reference range [{h.reference_min:.4g}, {h.reference_max:.4g}], RMS {h.reference_rms:.4g}; "
                  f"max |diff| {h.max_abs:.4g}, RMSE {h.rmse:.4g}")
-    checks = [threshold_check(f"{prefix}.max_rel", h.max_rel, max_rel, at_most=True, fix=_QUANT_FIX, label=label)]
+    if max_rel is None and not (h.nonfinite_reference or h.nonfinite_variant):
+        checks = [Check(f"{prefix}.max_rel", Verdict.NA, "reported, not judged", float(f"{h.max_rel:.6g}"),
+                        f"worst element {h.max_rel:.3g} of the range ({label}); no per-element limit for this "
+                        "variant by default (a gates file can set one): PSNR judges the tensor")]
+    else:  # a NaN/Inf fails here whatever the limit
+        checks = [threshold_check(f"{prefix}.max_rel", h.max_rel, max_rel if max_rel is not None else float("inf"),
+                                  at_most=True, fix=_QUANT_FIX, label=label)]
     if h.psnr_db is None:  # bit-identical: no error to take a ratio of
         checks.append(Check(f"{prefix}.psnr_db", Verdict.PASS, f">= {min_psnr}", "exact", f"({label})"))
     else:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from liteship.validation.runtimes import compare, runner
-from liteship.validation.runtimes.result import EXACT, HYBRID, MIN_IOU, Agreement, Outcome, Runtime, RuntimeRun, judge
+from liteship.validation.runtimes.result import EXACT, HYBRID, INTEGER, MIN_IOU, Agreement, Outcome, Runtime, RuntimeRun, judge
 
 __all__ = ["MIN_IOU", "Agreement", "Outcome", "Runtime", "RuntimeRun", "check", "default_images", "judge"]
 
@@ -134,8 +134,24 @@ def _prepare(key: str, path: Path, images: Sequence[np.ndarray], work: Path) -> 
         inputs_path = work / "inputs.npy"
         np.save(inputs_path, inputs)
     job = runner.Job(model=path, images=work / "images.npy", inputs=inputs_path)
-    tolerance = HYBRID if compare.is_dynamic_range(data) else EXACT
+    tolerance = tolerance_for(data, info)
     return _Prepared(key, data, info, (h, w), job, desktop, note, tolerance, meta)
+
+
+def tolerance_for(data: bytes, info: Any) -> Any:
+    """The agreement a runtime other than CompiledModel (the desktop's own LiteRT build) must
+    reach on this model: :data:`HYBRID` for dynamic range, :data:`INTEGER` for an integer
+    input (full-integer kernels differ between TFLite builds), else :data:`EXACT`."""
+    if compare.is_dynamic_range(data):
+        return HYBRID
+    if len(info.inputs) == 1 and info.inputs[0].dtype in ("uint8", "int8"):
+        return INTEGER
+    return EXACT
+
+
+def _max_detections(info: Any) -> int | None:
+    """N of the postprocess op (its top-N cut), None without one."""
+    return info.postprocess[0].options.max_detections if info.postprocess else None
 
 
 def _error_text(outcome: runner.JobOutcome) -> str | None:
@@ -207,7 +223,8 @@ def _to_run(runtime: Runtime, outcome: runner.JobOutcome, p: _Prepared) -> Runti
                           agreement_note=f"cannot read the runtime's outputs as detections: {type(exc).__name__}: {exc}")
     # CompiledModel runs the desktop's own LiteRT build: identical results, whatever the model
     tolerance = EXACT if runtime is Runtime.COMPILED_MODEL else p.tolerance
-    agreement = compare.agree(desktop, got, tolerance.min_score)
+    agreement = compare.agree(desktop, got, tolerance.min_score, score_tie=tolerance.score_tie,
+                              max_detections=_max_detections(p.info))
     return RuntimeRun(runtime, Outcome.OK, msg, images=images, agreement=agreement, tolerance=tolerance, facts=facts,
                       **timing)
 

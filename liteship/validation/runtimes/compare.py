@@ -120,37 +120,75 @@ def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def agree(desktop: Sequence[Sequence[Det]], runtime: Sequence[Sequence[Det]], min_score: float = 0.0) -> Agreement:
+def agree(desktop: Sequence[Sequence[Det]], runtime: Sequence[Sequence[Det]], min_score: float = 0.0, *,
+          score_tie: float = 0.0, max_detections: int | None = None) -> Agreement:
     """Match the two runs image by image (greedy by IoU, highest desktop score first), over the
-    detections scoring at least ``min_score``."""
+    detections scoring at least ``min_score``, tie-aware as parity is.
+
+    The unmatched detections go through :func:`liteship.validation.parity.match_tie_aware`
+    (``score_tie`` = the score tolerance, ``min_score`` = the threshold, ``max_detections`` =
+    the op's N, for the top-N cut): a detection scoring within ``score_tie`` of the threshold
+    or of the other run's full top-N list's last score, or overlapping an unmatched detection
+    of the other run within ``score_tie`` of its score, is a tie (the two runs' kernels put a
+    near-equal pair on either side of a cut), neither matched nor missed. Pairs are matched
+    here first, with :func:`iou` (equal boxes, even empty ones after pixel rounding, are the
+    same box); the remainders hold no pair of IoU >= 0.5 left, so parity only sorts them.
+    """
+    from liteship.validation import parity
+
     if min_score > 0:
         desktop = [[d for d in image if d.score >= min_score] for image in desktop]
         runtime = [[d for d in image if d.score >= min_score] for image in runtime]
-    n_desk = n_rt = matched = same = 0
+    n_desk = n_rt = matched = same = ties_desk = ties_rt = 0
     ious: list[float] = []
     deltas: list[float] = []
     mismatches = []
     for k, (ref, got) in enumerate(zip(desktop, runtime)):
         n_desk, n_rt = n_desk + len(ref), n_rt + len(got)
-        if len(ref) != len(got):
-            mismatches.append(k)
         used: set[int] = set()
-        for d in sorted(ref, key=lambda d: -d.score):
+        paired: set[int] = set()
+        for i, d in sorted(enumerate(ref), key=lambda t: -t[1].score):
             scored = [(iou(d.box, g.box), -j, j) for j, g in enumerate(got) if j not in used]
             best = max(scored, default=None)
             if best is None or best[0] < MATCH_IOU:
                 continue
             used.add(best[2])
+            paired.add(i)
             g = got[best[2]]
             matched += 1
             same += int(g.label == d.label)
             ious.append(best[0])
             deltas.append(abs(g.score - d.score))
+        left_ref = [d for i, d in enumerate(ref) if i not in paired]
+        left_got = [g for j, g in enumerate(got) if j not in used]
+        tie_ref = tie_got = 0
+        if left_ref or left_got:
+            ties = parity.match_tie_aware(_as_arrays(left_ref), _as_arrays(left_got), min_score, score_tie,
+                                          ref_cut=_cut(ref, max_detections), var_cut=_cut(got, max_detections))
+            tie_ref, tie_got = len(ties.ties_reference), len(ties.ties_variant)
+        ties_desk, ties_rt = ties_desk + tie_ref, ties_rt + tie_got
+        if len(ref) - tie_ref != len(got) - tie_got:  # a count the ties do not explain
+            mismatches.append(k)
     return Agreement(
         images=len(desktop), desktop=n_desk, runtime=n_rt, matched=matched, same_class=same,
         min_iou=min(ious) if ious else None, mean_iou=float(np.mean(ious)) if ious else None,
         max_score_delta=max(deltas) if deltas else None, count_mismatches=tuple(mismatches),
+        ties_desktop=ties_desk, ties_runtime=ties_rt,
     )
+
+
+def _as_arrays(dets: Sequence[Det]) -> dict[str, np.ndarray]:
+    """Dets as parity's detection arrays: boxes (ymin, xmin, ymax, xmax) -- here in pixels, IoU
+    does not mind -- and scores."""
+    boxes = np.array([(d.box[1], d.box[0], d.box[3], d.box[2]) for d in dets], np.float64).reshape(-1, 4)
+    return {"boxes": boxes, "scores": np.array([d.score for d in dets], np.float64)}
+
+
+def _cut(dets: Sequence[Det], max_detections: int | None) -> float | None:
+    """The lowest score of a full top-N list (the op returned N detections), else None."""
+    if not max_detections or len(dets) < max_detections:
+        return None
+    return min(d.score for d in dets)
 
 
 def is_dynamic_range(data: bytes) -> bool:
