@@ -718,12 +718,17 @@ def _variant(
     req: Request, exported: Any, variant: Variant, representative: Any, labels_txt: str | None,
     converting: dict[Variant, Any] | None = None, steps: Any = None,
 ) -> dict[str, Any]:
-    from liteship.converter import convert, metadata, normfold, verify
+    from liteship.converter import convert, metadata, normfold, pixel_input, verify
     from liteship.tflite_inspect import inspect_model
 
     norm = exported.normalization
-    folded = variant is not Variant.INT8 and req.convert.fold_normalization and normfold.is_per_channel(norm)
-    if folded:  # MediaPipe cannot apply a per-channel mean/std: the graph does, the input is 0-255
+    # int8: no uint8 input can express a per-channel mean/std, so the converter puts it into
+    # the graph (always); the float variants get it folded after conversion (MediaPipe cannot
+    # apply one), unless --no-fold-normalization. Either way the input is then 0-255.
+    in_converter = variant is Variant.INT8 and pixel_input.needed(exported)
+    folded = in_converter or (variant is not Variant.INT8 and req.convert.fold_normalization
+                              and normfold.is_per_channel(norm))
+    if folded:
         norm = normfold.FOLDED_NORMALIZATION
     with_metadata = labels_txt is not None and req.until in (Stage.METADATA, Stage.RUN)
     converted = steps.model(variant, labels_txt) if steps is not None else None  # the shipped model, cached
@@ -737,7 +742,8 @@ def _variant(
                 converted = convert.convert_variant(exported, variant, representative, req.convert.int8_input)
             if steps is not None:
                 steps.save_converted(converted, representative)
-        model = _shipped(req, exported, converted.model, folded, norm, labels_txt if with_metadata else None)
+        model = _shipped(req, exported, converted.model, folded and not in_converter, norm,
+                         labels_txt if with_metadata else None)
         if steps is not None:
             steps.save_model(variant, labels_txt, model, converted.seconds)
         converted = convert.Converted(variant, model, converted.seconds)

@@ -9,7 +9,9 @@ fp16       optimizations=[DEFAULT], target_spec.supported_types=[float16]
 dynamic    optimizations=[DEFAULT]
 int8       optimizations=[DEFAULT], representative dataset preprocessed like the
            model, supported_ops=[TFLITE_BUILTINS_INT8], inference_input_type uint8
-           (or int8); outputs of the custom op stay float32
+           (or int8); outputs of the custom op stay float32. A per-channel
+           normalization is put into the graph first and calibration runs on 0-255
+           pixels (:mod:`liteship.converter.pixel_input`): no uint8 input can express it
 =========  ==========================================================================
 """
 
@@ -20,11 +22,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from liteship import nativelog
+from liteship.converter import pixel_input
 from liteship.converter.export import ExportResult
 from liteship.errors import ConversionProblem
 from liteship.types import Int8Input, Variant
@@ -74,6 +78,8 @@ def convert_variant(
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif variant is Variant.INT8 and export.quantization_aware:
         _quantization_aware_int8(converter, export, int8_input)
+    elif variant is Variant.INT8 and pixel_input.needed(export):
+        return _pixel_input_int8(export, representative, int8_input, t0)
     elif variant is Variant.INT8:
         if representative is None:
             raise ConversionProblem("int8 needs a representative dataset")
@@ -95,6 +101,27 @@ def convert_variant(
         detail = next((line for line in text if "error" in line.lower()), text[0] if text else type(failure).__name__)
         raise ConversionProblem(f"TFLite conversion to {variant.value} failed: {detail.strip()[:400]}") from failure
     return Converted(variant=variant, model=bytes(model), seconds=time.perf_counter() - t0)
+
+
+def _pixel_input_int8(
+    export: ExportResult, representative: RepresentativeDataset | None, int8_input: Int8Input, t0: float
+) -> Converted:
+    """int8 of ``export`` with its normalization in the graph: calibrated on the pixels the
+    representative samples were made from, the uint8 input then stated as the raw pixel."""
+    import shutil
+    import tempfile
+
+    if representative is None:
+        raise ConversionProblem("int8 needs a representative dataset")
+    scratch = tempfile.mkdtemp(prefix="liteship-pixel-input-")
+    try:
+        pixels = pixel_input.pixel_export(export, Path(scratch) / "source")
+        converted = convert_variant(pixels, Variant.INT8, pixel_input.pixel_samples(representative, export.normalization),
+                                    int8_input)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    model = pixel_input.pixel_quantized_input(converted.model)
+    return Converted(variant=Variant.INT8, model=model, seconds=time.perf_counter() - t0)
 
 
 def _quantization_aware_int8(converter: Any, export: ExportResult, int8_input: Int8Input) -> None:

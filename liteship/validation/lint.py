@@ -149,6 +149,56 @@ def check_contract(c: C.Contract, f: Facts, max_results: int | None = None) -> l
     return _app_checks(c, f, max_results)
 
 
+#: How far (as a fraction of a channel's normalized 0-255 range) a uint8 input may read an
+#: app's raw pixels from what its normalization metadata says. The per-tensor (q - 128) / 128
+#: that a converter gives for (x - 127.5) / 127.5 is off by 0.4 % at 255: well inside. One
+#: per-tensor quantization for a per-channel normalization (ResNet-FPN: 6.5 %, EfficientDet)
+#: is far outside.
+PIXEL_READ_TOLERANCE = 0.02
+
+
+def input_quantization_check(f: Facts) -> Check:
+    """``input.quantization``: every app (Task Library, MediaPipe, the LiteRT samples, CompiledModel
+    apps, the bundled app) copies camera bytes into a uint8 input, so its quantization must map
+    a byte ``q`` onto what the model was trained on, ``(q - mean) / std`` per channel (the
+    metadata's NormalizationOptions): ``scale * (q - zero_point)`` is linear in ``q``, so the
+    error is largest at 0 or 255."""
+    cid = "input.quantization"
+    want = f"scale*(q - zero_point) within {PIXEL_READ_TOLERANCE:.0%} of (q - mean)/std for q in 0..255"
+    inp = f.info.inputs[0]
+    if inp.dtype != "uint8":
+        return _na(cid, want, f"{inp.dtype} input: the app normalizes (and quantizes) the pixels itself")
+    per_tensor = inp.quantization.per_tensor if inp.quantization is not None else None
+    if per_tensor is None or not per_tensor[0]:
+        return _na(cid, want, "the uint8 input has no per-tensor quantization: the graph reads the bytes itself")
+    norm = f.meta.normalization if f.meta.readable else None
+    if not norm or not norm[0] or not norm[1]:
+        return _na(cid, want, "no normalization metadata: what the model expects of the pixels is not stated")
+    scale, zero = per_tensor
+    channels = max(len(norm[0]), len(norm[1]))
+    mean = np.broadcast_to(np.asarray(norm[0], np.float64), (channels,))
+    std = np.broadcast_to(np.asarray(norm[1], np.float64), (channels,))
+    if np.any(std == 0):
+        return _na(cid, want, f"the normalization metadata has std {list(norm[1])}: see input.normalization")
+    pixels = np.array([[0.0], [255.0]])
+    error = np.abs(scale * (pixels - zero) - (pixels - mean) / std) / (255.0 / np.abs(std))  # [2, channels]
+    worst = float(error.max())
+    at, channel = np.unravel_index(int(error.argmax()), error.shape)
+    found = {"scale": scale, "zero_point": zero, "mean": list(norm[0]), "std": list(norm[1]),
+             "max_error_of_range": round(worst, 4)}
+    if worst <= PIXEL_READ_TOLERANCE:
+        return _pass(cid, want, found)
+    which = f"channel {channel}" if channels > 1 else "the image"
+    return _fail(cid, want, found,
+                 f"an app's raw pixels are read as {scale:.4g}*(q - {zero}), but the metadata says the model expects "
+                 f"(q - mean)/std: {which} is off by {worst:.1%} of its range at q = {int(pixels[at, 0])}"
+                 + (" (one per-tensor quantization cannot express a per-channel normalization)"
+                    if len(set(mean)) > 1 or len(set(std)) > 1 else ""),
+                 "convert with `liteship run` (its int8 variant puts a per-channel normalization into the graph: "
+                 "input scale 1, zero point 0, metadata mean 0 / std 1), or calibrate on images normalized "
+                 "exactly as the metadata states")
+
+
 def _app_checks(c: C.Contract, f: Facts, max_results: int | None = None) -> list[Check]:
     info, meta = f.info, f.meta
     checks: list[Check] = []
@@ -191,6 +241,7 @@ def _app_checks(c: C.Contract, f: Facts, max_results: int | None = None) -> list
                 "use the full-integer (int8 variant, uint8 input) model" if c.input_dtypes == ("uint8",)
                 else f"use a model with {' or '.join(c.input_dtypes)} input")
             add(_fail("input.dtype", list(c.input_dtypes), inp.dtype, f"{c.name} rejects {inp.dtype} input", fix))
+        add(input_quantization_check(f))
         # normalization
         if inp.dtype != "float32":
             add(_na("input.normalization", "NormalizationOptions for float input", f"{inp.dtype} input: not needed"))

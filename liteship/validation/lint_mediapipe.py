@@ -24,6 +24,7 @@ from liteship.types import POSTPROCESS_OP, POSTPROCESS_PORT_ORDER, Check
 from liteship.validation import contracts as C
 from liteship.validation.lint import (
     Facts,
+    input_quantization_check,
     name_binding,
     output_role_names,
     runtime_checks,
@@ -102,6 +103,7 @@ def _input_checks(f: Facts) -> list[Check]:
         out.append(_refused("input.dtype", ["uint8", "float32"], inp.dtype, "input.dtype", change,
                             name=inp.name, type=inp.dtype.upper()))
     out.append(_normalization_check(f))
+    out.append(input_quantization_check(f))
     return out
 
 

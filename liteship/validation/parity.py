@@ -508,14 +508,18 @@ class VariantModel:
             self.head_quantization[key] = (float(scale), int(zero)) if integer else None
 
     def input_for(self, pre: np.ndarray) -> np.ndarray:
-        """The reference's preprocessed image as this variant's input (quantized for integer
-        inputs: ``clip(round(pre / scale) + zero_point)``, computed in place in one buffer;
-        ``pre * std + mean`` for a variant with the normalization folded in)."""
+        """The reference's preprocessed image as this variant's input: first mapped back to
+        0-255 pixels (``pre * std + mean``) for a variant with the normalization folded in,
+        then quantized for integer inputs (``clip(round(x / scale) + zero_point)``, computed
+        in place in one buffer)."""
         if self._unfold is not None:
             std, mean = self._unfold
-            return (pre * std + mean).astype(self.inp["dtype"], copy=False)
+            pre = (pre * std + mean).astype(np.float32, copy=False)  # the 0-255 pixels
         if not self._quantized:
             return pre.astype(self.inp["dtype"], copy=False)
+        return self._quantize(pre)
+
+    def _quantize(self, pre: np.ndarray) -> np.ndarray:
         scale, zero, lo, hi = self._quant
         buf = self._buffer
         if buf is None or buf.shape != pre.shape or buf.dtype != pre.dtype:
@@ -533,7 +537,8 @@ class VariantModel:
         if self.inp["dtype"] == np.uint8:
             return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)[None]
         if self._unfold is not None:
-            return pixels[None].astype(self.inp["dtype"])
+            x = pixels[None].astype(np.float32)
+            return self._quantize(x) if self._quantized else x
         mean, std = normalization.channel_arrays()
         return self.input_for(((pixels[None].astype(np.float32) - mean) / std).astype(np.float32))
 
