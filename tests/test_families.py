@@ -204,6 +204,12 @@ def test_liteship_run_passes_parity_and_contracts_on_every_family(
             # float kernels give the same detections (scores within float rounding: measured <= 4e-6)
             assert mediapipe["matched"] == mediapipe["desktop"] == mediapipe["runtime"], (v["name"], mediapipe)
             assert mediapipe["max_score_delta"] <= 1e-4 and mediapipe["min_iou"] >= 0.99, (v["name"], mediapipe)
+    int8 = report["variants"][3]
+    if len(set(report["export"]["normalization"]["mean"])) > 1:  # ResNet-FPN, EfficientDet: per channel
+        # no uint8 input can express it: the normalization is in int8's graph, its input the raw pixel
+        assert int8["input"]["quantization"]["scales"] == [1.0] and int8["input"]["quantization"]["zero_points"] == [0]
+        assert int8["input_normalization"]["folded_into_graph"] and int8["input_normalization"]["metadata_mean"] == [0.0]
+    assert {c["id"]: c["verdict"] for c in int8["checks"]}["lint.task-library.input.quantization"] == "pass"
     fp32 = report["variants"][0]["parity"]
     for variant in ("fp32", "fp16", "dynamic", "int8"):  # the default gates, not loosened for random weights
         assert report["validation"]["gates"]["tolerances"][variant] == dataclasses.asdict(TOLERANCES[Variant(variant)])

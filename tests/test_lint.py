@@ -77,6 +77,21 @@ def bump_op_version(model: bytes, op: str, version: int) -> bytes:
     return repack(model, edit)
 
 
+def with_input_quantization(model: bytes, scale: float, zero_point: int) -> bytes:
+    from tensorflow_lite_support.metadata import schema_py_generated as schema
+
+    def edit(m: Any) -> None:
+        params = schema.QuantizationParametersT()
+        params.scale, params.zeroPoint = [scale], [zero_point]
+        m.subgraphs[0].tensors[m.subgraphs[0].inputs[0]].quantization = params
+
+    return repack(model, edit)
+
+
+#: what a converter calibrating on ResNet-FPN's normalized images gives its uint8 input
+RESNET_NORM = Normalization(mean=(123.68, 116.779, 103.939), std=(1.0, 1.0, 1.0))
+
+
 @pytest.fixture(scope="module")
 def good() -> bytes:
     """Port order, uint8 input, metadata with labelmap.txt (3 labels, 3 classes), N=10."""
@@ -147,6 +162,31 @@ def test_good_model_cli_exit_0_and_json(good: bytes, tmp_path: Path, capsys: Any
         assert {"id", "verdict", "expected", "found", "message", "fix"} <= set(c["checks"][0])
 
 
+def test_uint8_input_quantization_is_judged_against_the_normalization_metadata() -> None:
+    """The good model's (q - 128) * 2/255 for (q - 127.5) / 127.5 is off by 0.2 % of the range:
+    a pass; a pixel input (scale 1, zero point 0, metadata mean 0 / std 1) is exact; the
+    per-tensor quantization of ResNet-FPN's normalized image is off by 7.7 % on channel 2."""
+    def check(model: bytes) -> Any:
+        result = lint.lint_bytes(model, ("task-library", "mediapipe"))
+        found = {name: next(ch for ch in r.checks if ch.id == "input.quantization") for name, r in result.contracts.items()}
+        assert found["task-library"].verdict == found["mediapipe"].verdict
+        return found["task-library"]
+
+    demo_like = check(with_metadata(image_model("uint8")))
+    assert demo_like.verdict == Verdict.PASS and demo_like.found["max_error_of_range"] == pytest.approx(0.5 / 255, abs=1e-4)
+    pixels = check(write_metadata(with_input_quantization(image_model("uint8"), 1.0, 0), Normalization((0.0,), (1.0,)),
+                                  labels()))
+    assert pixels.verdict == Verdict.PASS and pixels.found["max_error_of_range"] == 0
+    wrong = check(write_metadata(with_input_quantization(image_model("uint8"), 1.0657, 113), RESNET_NORM, labels()))
+    assert wrong.verdict == Verdict.FAIL and "per-channel" in wrong.message and wrong.fix
+    assert wrong.found["max_error_of_range"] == pytest.approx(
+        max(abs(1.0657 * (q - 113) - (q - m)) for q in (0, 255) for m in RESNET_NORM.mean) / 255, abs=1e-4)
+    # not judged where an app does not copy bytes into a quantized input, or nothing says what is expected
+    assert check(with_metadata(image_model("float32"))).verdict == Verdict.NA
+    assert check(with_metadata(image_model("int8"))).verdict == Verdict.NA
+    assert check(image_model("uint8")).verdict == Verdict.NA  # no metadata
+
+
 def test_float_model_with_normalization_passes_name_contracts() -> None:
     result = lint.lint_bytes(with_metadata(image_model("float32")), ("task-library", "bundled-app", "legacy-detect"))
     assert result.ok, {n: r.failed() for n, r in result.contracts.items()}
@@ -205,6 +245,11 @@ CORPUS = {
         lambda: with_metadata(image_model("uint8", max_detections=3)),
         {"litert-sample": {"postprocess.max_detections"}, "legacy-detect": {"postprocess.max_detections"}},
         ("task-library",),
+    ),
+    "uint8_input_misreads_pixels": (  # one per-tensor quantization for a per-channel normalization
+        lambda: write_metadata(with_input_quantization(image_model("uint8"), 1.0657, 113), RESNET_NORM, labels()),
+        {name: {"input.quantization"} for name in C.NAMES},
+        (),
     ),
     "op_version_too_new": (  # RESHAPE v2 is newer than the 2.11 table: unverified (pass) for LiteRT 2.16
         lambda: with_metadata(bump_op_version(image_model("uint8"), "RESHAPE", 2)),
