@@ -160,7 +160,8 @@ def _convert_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fold-normalization", action=argparse.BooleanOptionalAction, default=True,
                    help="per-channel mean/std (ResNet-FPN, EfficientDet): fold it into the float variants so they "
                         "take 0-255 pixels and MediaPipe can load them (default); --no-fold-normalization keeps it "
-                        "in the metadata (MediaPipe then refuses the float variants). int8 is never folded")
+                        "in the metadata (MediaPipe then refuses the float variants). int8 always has it in its graph: "
+                        "no uint8 input can express a per-channel normalization")
 
 
 def _validation_options(p: argparse.ArgumentParser) -> None:
