@@ -462,7 +462,8 @@ def _forecast(req: Request, normalization: Normalization | None, progress: Progr
     lines = forecast(
         normalization, fold_normalization=req.convert.fold_normalization, int8_input=req.convert.int8_input.value,
         output_order=req.convert.output_order.value, max_detections=req.export.max_detections,
-        float_variants=any(v is not Variant.INT8 for v in req.convert.variants))
+        float_variants=any(v is not Variant.INT8 for v in req.convert.variants),
+        int8_variant=Variant.INT8 in req.convert.variants)
     for line in lines:
         if " fail" in line:
             progress.warn(line)

@@ -167,6 +167,9 @@ def test_forecast_names_the_consumers_a_model_will_fail() -> None:
     assert consumers.forecast(Normalization((127.5,), (127.5,)), fold_normalization=True, **base) == []
     folded = consumers.forecast(resnet, fold_normalization=True, **base)
     assert len(folded) == 1 and "folded" in folded[0] and " fail" not in folded[0]
+    with_int8 = consumers.forecast(resnet, fold_normalization=False, **base, int8_variant=True)
+    assert "int8 variant gets it in its graph" in with_int8[0] and " fail" not in with_int8[0]  # whatever the flag
+    assert consumers.forecast(Normalization((127.5,), (127.5,)), fold_normalization=True, **base, int8_variant=True) == []
     unfolded = consumers.forecast(resnet, fold_normalization=False, **base)
     assert unfolded[0].startswith("mediapipe:") and "Per-channel image normalization is not available." in unfolded[0]
     worst = consumers.forecast(None, fold_normalization=True, int8_input="int8", output_order="converter",

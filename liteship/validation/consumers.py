@@ -79,11 +79,15 @@ def forecast(
     output_order: str,
     max_detections: int,
     float_variants: bool,
+    int8_variant: bool = False,
 ) -> list[str]:
     """What the consumers will refuse, from the options and the model's normalization, before
     any conversion. One line per (consumer, cause); empty = no consumer is expected to fail."""
     out = []
     per_channel = normalization is not None and (len(set(normalization.mean)) > 1 or len(set(normalization.std)) > 1)
+    if per_channel and int8_variant:
+        out.append("every app: the model normalizes per channel; the int8 variant gets it in its graph (uint8 input "
+                   "= the raw pixel, scale 1, zero point 0): no uint8 input quantization can express it")
     if per_channel and float_variants:
         if fold_normalization:
             out.append("mediapipe: the model normalizes per channel (mean "
