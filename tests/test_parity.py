@@ -238,6 +238,23 @@ def test_the_top_n_cut_is_a_threshold_too() -> None:
     assert parity.match_tie_aware(ref, var, threshold=0.3, tie=0.01).misses == [2]  # without the cut
 
 
+def test_the_cut_of_the_ops_list_survives_boxes_dropped_after_it() -> None:
+    """The letterbox path drops boxes outside the photo after the op cut its list at N: the
+    list is shorter, but a box just below the other side's cut was still cut by N."""
+    n = 3
+    ref_op = _dets([[0, 0, 0.2, 0.2], [0.3, 0.3, 0.5, 0.5], [2, 2, 3, 3]], [0, 0, 0], [0.9, 0.7, 0.6])
+    var_op = _dets([[0, 0, 0.2, 0.2], [0.3, 0.3, 0.5, 0.5], [0.6, 0.6, 0.8, 0.8]], [0, 0, 0], [0.9, 0.7, 0.595])
+    cuts = (parity._cut(ref_op, n), parity._cut(var_op, n))
+    assert cuts == (pytest.approx(0.6), pytest.approx(0.595))
+    ref_kept = {k: v[:2] for k, v in ref_op.items()}  # [2, 2, 3, 3] lies outside the photo: dropped
+    with_cut = parity._DetectionAccumulator()
+    with_cut.add(ref_kept, var_op, 0.3, 0.01, n, cuts)
+    assert (with_cut.result().extras, with_cut.result().ties_variant) == (0, 1)
+    from_lists = parity._DetectionAccumulator()  # the shortened list alone has no cut
+    from_lists.add(ref_kept, var_op, 0.3, 0.01, n)
+    assert from_lists.result().extras == 1
+
+
 def test_recall_counts_ties_neither_as_matched_nor_as_missed() -> None:
     acc = parity._DetectionAccumulator()
     ref = _dets([[0, 0, 0.4, 0.4], [0.5, 0.5, 0.9, 0.9], [0.5, 0, 0.9, 0.3]], [0, 1, 1], [0.9, 0.302, 0.8])
