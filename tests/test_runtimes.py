@@ -227,9 +227,10 @@ def test_dynamic_range_differences_warn_and_misreads_fail(matched: int, verdict:
 @pytest.mark.tf
 @pytest.mark.slow
 def test_resnet_fpn_float_variants_are_folded_and_load_everywhere(tmp_path: Path) -> None:
-    """A ResNet50-FPN (per-channel mean) through `liteship run`: the float variants get the
-    normalization folded in (metadata mean 0, std 1), fp32 still reproduces the desktop
-    reference's heads (parity), and all four variants load and detect in MediaPipe,
+    """A ResNet50-FPN (per-channel mean) through `liteship run`: every variant has the
+    normalization in its graph (metadata mean 0, std 1; the float variants folded after
+    conversion, int8 before it, its uint8 input the raw pixel), fp32 still reproduces the
+    desktop reference's heads (parity), and all four variants load and detect in MediaPipe,
     CompiledModel and the Task Library like the desktop run."""
     from liteship.cli import main
     from liteship.pipeline import DEMO_DIR
@@ -247,10 +248,11 @@ def test_resnet_fpn_float_variants_are_folded_and_load_everywhere(tmp_path: Path
     assert code in (0, 31) and {e["kind"] for e in report["errors"]} <= {"parity"}, report["errors"]
     assert any("folded into the graph" in line for line in report["inputs"]["consumer_forecast"])
     for v in report["variants"]:
-        folded = v["name"] != "int8"
-        assert v["input_normalization"]["folded_into_graph"] is folded
-        # stored as float32 in the metadata: 116.779 reads back as 116.778999
-        assert v["metadata"]["norm_mean"] == pytest.approx([0.0] if folded else [123.68, 116.779, 103.939], abs=1e-4)
+        assert v["input_normalization"]["folded_into_graph"] is True
+        assert v["input_normalization"]["mean"] == pytest.approx([123.68, 116.779, 103.939])  # the model's own
+        assert v["metadata"]["norm_mean"] == [0.0] and v["metadata"]["norm_std"] == [1.0]
+        if v["name"] == "int8":
+            assert v["input"]["quantization"]["scales"] == [1.0] and v["input"]["quantization"]["zero_points"] == [0]
         by_id = {c["id"]: c for c in v["checks"]}
         for contract in ("bundled-app", "task-library", "mediapipe", "litert-compiled"):
             assert v["lint"][contract]["verdict"] == "pass", (v["name"], contract, v["lint"][contract])
