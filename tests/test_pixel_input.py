@@ -20,13 +20,12 @@ from liteship.converter import convert, pixel_input
 from liteship.converter.export import inspect_frozen_graph
 from liteship.tflite_inspect import inspect_model
 from liteship.types import FrozenGraphOptions, Normalization, Variant
-from tests.fixtures.tf1_graph import TF1_DEFAULTS, build_tflite_graph_pb
+from tests.fixtures.tf1_graph import TF1_DEFAULTS, build_tflite_graph_pb, raw_outputs
 
 pytestmark = pytest.mark.tf
 
 H = W = 96
 IMAGENET = Normalization(mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375))
-RAW = list(TF1_DEFAULTS["raw_outputs"])
 
 
 @pytest.fixture(scope="module")
@@ -52,19 +51,8 @@ def _normalized(pixels: np.ndarray) -> np.ndarray:
 
 
 def _raw(graph_def_bytes: bytes, image: np.ndarray) -> list[np.ndarray]:
-    """The graph's raw heads (the postprocess op left out) computed by TensorFlow."""
-    import tensorflow as tf
-
-    graph_def = tf.compat.v1.GraphDef()
-    graph_def.ParseFromString(graph_def_bytes)
-    kept = [n for n in graph_def.node if n.op != TF1_DEFAULTS["custom_op"]]
-    del graph_def.node[:]
-    graph_def.node.extend(kept)
-    graph = tf.compat.v1.Graph()
-    with graph.as_default():
-        tf.compat.v1.import_graph_def(graph_def, name="")
-        with tf.compat.v1.Session(graph=graph) as sess:
-            return sess.run([f"{n}:0" for n in RAW[:2]], {f"{TF1_DEFAULTS['input_name']}:0": image})
+    """The graph's raw heads (box encodings, class predictions) computed by TensorFlow."""
+    return raw_outputs(graph_def_bytes, image)[:2]
 
 
 def _exported(tf1_pb: Path) -> Any:

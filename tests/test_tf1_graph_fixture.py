@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.fixtures.tf1_graph import TF1_DEFAULTS, build_tflite_graph_pb
+from tests.fixtures.tf1_graph import TF1_DEFAULTS, build_tflite_graph_pb, raw_outputs
 
 pytestmark = pytest.mark.tf
 
@@ -114,17 +114,7 @@ def _run(model: bytes, image: np.ndarray) -> list[np.ndarray]:
 def _raw_outputs(pb: Path, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """box_encodings [1,N,4], class_predictions [1,N,C+1] (after sigmoid), anchors [N,4],
     computed by TensorFlow from the frozen graph minus the custom op."""
-    import tensorflow as tf
-
-    graph_def = _graph_def(pb)
-    kept = [n for n in graph_def.node if n.op != POST]
-    del graph_def.node[:]
-    graph_def.node.extend(kept)
-    graph = tf.compat.v1.Graph()
-    with graph.as_default():
-        tf.compat.v1.import_graph_def(graph_def, name="")
-        with tf.compat.v1.Session(graph=graph) as sess:
-            return tuple(sess.run([f"{n}:0" for n in TF1_DEFAULTS["raw_outputs"]], {f"{INPUT}:0": image}))
+    return tuple(raw_outputs(pb.read_bytes(), image))  # type: ignore[return-value]
 
 
 def _check_detections(boxes: np.ndarray, classes: np.ndarray, scores: np.ndarray, count: np.ndarray) -> None:
