@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from liteship.converter import convert, pixel_input
+from liteship.converter import convert, normfold, pixel_input
 from liteship.converter.export import inspect_frozen_graph
 from liteship.tflite_inspect import inspect_model
 from liteship.types import FrozenGraphOptions, Normalization, Variant
@@ -129,7 +129,7 @@ def test_int8_reads_raw_pixels_as_the_per_channel_normalization_says(tf1_pb: Pat
 
     # the converter's own int8 of the original graph, calibrated on the same normalized images:
     # its uint8 input is the normalized image quantized per tensor
-    unfolded = dataclasses.replace(exported, normalization=pixel_input.PIXELS)
+    unfolded = dataclasses.replace(exported, normalization=normfold.FOLDED_NORMALIZATION)
     assert not pixel_input.needed(unfolded)
     plain = convert.convert_variant(unfolded, Variant.INT8, representative).model
     assert inspect_model(plain).inputs[0].quantization.per_tensor != (1.0, 0)

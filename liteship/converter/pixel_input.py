@@ -38,11 +38,9 @@ from typing import Any
 
 import numpy as np
 
+from liteship.converter.normfold import FOLDED_NORMALIZATION, is_per_channel
 from liteship.errors import ConversionProblem
 from liteship.types import Normalization
-
-#: the normalization of a pixel-input graph's input: none
-PIXELS = Normalization(mean=(0.0,), std=(1.0,))
 
 #: names of what is added to the graph (the converter keeps none of them as tensor names
 #: an app sees: the input keeps its own name)
@@ -53,8 +51,6 @@ def needed(export: Any) -> bool:
     """Does the int8 variant of ``export`` need its normalization in the graph? Yes for a
     per-channel one; a QAT graph (input d) keeps the normalization its fake-quant ranges
     were trained with (per-tensor: :func:`convert._quantization_aware_int8` refuses others)."""
-    from liteship.converter.normfold import is_per_channel
-
     return not export.quantization_aware and is_per_channel(export.normalization)
 
 
@@ -80,8 +76,8 @@ def pixel_export(export: Any, workdir: Path) -> Any:
     else:
         source = workdir / "saved_model"
         pixel_saved_model(export.source, export.normalization, source)
-    # the graph normalizes now: it takes what an identity normalization gives
-    return replace(export, source=source, normalization=PIXELS)
+    # the graph normalizes now, as a folded float model's does: its input is the pixel
+    return replace(export, source=source, normalization=FOLDED_NORMALIZATION)
 
 
 def pixel_samples(representative: Any, norm: Normalization) -> Any:
