@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from liteship import atomic, odapi
+from liteship.converter.saving import save_options
 from liteship.errors import ExportProblem, ModelInputProblem, UsageProblem
 from liteship.types import DEFAULT_FROZEN_INPUT_SIZE, POSTPROCESS_OP, FrozenGraphOptions, Normalization
 
@@ -264,7 +265,8 @@ def write_reference(
     try:
         module, anchors = build_module(graph_def, input_name, input_shape, normalization, image_resizer)
         tf.saved_model.save(
-            module, str(staging), signatures={"preprocess": module.preprocess, "heads": module.heads, "detect": module.detect}
+            module, str(staging), signatures={"preprocess": module.preprocess, "heads": module.heads, "detect": module.detect},
+            options=save_options(),
         )
         np.save(staging / "anchors.npy", anchors)
         atomic.replace_dir(staging, destination)

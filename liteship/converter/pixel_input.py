@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from liteship.converter.normfold import FOLDED_NORMALIZATION, is_per_channel
+from liteship.converter.saving import save_options
 from liteship.errors import ConversionProblem
 from liteship.types import Normalization
 
@@ -118,7 +119,7 @@ def pixel_saved_model(saved_model: Path, norm: Normalization, out: Path) -> None
             return serving(**{key: normalized})
 
     module = PixelInput()
-    tf.saved_model.save(module, str(out), signatures=module.serve.get_concrete_function())
+    tf.saved_model.save(module, str(out), signatures=module.serve.get_concrete_function(), options=save_options())
 
 
 def pixel_graph_def(data: bytes, input_name: str, norm: Normalization) -> bytes:
