@@ -26,8 +26,8 @@ import numpy as np
 
 from liteship import atomic, odapi
 from liteship.converter import extractor_norm, graph_reference, preflight
-from liteship.converter.saving import save_options
 from liteship.converter.letterbox import ResizeSpec
+from liteship.converter.saving import save_options
 from liteship.errors import ExportProblem, ModelInputProblem
 from liteship.types import DEFAULT_NORMALIZATION, POSTPROCESS_OP, ExportOptions, FrozenGraphOptions, InputKind, Normalization
 
