@@ -16,6 +16,7 @@ import pytest
 
 import liteship  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from liteship.demo import synth
+from tests.fixtures.shared import build_once
 
 
 #: the only skips a CI run (``CI=true``) may have, each with why; any other skip fails there
@@ -24,6 +25,13 @@ ALLOWED_CI_SKIPS: dict[str, str] = {
     "no authorized real device": "the device tier needs a phone listed by `adb devices`; CI has none",
     "root can write to read-only folders": "CI runs as root, so a permission refusal cannot be observed",
 }
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker per core this process may use (os.cpu_count() counts the host's
+    cores in a container), at most 4: each worker holds its own TensorFlow (2-4 GB) and builds the
+    module fixtures of the test files it runs."""
+    return max(1, min(4, len(os.sched_getaffinity(0))))
 
 
 def _ci() -> bool:
@@ -47,10 +55,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.fixture(scope="session")
 def calib_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """12 seeded synthetic photos of mixed sizes (jpg and png)."""
-    root = tmp_path_factory.mktemp("calib")
-    for i, sample in enumerate(itertools.islice(synth.generate(7, 12, "cal"), 12)):
-        sample.image.save(root / f"{sample.name}.{'jpg' if i % 2 else 'png'}")
-    return root
+    def build(root: Path) -> Path:
+        for i, sample in enumerate(itertools.islice(synth.generate(7, 12, "cal"), 12)):
+            sample.image.save(root / f"{sample.name}.{'jpg' if i % 2 else 'png'}")
+        return root
+
+    return build_once(tmp_path_factory, "calib", build)
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +68,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
     """(pipeline.config, checkpoint dir, label_map.pbtxt) of a 96x96 SSD MobileNetV2 0.25."""
     from tests.fixtures.odapi_models import write_ssd_checkpoint
 
-    return write_ssd_checkpoint(tmp_path_factory.mktemp("tiny_ssd"), size=96, num_classes=3, seed=0)
+    return build_once(tmp_path_factory, "tiny_ssd", lambda root: write_ssd_checkpoint(root, size=96, num_classes=3, seed=0))
 
 
 @pytest.fixture(scope="session")
@@ -67,9 +77,11 @@ def tf1_training_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model.ckpt-5576.*, checkpoint, label_map.pbtxt): 96x96, depth 0.25, 3 classes, seeded."""
     from tests.fixtures.tf1_graph import write_tf1_training_folder
 
-    root = tmp_path_factory.mktemp("tf1_train") / "training"
-    write_tf1_training_folder(root, "ssd_mobilenet_v1", size=96, num_classes=3, seed=0)
-    return root
+    def build(root: Path) -> Path:
+        write_tf1_training_folder(root / "training", "ssd_mobilenet_v1", size=96, num_classes=3, seed=0)
+        return root / "training"
+
+    return build_once(tmp_path_factory, "tf1_train", build)
 
 
 def run_cli(args: list[str]) -> int:
@@ -83,13 +95,17 @@ def run_a(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: tuple[Path,
     """Input (a): `liteship metadata` (the flow without parity: a random model's int8 is not
     expected to match its reference) on the tiny checkpoint, default options (port order)."""
     config, ckpt, label_map = tiny_checkpoint
-    out = tmp_path_factory.mktemp("run_a") / "out"
-    code = run_cli([
-        "metadata", "--pipeline-config", str(config), "--checkpoint-dir", str(ckpt), "--label-map", str(label_map),
-        "--images", str(calib_images), "--calibration-images", "8", "--max-detections", "7", "--out", str(out), "--quiet",
-    ])
-    assert code == 0, f"liteship run (a) exited {code}"
-    return out
+
+    def build(root: Path) -> Path:
+        code = run_cli([
+            "metadata", "--pipeline-config", str(config), "--checkpoint-dir", str(ckpt), "--label-map", str(label_map),
+            "--images", str(calib_images), "--calibration-images", "8", "--max-detections", "7",
+            "--out", str(root / "out"), "--quiet",
+        ])
+        assert code == 0, f"liteship run (a) exited {code}"
+        return root / "out"
+
+    return build_once(tmp_path_factory, "run_a", build)
 
 
 @pytest.fixture(scope="session")
@@ -97,14 +113,17 @@ def run_b(tmp_path_factory: pytest.TempPathFactory, run_a: Path, tiny_checkpoint
     """Input (b): the SavedModel that run (a) exported, `liteship convert` (no metadata),
     --output-order converter."""
     _, _, label_map = tiny_checkpoint
-    out = tmp_path_factory.mktemp("run_b") / "out"
-    code = run_cli([
-        "convert", "--saved-model", str(run_a / "export" / "saved_model"), "--label-map", str(label_map),
-        "--images", str(calib_images), "--calibration-images", "8", "--output-order", "converter",
-        "--out", str(out), "--quiet",
-    ])
-    assert code == 0, f"liteship run (b) exited {code}"
-    return out
+
+    def build(root: Path) -> Path:
+        code = run_cli([
+            "convert", "--saved-model", str(run_a / "export" / "saved_model"), "--label-map", str(label_map),
+            "--images", str(calib_images), "--calibration-images", "8", "--output-order", "converter",
+            "--out", str(root / "out"), "--quiet",
+        ])
+        assert code == 0, f"liteship run (b) exited {code}"
+        return root / "out"
+
+    return build_once(tmp_path_factory, "run_b", build)
 
 
 #: parity checks that are reported, not judged, by default (docs/parity.md: no per-element
