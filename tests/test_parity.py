@@ -274,6 +274,66 @@ def test_detections_with_nan_are_counted_and_left_out() -> None:
     assert r.nonfinite_variant == 1 and r.matched == 1
 
 
+# two neighbouring anchors: their decoded boxes overlap with IoU 0.6 (a match, but a poor one)
+_ANCHOR_BOXES = np.array([[0.0, 0.0, 0.4, 0.4], [0.0, 0.1, 0.4, 0.5]], np.float32)
+
+
+def _anchor_pair(var_score: float) -> parity.DetectionStats:
+    """The reference kept anchor 0 (0.60), the variant anchor 1; the variant's own box at anchor 0
+    is the reference's box shifted by 0.01 (IoU 0.95)."""
+    ref_decoded = _ANCHOR_BOXES
+    var_decoded = _ANCHOR_BOXES + np.array([[0.01, 0.0, 0.01, 0.0], [0.0, 0.0, 0.0, 0.0]], np.float32)
+    acc = parity._DetectionAccumulator()
+    acc.add(_dets([ref_decoded[0]], [0], [0.60]), _dets([var_decoded[1]], [0], [var_score]), 0.3, 0.05, None,
+            decoded=(ref_decoded, var_decoded))
+    return acc.result()
+
+
+def test_nms_keeping_a_neighbouring_anchor_of_a_near_tie_is_judged_at_the_same_anchor() -> None:
+    r = _anchor_pair(var_score=0.62)  # within the tie (0.05) of 0.60
+    assert (r.matched, r.anchor_ties) == (1, 1)
+    assert r.iou_as_matched["mean"] == pytest.approx(0.6, abs=1e-6)  # the two anchors' boxes
+    assert r.iou["mean"] == pytest.approx(0.156 / 0.164, abs=1e-6)  # the variant's box at anchor 0
+
+
+def test_a_neighbouring_anchor_at_a_clearly_different_score_keeps_its_iou() -> None:
+    r = _anchor_pair(var_score=0.80)  # 0.2 apart: the variant's scores changed, not a tie
+    assert r.anchor_ties == 0 and r.iou["mean"] == pytest.approx(0.6, abs=1e-6)
+
+
+def test_a_box_no_anchor_decodes_to_keeps_its_iou() -> None:
+    acc = parity._DetectionAccumulator()
+    ref, var = _dets([[0.0, 0.0, 0.4, 0.4]], [0], [0.6]), _dets([[0.0, 0.1, 0.4, 0.5]], [0], [0.61])
+    acc.add(ref, var, 0.3, 0.05, None, decoded=(_ANCHOR_BOXES + 0.2, _ANCHOR_BOXES + 0.2))  # clipped, other coder...
+    r = acc.result()
+    assert r.anchor_ties == 0 and r.iou["mean"] == pytest.approx(0.6, abs=1e-6)
+
+
+@pytest.mark.tf
+def test_the_ops_own_anchors_and_scales_decode_to_every_detection_it_returns(run_a: Path, calib_images: Path) -> None:
+    """BoxDecoder (the op's anchors input + its scales) reproduces the op's boxes, both sides'
+    anchors are found, and fp32 has no anchor ties (the same anchors win)."""
+    from liteship.converter.calibration import find_images, load_rgb
+    from liteship.validation.reference import Reference
+
+    ref = Reference(run_a / "export" / "reference")
+    found = 0
+    for name in ("fp32", "int8"):
+        var = parity.VariantModel((run_a / "models" / f"{name}.tflite").read_bytes())
+        assert var.decoder is not None, name
+        for path in find_images(calib_images)[0][:4]:
+            r = ref.run_full(load_rgb(path))
+            heads, dets = var.run(r.preprocessed)
+            for side_heads, side_dets in ((r.heads, r.detections), (heads, dets)):
+                decoded = var.decoder.boxes(side_heads["box_encodings"])
+                assert all(parity.anchor_of(box, decoded) is not None for box in side_dets["boxes"]), name
+                found += len(side_dets["boxes"])
+    assert found > 0
+    models = {"fp32": (run_a / "models" / "fp32.tflite").read_bytes()}
+    fp32 = parity.measure(run_a / "export" / "reference", models, (load_rgb(p) for p in find_images(calib_images)[0][:4]))
+    assert fp32["fp32"].matched > 0 and fp32["fp32"].anchor_ties == 0
+
+
 @pytest.mark.tf
 def test_fp32_reproduces_the_reference_heads_on_the_tiny_model(run_a: Path, calib_images: Path) -> None:
     from liteship.converter.calibration import find_images, load_rgb
