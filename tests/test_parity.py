@@ -382,3 +382,13 @@ def test_a_nan_head_fails_max_rel_without_a_per_element_limit() -> None:
     checks = {c.id: c for c in judge.parity_checks(r, TOLERANCES[Variant.INT8])}
     assert checks["parity.heads.box_encodings.max_rel"].verdict == "fail"
     assert checks["parity.heads.class_predictions.max_rel"].verdict == "n/a"
+
+
+def test_the_mean_iou_check_says_how_many_anchor_ties_it_took_at_the_reference_anchor() -> None:
+    import dataclasses
+
+    result = dataclasses.replace(_full_size_int8(), anchor_ties=21, iou_as_matched={"count": 141, "mean": 0.7789})
+    check = next(c for c in judge.parity_checks(result, TOLERANCES[Variant.INT8]) if c.id.endswith(".mean_iou"))
+    assert "21 anchor tie(s) taken at the reference's anchor; as matched 0.7789" in check.message
+    plain = next(c for c in judge.parity_checks(_full_size_int8(), TOLERANCES[Variant.INT8]) if c.id.endswith(".mean_iou"))
+    assert "anchor" not in plain.message  # no anchor ties (a result cached before them): nothing said

@@ -250,6 +250,15 @@ def _head_checks(prefix: str, h: Any, max_rel: float | None, min_psnr: float, ma
     return checks
 
 
+def _anchor_ties(d: Any) -> str:
+    """The mean IoU check's note: pairs from neighbouring anchors of a near-tie (docs/parity.md)."""
+    as_matched = (d.iou_as_matched or {}).get("mean")
+    if not d.anchor_ties or as_matched is None:
+        return ""
+    return (f"{d.anchor_ties} anchor tie(s) taken at the reference's anchor; "
+            f"as matched {as_matched:.4f}")
+
+
 def _detection_checks(prefix: str, d: Any, t: Any, fix_suffix: str = "") -> list[Check]:
     def fix(text: str) -> str:
         return f"{text}{fix_suffix}"
@@ -263,7 +272,7 @@ def _detection_checks(prefix: str, d: Any, t: Any, fix_suffix: str = "") -> list
         _measured(f"{prefix}.class_agreement", d.class_agreement, t.min_class_agreement, at_most=False,
                   fix=fix("matched boxes disagree on the class")),
         _measured(f"{prefix}.mean_iou", d.iou["mean"], t.min_mean_iou, at_most=False,
-                  fix=fix("boxes moved: check box decoding / scales")),
+                  fix=fix("boxes moved: check box decoding / scales"), label=_anchor_ties(d)),
         _measured(f"{prefix}.mean_score_delta", d.score_delta["mean"], t.max_mean_score_delta, at_most=True,
                   fix=fix("scores drifted")),
     ]
