@@ -458,9 +458,11 @@ class _DetectionAccumulator:
 
 
 #: a detection box is the decoded box of an anchor when they agree to this (normalized
-#: coordinates; measured: 1.2e-7 on a full-size int8 ResNet50-FPN, both sides). A box no
-#: anchor decodes to (another box coder, clipping) has no anchor: its pair keeps its IoU.
-ANCHOR_MATCH = 1e-4
+#: coordinates: 0.6 px at 640). Measured: 1.2e-7 on a full-size int8 ResNet50-FPN, both
+#: sides; an fp16 model's anchors are rounded to fp16 (up to 2.3e-5 on 0..1.65), so the
+#: reference's boxes decoded with them are off by up to about 5e-4. A box no anchor decodes
+#: to (another box coder, clipping) has no anchor: its pair keeps its IoU.
+ANCHOR_MATCH = 1e-3
 
 
 def anchor_of(box: np.ndarray, decoded: np.ndarray) -> int | None:
@@ -533,7 +535,8 @@ class BoxDecoder:
 
 
 def _op_decoder(it: Any, op: Any, details: dict[int, dict[str, Any]]) -> BoxDecoder | None:
-    """None when the op's anchors cannot be read or its scales are not all set."""
+    """None when the op's anchors cannot be read or its scales are not all set. Read after an
+    invoke, for the same reason as the heads (:func:`_postprocess_runs_last`)."""
     o = op.options
     scales = (o.y_scale, o.x_scale, o.h_scale, o.w_scale)
     if len(op.inputs) < 3 or any(v is None or not v for v in scales):
@@ -546,7 +549,7 @@ def _op_decoder(it: Any, op: Any, details: dict[int, dict[str, Any]]) -> BoxDeco
     scale, zero = d["quantization"]
     anchors = (anchors.astype(np.float32) - zero) * np.float32(scale) if np.issubdtype(anchors.dtype, np.integer) else anchors
     anchors = np.asarray(anchors, np.float32).reshape(-1, 4)
-    if int(np.prod(details[op.inputs[0]]["shape"])) != anchors.size:
+    if int(np.prod(details[op.inputs[0]]["shape"])) != anchors.size or not np.isfinite(anchors).all():
         return None
     return BoxDecoder(DetectorOptions(anchors=anchors_from_odapi(anchors), num_classes=0, y_scale=float(o.y_scale),
                                       x_scale=float(o.x_scale), h_scale=float(o.h_scale), w_scale=float(o.w_scale)))
@@ -596,7 +599,10 @@ class VariantModel:
             if integer and not scale:
                 raise ValueError(f"head {d['name']!r} is {np.dtype(d['dtype']).name} without quantization parameters")
             self.head_quantization[key] = (float(scale), int(zero)) if integer else None
-        self.decoder = _op_decoder(self.it, info.postprocess[0], details)
+        self._postprocess, self._details = info.postprocess[0], details
+        #: set by the first :meth:`run` (see there); None: the op's decoding could not be read
+        self.decoder: BoxDecoder | None = None
+        self._decoder_read = False
 
     def input_for(self, pre: np.ndarray) -> np.ndarray:
         """The reference's preprocessed image as this variant's input: first mapped back to
@@ -651,6 +657,11 @@ class VariantModel:
 
     def run(self, pre: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         dets = self.invoke(self.input_for(pre))
+        if not self._decoder_read:
+            # after an invoke, like the heads: in an fp16 model the anchors are a DEQUANTIZE
+            # op's output, garbage (NaN, 1e13) until it has run
+            self.decoder = _op_decoder(self.it, self._postprocess, self._details)
+            self._decoder_read = True
         return self.heads(), dets
 
 
