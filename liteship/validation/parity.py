@@ -704,7 +704,8 @@ def accumulate(
         stat.add(heads[key], ref_heads[key])
     decoded = None
     if decoder is not None:
-        decoded = (decoder.boxes(ref_heads["box_encodings"]), decoder.boxes(heads["box_encodings"]))
+        with np.errstate(all="ignore"):  # a broken variant's heads (inf, huge): its boxes match no anchor
+            decoded = (decoder.boxes(ref_heads["box_encodings"]), decoder.boxes(heads["box_encodings"]))
     acc["det"].add(ref_dets, dets, score_threshold, score_tie, max_detections, decoded=decoded)
 
 
