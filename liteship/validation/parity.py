@@ -526,7 +526,8 @@ def _postprocess_runs_last(info: Any) -> bool:
 @dataclass(frozen=True)
 class BoxDecoder:
     """The box decoding of a variant's ``TFLite_Detection_PostProcess``: its anchors (the op's
-    third input, a constant) and box-coder scales (its options), for either side's heads."""
+    third input: a constant, or in an fp16 model a DEQUANTIZE op's output) and box-coder scales
+    (its options), for either side's heads."""
 
     options: DetectorOptions
 
