@@ -285,7 +285,7 @@ def _anchor_pair(var_score: float) -> parity.DetectionStats:
     var_decoded = _ANCHOR_BOXES + np.array([[0.01, 0.0, 0.01, 0.0], [0.0, 0.0, 0.0, 0.0]], np.float32)
     acc = parity._DetectionAccumulator()
     acc.add(_dets([ref_decoded[0]], [0], [0.60]), _dets([var_decoded[1]], [0], [var_score]), 0.3, 0.05, None,
-            decoded=(ref_decoded, var_decoded))
+            decode=lambda: (ref_decoded, var_decoded))
     return acc.result()
 
 
@@ -304,7 +304,7 @@ def test_a_neighbouring_anchor_at_a_clearly_different_score_keeps_its_iou() -> N
 def test_a_box_no_anchor_decodes_to_keeps_its_iou() -> None:
     acc = parity._DetectionAccumulator()
     ref, var = _dets([[0.0, 0.0, 0.4, 0.4]], [0], [0.6]), _dets([[0.0, 0.1, 0.4, 0.5]], [0], [0.61])
-    acc.add(ref, var, 0.3, 0.05, None, decoded=(_ANCHOR_BOXES + 0.2, _ANCHOR_BOXES + 0.2))  # clipped, other coder...
+    acc.add(ref, var, 0.3, 0.05, None, decode=lambda: (_ANCHOR_BOXES + 0.2, _ANCHOR_BOXES + 0.2))  # clipped, other coder...
     r = acc.result()
     assert r.anchor_ties == 0 and r.iou["mean"] == pytest.approx(0.6, abs=1e-6)
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -405,11 +405,12 @@ class _DetectionAccumulator:
 
     def add(self, ref_all: dict[str, np.ndarray], var_all: dict[str, np.ndarray], threshold: float, tie: float,
             max_detections: int | None, cuts: tuple[float | None, float | None] | None = None,
-            decoded: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+            decode: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None) -> None:
         """``cuts``: each side's top-N cut when the lists given are not the op's (some dropped
-        after it ran), else computed from the lists with ``max_detections``. ``decoded``: every
+        after it ran), else computed from the lists with ``max_detections``. ``decode()``: every
         anchor's box decoded from (the reference's, the variant's) heads, in the lists'
-        coordinates; without it every pair's IoU is taken as matched."""
+        coordinates, called only when a pair is a near-tie; without it every pair's IoU is taken
+        as matched."""
         ref_all, bad_r = _finite(ref_all)
         var_all, bad_v = _finite(var_all)
         self.bad_ref += bad_r
@@ -426,10 +427,10 @@ class _DetectionAccumulator:
         self.ties_var += len(m.ties_variant)
         if m.pairs:
             self.same_class += sum(int(ref["classes"][i] == var["classes"][j]) for i, j, _ in m.pairs)
-            self.iou_as_matched.add(iou for _, _, iou in m.pairs)
             ious = [iou for _, _, iou in m.pairs]
-            if decoded is not None:
-                ious, ties = _anchor_aware_ious(m.pairs, ref, var, tie, *decoded)
+            self.iou_as_matched.add(ious)
+            if decode is not None:
+                ious, ties = _anchor_aware_ious(m.pairs, ref, var, tie, decode)
                 self.anchor_ties += ties
             self.iou.add(ious)
             self.dscore.add(abs(float(ref["scores"][i]) - float(var["scores"][j])) for i, j, _ in m.pairs)
@@ -473,7 +474,7 @@ def anchor_of(box: np.ndarray, decoded: np.ndarray) -> int | None:
 
 
 def _anchor_aware_ious(pairs: list[tuple[int, int, float]], ref: dict[str, np.ndarray], var: dict[str, np.ndarray],
-                       tie: float, ref_decoded: np.ndarray, var_decoded: np.ndarray) -> tuple[list[float], int]:
+                       tie: float, decode: Callable[[], tuple[np.ndarray, np.ndarray]]) -> tuple[list[float], int]:
     """Each pair's IoU, an anchor tie's taken at the reference's anchor; and the anchor ties.
 
     Why: with near-equal scores on neighbouring anchors, NMS may keep another anchor on each
@@ -481,8 +482,12 @@ def _anchor_aware_ious(pairs: list[tuple[int, int, float]], ref: dict[str, np.nd
     variant's error: on a random full-size ResNet50-FPN's int8, 22 of 141 pairs were such,
     mean IoU 0.58 as matched but 0.81 at the same anchor, like the other 119 (0.82)."""
     ious, ties = [], 0
+    decoded: tuple[np.ndarray, np.ndarray] | None = None  # every anchor's box: decoded once, if needed
     for i, j, iou in pairs:
         if abs(float(ref["scores"][i]) - float(var["scores"][j])) <= tie:
+            if decoded is None:
+                decoded = decode()
+            ref_decoded, var_decoded = decoded
             a_ref, a_var = anchor_of(ref["boxes"][i], ref_decoded), anchor_of(var["boxes"][j], var_decoded)
             if a_ref is not None and a_var is not None and a_ref != a_var:
                 ties += 1
@@ -703,11 +708,13 @@ def accumulate(
     (``decoder``: the variant's op's anchors and scales, for the anchor-aware IoU)."""
     for key, stat in acc["heads"].items():
         stat.add(heads[key], ref_heads[key])
-    decoded = None
-    if decoder is not None:
+    def decode() -> tuple[np.ndarray, np.ndarray]:
+        assert decoder is not None
         with np.errstate(all="ignore"):  # a broken variant's heads (inf, huge): its boxes match no anchor
-            decoded = (decoder.boxes(ref_heads["box_encodings"]), decoder.boxes(heads["box_encodings"]))
-    acc["det"].add(ref_dets, dets, score_threshold, score_tie, max_detections, decoded=decoded)
+            return decoder.boxes(ref_heads["box_encodings"]), decoder.boxes(heads["box_encodings"])
+
+    acc["det"].add(ref_dets, dets, score_threshold, score_tie, max_detections,
+                   decode=decode if decoder is not None else None)
 
 
 def _clip_and_drop(d: dict[str, np.ndarray], h: int, w: int) -> dict[str, np.ndarray]:
